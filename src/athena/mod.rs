@@ -1,0 +1,3 @@
+//! The Athena side of strata: the statements a model becomes on Athena.
+
+pub mod sql;

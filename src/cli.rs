@@ -1,0 +1,352 @@
+//! The command line: parse, resolve settings and project, then act. Only this module
+//! knows the terminal, the process environment and exit codes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::clock::{Clock, SystemClock, parse_instant};
+use crate::config::{EngineKind, Settings, Storage};
+use crate::engine::Engine;
+use crate::local::LocalEngine;
+use crate::project::{Layer, ModelId, Project, select};
+use crate::runner::{self, ModelRun, Outcome, RunOptions};
+
+/// Exit codes scripts can rely on.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_MODEL_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about = "Orchestrates an Athena + Glue lakehouse: render, run, audit, publish")]
+pub struct Cli {
+    /// The project directory (holds strata.toml and sql/).
+    #[arg(long, global = true, default_value = ".", env = "STRATA_PROJECT_DIR")]
+    pub project_dir: PathBuf,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EngineArg {
+    Local,
+    Athena,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write sample events, run every model on the local engine, print a table per model.
+    Demo {
+        /// Logical time of the demo (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Days of events to generate.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// Booking sessions per city and hour.
+        #[arg(long, default_value_t = 6)]
+        sessions_per_hour: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Run the selected models once, for the window that ends at --at.
+    Run {
+        /// dbt-style selectors: `silver.*`, `+gold.mart_city_daily`, `ops.payout_backlog+`.
+        selectors: Vec<String>,
+        /// Logical time of the run (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Recompute incremental models' partitions from this time on (a one-window backfill).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Print the exact statements a model would run.
+    Render {
+        model: String,
+        #[arg(long, value_enum)]
+        engine: Option<EngineArg>,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Show the DAG: each model's dependencies, schedule and materialization.
+    Plan { selectors: Vec<String> },
+    /// Run ad-hoc SQL on the local lake.
+    Query {
+        sql: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self { code: EXIT_USAGE, error: e.into() }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    init_logging(cli.verbose, cli.log_format);
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    match runtime.block_on(execute(cli, env, &SystemClock)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "strata=warn",
+        1 => "strata=info",
+        _ => "strata=debug,datafusion=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| level.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+fn at_or_now(at: Option<&str>, clock: &dyn Clock, flag: &str) -> Result<DateTime<Utc>, Failure> {
+    match at {
+        None => Ok(clock.now()),
+        Some(s) => parse_instant(s)
+            .ok_or_else(|| anyhow::anyhow!("{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339").into()),
+    }
+}
+
+fn load(project_dir: &std::path::Path, env: &HashMap<String, String>) -> Result<Project, Failure> {
+    let settings = Settings::load(project_dir, env)?;
+    Ok(Project::load(settings)?)
+}
+
+fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
+    let Storage::Local(root) = &project.settings.storage else {
+        return Err(anyhow::anyhow!(
+            "the local engine needs a local storage directory; storage is {}",
+            project.settings.storage.uri("")
+        )
+        .into());
+    };
+    let databases = Layer::ALL.iter().map(|l| project.settings.database(*l).to_string()).collect();
+    Ok(LocalEngine::open(root.clone(), &project.settings.catalog_path(), databases)?)
+}
+
+/// Runs one parsed command. `env` is the process environment, `clock` the time source.
+async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> Result<u8, Failure> {
+    let dir = &cli.project_dir;
+    match cli.command {
+        Command::Demo { at, days, sessions_per_hour, seed } => {
+            let at = at_or_now(at.as_deref(), clock, "--at")?;
+            let mut env = env;
+            env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
+            let project = load(dir, &env)?;
+            let engine = local_engine(&project)?;
+            let spec = crate::demo::DemoSpec { at, days, sessions_per_hour, seed, env: project.settings.env.clone() };
+            let summary = crate::demo::generate(engine.root(), &spec).context("writing sample events")?;
+            println!(
+                "wrote {} events ({} duplicates, {} late, {} malformed lines) in {} files, {} gzipped, under {}",
+                summary.events,
+                summary.duplicates,
+                summary.late,
+                summary.malformed,
+                summary.files,
+                human_bytes(summary.bytes),
+                engine.root().join("bronze/events").display()
+            );
+            let opts = RunOptions { at, from: Some(at - Duration::days(days as i64 + 1)) };
+            let runs = runner::run(&project, &engine, clock, &project.dag.order, &opts).await;
+            print_runs(&runs);
+            println!("try: strata query \"SELECT * FROM {}.payout_backlog ORDER BY backlog DESC\"", project.settings.database(Layer::Ops));
+            Ok(exit_for(&runs))
+        }
+        Command::Run { selectors, at, from } => {
+            let at = at_or_now(at.as_deref(), clock, "--at")?;
+            let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
+            let project = load(dir, &env)?;
+            let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+            if project.settings.engine != EngineKind::Local {
+                return Err(anyhow::anyhow!("engine '{}' is not available in this build; use --engine local", project.settings.engine.as_str()).into());
+            }
+            let engine = local_engine(&project)?;
+            let runs = runner::run(&project, &engine, clock, &selected, &RunOptions { at, from }).await;
+            print_runs(&runs);
+            Ok(exit_for(&runs))
+        }
+        Command::Render { model, engine, at, from } => {
+            let at = at_or_now(at.as_deref(), clock, "--at")?;
+            let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
+            let mut env = env;
+            if let Some(e) = engine {
+                env.insert("STRATA_ENGINE".into(), match e { EngineArg::Local => "local", EngineArg::Athena => "athena" }.into());
+            }
+            let project = load(dir, &env)?;
+            let id = resolve_model(&project, &model)?;
+            let text = runner::render_statements(&project, &id, &RunOptions { at, from }, clock.now()).map_err(anyhow::Error::msg)?;
+            print!("{text}");
+            Ok(EXIT_OK)
+        }
+        Command::Plan { selectors } => {
+            let project = load(dir, &env)?;
+            let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+            print_plan(&project, &selected);
+            Ok(EXIT_OK)
+        }
+        Command::Query { sql, format } => {
+            let mut env = env;
+            env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
+            let settings = Settings::load(dir, &env)?;
+            let project = Project::load(settings)?;
+            let engine = local_engine(&project)?;
+            let result = engine.query(&sql).await.map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+            print_batches(&result, format)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn resolve_model(project: &Project, name: &str) -> Result<ModelId, Failure> {
+    let selected = select(project, &[name.to_string()]).map_err(anyhow::Error::msg)?;
+    match selected.as_slice() {
+        [one] => Ok(one.clone()),
+        many => Err(anyhow::anyhow!(
+            "'{name}' names {} models; render takes one: {}",
+            many.len(),
+            many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )
+        .into()),
+    }
+}
+
+fn exit_for(runs: &[ModelRun]) -> u8 {
+    if runs.iter().any(|r| r.outcome.is_failure()) { EXIT_MODEL_FAILED } else { EXIT_OK }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn print_runs(runs: &[ModelRun]) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["model", "window", "status", "rows", "bytes read", "bytes written", "bad lines", "time"]);
+    for r in runs {
+        t.add_row([
+            r.model.to_string(),
+            format!("{} .. {}", r.window.start.format("%m-%d %H:%M"), r.window.end.format("%m-%d %H:%M")),
+            r.outcome.label().to_string(),
+            r.stats.rows.to_string(),
+            human_bytes(r.stats.bytes_read),
+            human_bytes(r.stats.bytes_written),
+            r.stats.malformed.to_string(),
+            format!("{:.2}s", r.elapsed.as_secs_f64()),
+        ]);
+    }
+    println!("{t}");
+    for r in runs {
+        match &r.outcome {
+            Outcome::Failed(e) => eprintln!("error: {}: {e}", r.model),
+            Outcome::Skipped(why) => eprintln!("skipped {}: {why}", r.model),
+            _ => {}
+        }
+    }
+}
+
+fn print_plan(project: &Project, selected: &[ModelId]) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["model", "materialized", "schedule", "window", "partitioned by", "depends on"]);
+    for id in selected {
+        let m = &project.models[id];
+        let c = &m.config;
+        t.add_row([
+            id.to_string(),
+            c.materialized.as_str().to_string(),
+            c.schedule.as_ref().map_or("-".into(), ToString::to_string),
+            format!("{} (+{} back)", c.grain.as_str(), c.lookback),
+            c.partitioned_by.join(", "),
+            m.deps.iter().map(|d| d.target.to_string()).collect::<Vec<_>>().join(", "),
+        ]);
+    }
+    println!("{t}");
+}
+
+fn print_batches(result: &crate::engine::QueryResult, format: OutputFormat) -> Result<(), Failure> {
+    use datafusion::arrow::csv::WriterBuilder;
+    use datafusion::arrow::json::ArrayWriter;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => {
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&result.batches)?;
+            use std::io::Write;
+            writeln!(stdout, "{text}")?;
+            writeln!(stdout, "{} rows, {} read", result.stats.rows, human_bytes(result.stats.bytes_read))?;
+        }
+        OutputFormat::Csv => {
+            let mut w = WriterBuilder::new().with_header(true).build(&mut stdout);
+            for b in &result.batches {
+                w.write(b)?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut w = ArrayWriter::new(&mut stdout);
+            for b in &result.batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            use std::io::Write;
+            writeln!(stdout)?;
+        }
+    }
+    Ok(())
+}

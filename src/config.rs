@@ -1,0 +1,324 @@
+//! `strata.toml` and the environment variables that override it: the one place a run's
+//! settings come from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::project::Layer;
+
+/// Which engine runs the SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Local,
+    Athena,
+}
+
+impl EngineKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "athena" => Some(Self::Athena),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Athena => "athena",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: unknown profile '{name}' (profiles: {known})")]
+    UnknownProfile { origin: String, name: String, known: String },
+    #[error("{origin}: {field} = '{value}' is not valid: {expected}")]
+    Invalid { origin: String, field: &'static str, value: String, expected: &'static str },
+}
+
+/// The file as written. Every field optional so a profile can override a subset.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    engine: Option<String>,
+    env: Option<String>,
+    storage: Option<String>,
+    state_dir: Option<String>,
+    #[serde(default)]
+    databases: BTreeMap<String, String>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    athena: Option<AthenaSettings>,
+    max_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: String,
+    #[serde(default)]
+    profile: Option<String>,
+    engine: Option<String>,
+    env: Option<String>,
+    storage: Option<String>,
+    state_dir: Option<String>,
+    #[serde(default)]
+    databases: BTreeMap<String, String>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    athena: Option<AthenaSettings>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    profiles: BTreeMap<String, RawSettings>,
+}
+
+impl RawFile {
+    fn base(&self) -> RawSettings {
+        RawSettings {
+            engine: self.engine.clone(),
+            env: self.env.clone(),
+            storage: self.storage.clone(),
+            state_dir: self.state_dir.clone(),
+            databases: self.databases.clone(),
+            vars: self.vars.clone(),
+            athena: self.athena.clone(),
+            max_concurrency: self.max_concurrency,
+        }
+    }
+}
+
+/// Athena-specific settings (used by the Athena engine).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AthenaSettings {
+    /// The lake's S3 root when the engine is athena (`s3://bucket[/prefix]`).
+    pub storage: Option<String>,
+    pub workgroup: Option<String>,
+    pub output_location: Option<String>,
+    pub region: Option<String>,
+    pub catalog: Option<String>,
+}
+
+/// Where tables live: a local directory or an S3 prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Storage {
+    /// The URI of `relative` under the storage root, as it appears in SQL.
+    pub fn uri(&self, relative: &str) -> String {
+        let relative = relative.trim_start_matches('/');
+        match self {
+            Self::Local(root) => format!("file://{}/{relative}", root.display()),
+            Self::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{relative}"),
+            Self::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{relative}"),
+        }
+    }
+}
+
+/// Resolved settings of one invocation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub project_name: String,
+    pub project_dir: PathBuf,
+    pub profile: Option<String>,
+    pub engine: EngineKind,
+    pub env: String,
+    pub storage: Storage,
+    pub state_dir: PathBuf,
+    databases: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, serde_json::Value>,
+    pub athena: AthenaSettings,
+    pub max_concurrency: usize,
+}
+
+impl Settings {
+    /// The database (Glue database / local schema) that holds a layer's tables.
+    pub fn database(&self, layer: Layer) -> &str {
+        self.databases.get(layer.as_str()).map(String::as_str).unwrap_or(layer.as_str())
+    }
+
+    /// The SQLite file of the local catalog.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.state_dir.join("catalog.sqlite")
+    }
+
+    /// Loads `<project_dir>/strata.toml` and applies `env` (the process environment, passed
+    /// in so tests control it): `STRATA_PROFILE`, `STRATA_ENGINE`, `STRATA_ENV`,
+    /// `STRATA_STORAGE`, `STRATA_STATE_DIR`.
+    pub fn load(project_dir: &Path, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let path = project_dir.join("strata.toml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        Self::from_toml(project_dir, &path, &text, env)
+    }
+
+    pub fn from_toml(
+        project_dir: &Path,
+        path: &Path,
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let file: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        let origin = path.display().to_string();
+        let profile_origin = |var: &str| {
+            if env.contains_key(var) { format!("environment variable {var}") } else { origin.clone() }
+        };
+        let profile = env.get("STRATA_PROFILE").cloned().or(file.profile.clone());
+        let mut s = file.base();
+        if let Some(name) = &profile {
+            let Some(p) = file.profiles.get(name) else {
+                return Err(ConfigError::UnknownProfile {
+                    origin: profile_origin("STRATA_PROFILE"),
+                    name: name.clone(),
+                    known: file.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            };
+            merge(&mut s, p.clone());
+        }
+        let pick = |var: &str, from_file: Option<String>| -> (Option<String>, String) {
+            match env.get(var) {
+                Some(v) => (Some(v.clone()), format!("environment variable {var}")),
+                None => (from_file, origin.clone()),
+            }
+        };
+
+        let (engine, engine_origin) = pick("STRATA_ENGINE", s.engine.clone());
+        let engine = match engine {
+            None => EngineKind::Local,
+            Some(v) => EngineKind::parse(&v).ok_or(ConfigError::Invalid {
+                origin: engine_origin,
+                field: "engine",
+                value: v,
+                expected: "one of local, athena",
+            })?,
+        };
+        let (env_name, env_origin) = pick("STRATA_ENV", s.env.clone());
+        let env_name = env_name.unwrap_or_else(|| "dev".into());
+        if !["prod", "staging", "dev"].contains(&env_name.as_str()) {
+            return Err(ConfigError::Invalid {
+                origin: env_origin,
+                field: "env",
+                value: env_name,
+                expected: "one of prod, staging, dev",
+            });
+        }
+        let athena = s.athena.clone().unwrap_or_default();
+        let file_storage = match engine {
+            EngineKind::Local => s.storage.clone().or_else(|| Some("lake".into())),
+            EngineKind::Athena => athena.storage.clone(),
+        };
+        let (storage, storage_origin) = pick("STRATA_STORAGE", file_storage);
+        let Some(storage) = storage else {
+            return Err(ConfigError::Invalid {
+                origin: storage_origin,
+                field: "athena.storage",
+                value: String::new(),
+                expected: "the engine athena needs an S3 root: set [athena] storage = \"s3://bucket/prefix\" or STRATA_STORAGE",
+            });
+        };
+        let storage = parse_storage(project_dir, &storage).map_err(|value| ConfigError::Invalid {
+            origin: storage_origin.clone(),
+            field: "storage",
+            value,
+            expected: "a directory or s3://bucket[/prefix]",
+        })?;
+        if engine == EngineKind::Athena && !matches!(storage, Storage::S3 { .. }) {
+            return Err(ConfigError::Invalid {
+                origin: storage_origin,
+                field: "athena.storage",
+                value: storage.uri(""),
+                expected: "an s3://bucket[/prefix] root: Athena reads and writes S3",
+            });
+        }
+        let (state_dir, _) = pick("STRATA_STATE_DIR", s.state_dir.clone());
+        let state_dir = absolute(project_dir, state_dir.as_deref().unwrap_or(".strata"));
+        for layer in s.databases.keys() {
+            if Layer::parse(layer).is_none() {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    field: "databases",
+                    value: layer.clone(),
+                    expected: "a layer: bronze, silver, gold or ops",
+                });
+            }
+        }
+        let vars = s
+            .vars
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::to_value(v).expect("toml values are json values")))
+            .collect();
+        Ok(Self {
+            project_name: file.name,
+            project_dir: project_dir.to_path_buf(),
+            profile,
+            engine,
+            env: env_name,
+            storage,
+            state_dir,
+            databases: s.databases,
+            vars,
+            athena,
+            max_concurrency: s.max_concurrency.unwrap_or(4).max(1),
+        })
+    }
+}
+
+fn merge(base: &mut RawSettings, over: RawSettings) {
+    base.engine = over.engine.or(base.engine.take());
+    base.env = over.env.or(base.env.take());
+    base.storage = over.storage.or(base.storage.take());
+    base.state_dir = over.state_dir.or(base.state_dir.take());
+    base.databases.extend(over.databases);
+    base.vars.extend(over.vars);
+    base.athena = over.athena.or(base.athena.take());
+    base.max_concurrency = over.max_concurrency.or(base.max_concurrency);
+}
+
+fn absolute(project_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { project_dir.join(p) }
+}
+
+fn parse_storage(project_dir: &Path, s: &str) -> Result<Storage, String> {
+    if let Some(rest) = s.strip_prefix("s3://") {
+        let rest = rest.trim_end_matches('/');
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(s.to_string());
+        }
+        return Ok(Storage::S3 { bucket: bucket.into(), prefix: prefix.into() });
+    }
+    let path = s.strip_prefix("file://").unwrap_or(s);
+    if path.is_empty() || path.contains("://") {
+        return Err(s.to_string());
+    }
+    let abs = absolute(project_dir, path);
+    Ok(Storage::Local(std::path::absolute(&abs).unwrap_or(abs)))
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}

@@ -1,0 +1,102 @@
+//! The contract between the runner and a query engine: stage a model's result as a new
+//! version, audit it, publish it with one compare-and-swap, and answer ad-hoc queries.
+//!
+//! Guarantee of every implementation: `publish` is atomic. Readers see the version that
+//! was current before, or the new one; never a partial, empty or missing table. A crash
+//! between `stage` and `publish` leaves only an unreferenced version behind.
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::project::{Audit, ModelId};
+
+/// What a model run asks an engine to do.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub model: ModelId,
+    pub database: String,
+    pub table: String,
+    pub run_id: String,
+    /// Never reused: names the version's directory and catalog entry.
+    pub version: String,
+    pub kind: JobKind,
+    pub audits: Vec<Audit>,
+}
+
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// Create or replace an external table (Bronze) from its DDL.
+    External { ddl: String },
+    /// Write the SELECT's rows as a new version.
+    Select {
+        sql: String,
+        partition_by: Vec<String>,
+        compression: String,
+        /// For incremental models: the partitions (values in `partition_by` order) that the
+        /// run replaces. Partitions outside it are carried over from the current version.
+        replaces: Option<Vec<Vec<String>>>,
+    },
+}
+
+/// A staged version, not yet visible to readers.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub job: Job,
+    /// The version that was current when the run planned, for the compare-and-swap.
+    pub expected: Option<String>,
+    /// `false` when the result equals what is published (nothing to publish).
+    pub changed: bool,
+    pub stats: StepStats,
+}
+
+/// Cost and size of one step, summed per model run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepStats {
+    pub rows: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub malformed: u64,
+}
+
+impl std::ops::AddAssign for StepStats {
+    fn add_assign(&mut self, o: Self) {
+        self.rows += o.rows;
+        self.bytes_read += o.bytes_read;
+        self.bytes_written += o.bytes_written;
+        self.malformed += o.malformed;
+    }
+}
+
+/// An ad-hoc query's answer.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub stats: StepStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The SQL or the data is wrong: retrying will not help.
+    #[error("{0}")]
+    Query(String),
+    #[error("audit {audit} failed: {detail}")]
+    Audit { audit: String, detail: String },
+    #[error(transparent)]
+    Catalog(#[from] crate::local::catalog::CatalogError),
+    #[error("{0}")]
+    Io(String),
+}
+
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Stages the job's result as a new version. Nothing becomes visible.
+    async fn stage(&self, job: &Job) -> Result<Staged, EngineError>;
+    /// Runs the job's audits against the staged version; the first failure is returned.
+    async fn audit(&self, staged: &Staged) -> Result<(), EngineError>;
+    /// Makes the staged version current with one compare-and-swap on `staged.expected`.
+    async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError>;
+    /// Runs a query against published tables.
+    async fn query(&self, sql: &str) -> Result<QueryResult, EngineError>;
+}

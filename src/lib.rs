@@ -1,0 +1,15 @@
+//! strata: renders templated SQL for an Athena + Glue lakehouse, runs it on Athena or an
+//! embedded engine, audits the staged result and publishes it with one atomic change.
+
+pub mod athena;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod local;
+pub mod project;
+pub mod render;
+pub mod runner;
+pub mod schedule;
+pub mod window;

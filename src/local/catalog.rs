@@ -1,0 +1,285 @@
+//! The local catalog: a SQLite file that records each table's versions, which one is
+//! published, and run history. The local twin of Glue.
+//!
+//! Invariant: a publish is one SQLite transaction whose compare-and-swap on the current
+//! version either moves the table to the new version or changes nothing.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error(
+        "publish conflict on {table}: expected version {expected}, found {found}; another run published first"
+    )]
+    Conflict { table: String, expected: String, found: String },
+    #[error("catalog: version {version} of {table} is not recorded")]
+    UnknownVersion { table: String, version: String },
+    #[error("catalog: manifest of {table} version {version} is corrupt: {source}")]
+    Manifest { table: String, version: String, source: serde_json::Error },
+}
+
+/// One data file of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Relative to the storage root.
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+}
+
+/// One partition of a version: its values (in `partition_columns` order) and its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub values: Vec<String>,
+    pub files: Vec<DataFile>,
+}
+
+/// What a version holds. Partitions may point at files written by earlier versions
+/// (an incremental run replaces only its window's partitions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub partition_columns: Vec<String>,
+    pub partitions: Vec<Partition>,
+}
+
+impl Manifest {
+    pub fn rows(&self) -> u64 {
+        self.partitions.iter().flat_map(|p| &p.files).map(|f| f.rows).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.partitions.iter().flat_map(|p| &p.files).map(|f| f.size).sum()
+    }
+}
+
+/// A table version as recorded.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub version: String,
+    /// `external` for DDL-defined tables, `managed` for tables strata writes.
+    pub kind: String,
+    /// The DDL of an external table; empty for managed tables.
+    pub ddl: String,
+    /// An Arrow IPC stream holding the schema (data columns then partition columns).
+    pub schema: Vec<u8>,
+    pub manifest: Manifest,
+    pub run_id: String,
+    pub created_at: String,
+}
+
+/// A table's pointer: the version readers see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableHead {
+    pub current: String,
+    pub previous: Option<String>,
+    pub published_at: String,
+    pub published_by: String,
+}
+
+/// A SQLite-backed catalog. Safe to share across threads and processes.
+#[derive(Debug)]
+pub struct Catalog {
+    path: String,
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tables (
+    db TEXT NOT NULL, name TEXT NOT NULL,
+    current_version TEXT NOT NULL, previous_version TEXT,
+    published_at TEXT NOT NULL, published_by TEXT NOT NULL,
+    PRIMARY KEY (db, name));
+CREATE TABLE IF NOT EXISTS versions (
+    db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    kind TEXT NOT NULL, ddl TEXT NOT NULL, schema BLOB NOT NULL, manifest TEXT NOT NULL,
+    run_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    PRIMARY KEY (db, name, version));
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, window_start TEXT NOT NULL, window_end TEXT NOT NULL,
+    status TEXT NOT NULL, version TEXT, rows INTEGER, bytes_read INTEGER, bytes_written INTEGER,
+    millis INTEGER, error TEXT, finished_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, model));
+";
+
+/// One finished model run, for run history.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub model: String,
+    pub window_start: String,
+    pub window_end: String,
+    pub status: String,
+    pub version: Option<String>,
+    pub rows: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub millis: u64,
+    pub error: Option<String>,
+    pub finished_at: String,
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        let name = path.display().to_string();
+        let err = |source| CatalogError::Sqlite { path: name.clone(), source };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self { path: name, conn: Mutex::new(conn) })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// The published pointer of `db.name`, if the table exists.
+    pub fn head(&self, db: &str, name: &str) -> Result<Option<TableHead>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.query_row(
+            "SELECT current_version, previous_version, published_at, published_by FROM tables WHERE db = ?1 AND name = ?2",
+            params![db, name],
+            |r| Ok(TableHead { current: r.get(0)?, previous: r.get(1)?, published_at: r.get(2)?, published_by: r.get(3)? }),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// A recorded version (staged or published).
+    pub fn version(&self, db: &str, name: &str, version: &str) -> Result<Version, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let row = conn
+            .query_row(
+                "SELECT kind, ddl, schema, manifest, run_id, created_at FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
+                params![db, name, version],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let table = format!("{db}.{name}");
+        let Some((kind, ddl, schema, manifest, run_id, created_at)) = row else {
+            return Err(CatalogError::UnknownVersion { table, version: version.into() });
+        };
+        let manifest = serde_json::from_str(&manifest)
+            .map_err(|source| CatalogError::Manifest { table, version: version.into(), source })?;
+        Ok(Version { version: version.into(), kind, ddl, schema, manifest, run_id, created_at })
+    }
+
+    /// The published version of `db.name`, read in one statement so it is consistent.
+    pub fn current(&self, db: &str, name: &str) -> Result<Option<Version>, CatalogError> {
+        let Some(head) = self.head(db, name)? else { return Ok(None) };
+        self.version(db, name, &head.current).map(Some)
+    }
+
+    /// Records a staged version. It is invisible to readers until published.
+    pub fn stage(&self, db: &str, name: &str, v: &Version) -> Result<(), CatalogError> {
+        let manifest = serde_json::to_string(&v.manifest).expect("manifests serialize");
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "INSERT INTO versions (db, name, version, kind, ddl, schema, manifest, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![db, name, v.version, v.kind, v.ddl, v.schema, manifest, v.run_id, v.created_at],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Points `db.name` at `version` if its current version is still `expected`
+    /// (`None`: the table must not exist yet). One transaction: all or nothing.
+    pub fn publish(
+        &self,
+        db: &str,
+        name: &str,
+        expected: Option<&str>,
+        version: &str,
+        run_id: &str,
+        now: &str,
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn.lock().expect("catalog lock");
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let found: Option<String> = tx
+            .query_row("SELECT current_version FROM tables WHERE db = ?1 AND name = ?2", params![db, name], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if found.as_deref() != expected {
+            return Err(CatalogError::Conflict {
+                table: format!("{db}.{name}"),
+                expected: expected.unwrap_or("(none)").into(),
+                found: found.unwrap_or_else(|| "(none)".into()),
+            });
+        }
+        let exists: bool = tx
+            .query_row(
+                "SELECT 1 FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
+                params![db, name, version],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .unwrap_or(false);
+        if !exists {
+            return Err(CatalogError::UnknownVersion { table: format!("{db}.{name}"), version: version.into() });
+        }
+        tx.execute(
+            "INSERT INTO tables (db, name, current_version, previous_version, published_at, published_by)
+             VALUES (?1, ?2, ?3, NULL, ?4, ?5)
+             ON CONFLICT (db, name) DO UPDATE SET previous_version = current_version,
+                 current_version = excluded.current_version, published_at = excluded.published_at,
+                 published_by = excluded.published_by",
+            params![db, name, version, now, run_id],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every table with its head, ordered by database and name.
+    pub fn tables(&self) -> Result<Vec<(String, String, TableHead)>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let mut stmt = conn
+            .prepare("SELECT db, name, current_version, previous_version, published_at, published_by FROM tables ORDER BY db, name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    TableHead { current: r.get(2)?, previous: r.get(3)?, published_at: r.get(4)?, published_by: r.get(5)? },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn record_run(&self, r: &RunRecord) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "INSERT OR REPLACE INTO runs (run_id, model, window_start, window_end, status, version, rows, bytes_read, bytes_written, millis, error, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                r.run_id, r.model, r.window_start, r.window_end, r.status, r.version,
+                r.rows as i64, r.bytes_read as i64, r.bytes_written as i64, r.millis as i64, r.error, r.finished_at
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

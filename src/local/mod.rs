@@ -1,0 +1,322 @@
+//! The embedded engine: DataFusion over a local directory laid out like the S3 lake, with
+//! the Trino function pack, the lenient Bronze reader and the SQLite catalog.
+//!
+//! Invariant: readers resolve a table to its published version when a query is planned;
+//! a run's staged files are invisible until the catalog's compare-and-swap commits.
+
+#[path = "bronze_stub.rs"]
+pub mod bronze;
+pub mod catalog;
+#[path = "functions_stub.rs"]
+pub mod functions;
+mod table;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use self::bronze::{BronzeTable, ReadStats, parse_external_table};
+use self::catalog::{Catalog, Manifest, Partition, Version};
+use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
+use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
+use crate::project::Audit;
+
+pub use self::table::prune;
+
+/// The local lake: a storage root directory and a catalog file.
+#[derive(Debug, Clone)]
+pub struct LocalEngine {
+    root: PathBuf,
+    catalog: Arc<Catalog>,
+    databases: Vec<String>,
+}
+
+fn query_err(e: DataFusionError) -> EngineError {
+    EngineError::Query(e.to_string())
+}
+
+/// Resolves tables of one database to their published versions, at planning time.
+#[derive(Debug)]
+struct DatabaseSchema {
+    db: String,
+    root: PathBuf,
+    catalog: Arc<Catalog>,
+    stats: Arc<ReadStats>,
+}
+
+impl LocalEngine {
+    pub fn open(root: PathBuf, catalog_path: &std::path::Path, databases: Vec<String>) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
+        Ok(Self { root, catalog: Arc::new(Catalog::open(catalog_path)?), databases })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// A fresh session whose databases resolve through the catalog, and the read counters
+    /// of its Bronze scans.
+    pub fn session(&self) -> (SessionContext, Arc<ReadStats>) {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let ctx = SessionContext::new_with_config(config);
+        functions::register(&ctx);
+        let stats = Arc::new(ReadStats::default());
+        let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+        for db in &self.databases {
+            let schema = DatabaseSchema {
+                db: db.clone(),
+                root: self.root.clone(),
+                catalog: self.catalog.clone(),
+                stats: stats.clone(),
+            };
+            catalog.register_schema(db, Arc::new(schema)).expect("registering a schema cannot fail");
+        }
+        (ctx, stats)
+    }
+
+    fn provider(&self, v: &Version, stats: Arc<ReadStats>) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        provider(&self.root, v, stats)
+    }
+}
+
+fn provider(root: &std::path::Path, v: &Version, stats: Arc<ReadStats>) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    if v.kind == "external" {
+        let table = parse_external_table(&v.ddl).map_err(|e| DataFusionError::Plan(format!("bronze ddl: {e}")))?;
+        let location = table.location.clone().unwrap_or_default();
+        let dir = local_path(&location);
+        Ok(Arc::new(BronzeTable::new(&table, dir, root.join("bronze").join("_bad"), stats)?))
+    } else {
+        let schema = schema_from_bytes(&v.schema)?;
+        Ok(Arc::new(ManifestTable::new(schema, v.manifest.clone(), root.to_path_buf())))
+    }
+}
+
+/// `file:///a/b` or `/a/b` to a path.
+fn local_path(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
+}
+
+#[async_trait]
+impl SchemaProvider for DatabaseSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .tables()
+            .map(|t| t.into_iter().filter(|(db, _, _)| db == &self.db).map(|(_, n, _)| n).collect())
+            .unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let version = self.catalog.current(&self.db, name).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        version.map(|v| provider(&self.root, &v, self.stats.clone())).transpose()
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        matches!(self.catalog.head(&self.db, name), Ok(Some(_)))
+    }
+}
+
+async fn collect_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    ctx.sql(sql).await.map_err(query_err)?.collect().await.map_err(query_err)
+}
+
+fn count_rows(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+impl LocalEngine {
+    async fn stage_external(&self, job: &Job, ddl: &str) -> Result<Staged, EngineError> {
+        let table = parse_external_table(ddl).map_err(|e| EngineError::Query(format!("{}: {e}", job.model)))?;
+        let head = self.catalog.head(&job.database, &job.table)?;
+        if let Some(h) = &head {
+            let current = self.catalog.version(&job.database, &job.table, &h.current)?;
+            if current.ddl == ddl {
+                return Ok(Staged { job: job.clone(), expected: Some(h.current.clone()), changed: false, stats: StepStats::default() });
+            }
+        }
+        let mut fields: Vec<_> = table.columns.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(table.partition_columns.iter().map(|p| datafusion::arrow::datatypes::Field::new(p, datafusion::arrow::datatypes::DataType::Utf8, true)));
+        let schema = datafusion::arrow::datatypes::Schema::new(fields);
+        self.catalog.stage(
+            &job.database,
+            &job.table,
+            &Version {
+                version: job.version.clone(),
+                kind: "external".into(),
+                ddl: ddl.to_string(),
+                schema: schema_to_bytes(&schema),
+                manifest: Manifest::default(),
+                run_id: job.run_id.clone(),
+                created_at: String::new(),
+            },
+        )?;
+        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: StepStats::default() })
+    }
+
+    async fn stage_select(
+        &self,
+        job: &Job,
+        sql: &str,
+        partition_by: &[String],
+        compression: &str,
+        replaces: Option<&Vec<Vec<String>>>,
+    ) -> Result<Staged, EngineError> {
+        let head = self.catalog.head(&job.database, &job.table)?;
+        let (ctx, stats) = self.session();
+        let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
+        let (written, _) = write::write_select(&ctx, sql, &self.root, &dir, partition_by, compression)
+            .await
+            .map_err(|e| EngineError::Query(format!("{}: {e}", job.model)))?;
+        let written_stats = StepStats {
+            rows: written.manifest.rows(),
+            bytes_read: written.bytes_read + stats.compressed_bytes(),
+            bytes_written: written.manifest.bytes(),
+            malformed: stats.malformed(),
+        };
+        let mut manifest = written.manifest;
+        if let Some(window) = replaces {
+            if let Some(outside) = manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
+                return Err(EngineError::Query(format!(
+                    "{}: the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
+                    job.model,
+                    describe(partition_by, &outside.values)
+                )));
+            }
+            if let Some(h) = &head {
+                let current = self.catalog.version(&job.database, &job.table, &h.current)?;
+                let current_schema = schema_from_bytes(&current.schema).map_err(query_err)?;
+                if current_schema.fields() != written.schema.fields() {
+                    return Err(EngineError::Query(format!(
+                        "{}: the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)",
+                        job.model
+                    )));
+                }
+                let kept: Vec<Partition> =
+                    current.manifest.partitions.into_iter().filter(|p| !window.contains(&p.values)).collect();
+                manifest.partitions.extend(kept);
+                manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
+            }
+        }
+        self.catalog.stage(
+            &job.database,
+            &job.table,
+            &Version {
+                version: job.version.clone(),
+                kind: "managed".into(),
+                ddl: String::new(),
+                schema: schema_to_bytes(&written.schema),
+                manifest,
+                run_id: job.run_id.clone(),
+                created_at: String::new(),
+            },
+        )?;
+        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: written_stats })
+    }
+}
+
+fn describe(columns: &[String], values: &[String]) -> String {
+    columns.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/")
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
+    match audit {
+        Audit::NotEmpty => ("not_empty".into(), format!("SELECT 'no rows' AS problem FROM (SELECT count(*) AS n FROM {this}) WHERE n = 0")),
+        Audit::NotNull(cols) => {
+            let cond = cols.iter().map(|c| format!("{} IS NULL", quote_ident(c))).collect::<Vec<_>>().join(" OR ");
+            (format!("not_null({})", cols.join(", ")), format!("SELECT * FROM {this} WHERE {cond}"))
+        }
+        Audit::Unique(cols) => {
+            let list = cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+            (
+                format!("unique({})", cols.join(", ")),
+                format!("SELECT {list}, count(*) AS copies FROM {this} GROUP BY {list} HAVING count(*) > 1"),
+            )
+        }
+        Audit::AcceptedValues { column, values } => {
+            let list = values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+            let c = quote_ident(column);
+            (
+                format!("accepted_values({column})"),
+                format!("SELECT {c}, count(*) AS n FROM {this} WHERE {c} IS NOT NULL AND {c} NOT IN ({list}) GROUP BY {c}"),
+            )
+        }
+        Audit::Sql(sql) => ("sql".into(), sql.replace("{{ this }}", this).replace("{{this}}", this)),
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
+        match &job.kind {
+            JobKind::External { ddl } => self.stage_external(job, ddl).await,
+            JobKind::Select { sql, partition_by, compression, replaces } => {
+                self.stage_select(job, sql, partition_by, compression, replaces.as_ref()).await
+            }
+        }
+    }
+
+    async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
+        if staged.job.audits.is_empty() || !staged.changed {
+            return Ok(());
+        }
+        let job = &staged.job;
+        let version = self.catalog.version(&job.database, &job.table, &job.version)?;
+        let (ctx, stats) = self.session();
+        let schema = Arc::new(MemorySchemaProvider::new());
+        schema
+            .register_table("staged".into(), self.provider(&version, stats).map_err(query_err)?)
+            .map_err(query_err)?;
+        ctx.catalog("datafusion").expect("default catalog").register_schema("__strata", schema).map_err(query_err)?;
+        for audit in &job.audits {
+            let (name, sql) = audit_sql(audit, "\"__strata\".\"staged\"");
+            let batches = collect_sql(&ctx, &format!("SELECT * FROM ({sql}) LIMIT 5")).await?;
+            if count_rows(&batches) > 0 {
+                let sample = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                return Err(EngineError::Audit { audit: name, detail: format!("{}: sample of offending rows:\n{sample}", job.model) });
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError> {
+        if !staged.changed {
+            return Ok(());
+        }
+        let job = &staged.job;
+        self.catalog.publish(&job.database, &job.table, staged.expected.as_deref(), &job.version, &job.run_id, now)?;
+        Ok(())
+    }
+
+    async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        let (ctx, stats) = self.session();
+        let df = ctx.sql(sql).await.map_err(query_err)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let plan = df.create_physical_plan().await.map_err(query_err)?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
+        let stats = StepStats {
+            rows: count_rows(&batches),
+            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.compressed_bytes(),
+            bytes_written: 0,
+            malformed: stats.malformed(),
+        };
+        Ok(QueryResult { schema, batches, stats })
+    }
+}

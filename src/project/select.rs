@@ -1,0 +1,62 @@
+//! dbt-style selection: `silver.*`, `+gold.mart_city_daily`, `ops.payout_backlog+`,
+//! `silver`, a bare model name, and `tag:name`.
+
+use std::collections::BTreeSet;
+
+use super::{Model, ModelId, Project};
+
+/// The models `selectors` choose (all models when empty), in DAG order.
+pub fn select(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, String> {
+    if selectors.is_empty() {
+        return Ok(project.dag.order.clone());
+    }
+    let mut chosen = BTreeSet::new();
+    for raw in selectors.iter().flat_map(|s| s.split([',', ' '])).filter(|s| !s.is_empty()) {
+        let (up, rest) = raw.strip_prefix('+').map_or((false, raw), |r| (true, r));
+        let (down, core) = rest.strip_suffix('+').map_or((false, rest), |r| (true, r));
+        let base: Vec<&ModelId> = project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
+        if base.is_empty() {
+            let names: Vec<String> = project.models.keys().map(ToString::to_string).collect();
+            let best = names
+                .iter()
+                .map(|n| (strsim::jaro_winkler(n, core), n))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            return Err(match best {
+                Some((_, n)) => format!("selector '{raw}' matches no model; did you mean '{n}'?"),
+                None => format!("selector '{raw}' matches no model; models are: {}", names.join(", ")),
+            });
+        }
+        for id in base {
+            chosen.insert(id.clone());
+            if up {
+                chosen.extend(project.dag.with_ancestors(id));
+            }
+            if down {
+                chosen.extend(project.dag.with_descendants(id));
+            }
+        }
+    }
+    Ok(project.dag.order.iter().filter(|id| chosen.contains(*id)).cloned().collect())
+}
+
+fn matches(model: &Model, pattern: &str) -> bool {
+    if let Some(tag) = pattern.strip_prefix("tag:") {
+        return model.config.tags.iter().any(|t| t == tag);
+    }
+    let id = model.id.to_string();
+    if pattern == model.id.layer.as_str() || pattern == model.id.name {
+        return true;
+    }
+    glob(pattern, &id)
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(tail, &text[head.len() + i..]))
+        }
+    }
+}
