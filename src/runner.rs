@@ -133,11 +133,23 @@ pub async fn run(
                 }
             }
         };
-        match &outcome {
-            Outcome::Failed(e) => tracing::error!(model = %id, "{e}"),
-            Outcome::Skipped(why) => tracing::warn!(model = %id, "skipped: {why}"),
-            o => tracing::info!(model = %id, rows = stats.rows, bytes_read = stats.bytes_read, "{}", o.label()),
-        }
+        let error = match &outcome {
+            Outcome::Failed(e) | Outcome::Skipped(e) => e.as_str(),
+            _ => "",
+        };
+        tracing::info!(
+            model = %id,
+            run_id = %run_id,
+            window_start = %fmt_ts(window.start),
+            window_end = %fmt_ts(window.end),
+            outcome = outcome.label(),
+            rows = stats.rows,
+            bytes_read = stats.bytes_read,
+            bytes_written = stats.bytes_written,
+            millis = started.elapsed().as_millis() as u64,
+            error,
+            "model run finished"
+        );
         results.insert(id.clone(), !outcome.is_failure() && !matches!(outcome, Outcome::Skipped(_)));
         out.push(ModelRun { model: id.clone(), window, outcome, stats, elapsed: started.elapsed() });
     }

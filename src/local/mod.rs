@@ -4,10 +4,8 @@
 //! Invariant: readers resolve a table to its published version when a query is planned;
 //! a run's staged files are invisible until the catalog's compare-and-swap commits.
 
-#[path = "bronze_stub.rs"]
 pub mod bronze;
 pub mod catalog;
-#[path = "functions_stub.rs"]
 pub mod functions;
 mod table;
 mod write;
@@ -138,7 +136,7 @@ fn count_rows(batches: &[RecordBatch]) -> u64 {
 
 impl LocalEngine {
     async fn stage_external(&self, job: &Job, ddl: &str) -> Result<Staged, EngineError> {
-        let table = parse_external_table(ddl).map_err(|e| EngineError::Query(format!("{}: {e}", job.model)))?;
+        let table = parse_external_table(ddl).map_err(|e| EngineError::Query(format!("bronze DDL: {e}")))?;
         let head = self.catalog.head(&job.database, &job.table)?;
         if let Some(h) = &head {
             let current = self.catalog.version(&job.database, &job.table, &h.current)?;
@@ -178,19 +176,18 @@ impl LocalEngine {
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
         let (written, _) = write::write_select(&ctx, sql, &self.root, &dir, partition_by, compression)
             .await
-            .map_err(|e| EngineError::Query(format!("{}: {e}", job.model)))?;
+            .map_err(query_err)?;
         let written_stats = StepStats {
             rows: written.manifest.rows(),
-            bytes_read: written.bytes_read + stats.compressed_bytes(),
+            bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
             bytes_written: written.manifest.bytes(),
-            malformed: stats.malformed(),
+            malformed: stats.snapshot().malformed_lines,
         };
         let mut manifest = written.manifest;
         if let Some(window) = replaces {
             if let Some(outside) = manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
                 return Err(EngineError::Query(format!(
-                    "{}: the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
-                    job.model,
+                    "the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
                     describe(partition_by, &outside.values)
                 )));
             }
@@ -198,10 +195,9 @@ impl LocalEngine {
                 let current = self.catalog.version(&job.database, &job.table, &h.current)?;
                 let current_schema = schema_from_bytes(&current.schema).map_err(query_err)?;
                 if current_schema.fields() != written.schema.fields() {
-                    return Err(EngineError::Query(format!(
-                        "{}: the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)",
-                        job.model
-                    )));
+                    return Err(EngineError::Query(
+                        "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
+                    ));
                 }
                 let kept: Vec<Partition> =
                     current.manifest.partitions.into_iter().filter(|p| !window.contains(&p.values)).collect();
@@ -290,7 +286,7 @@ impl Engine for LocalEngine {
                 let sample = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                return Err(EngineError::Audit { audit: name, detail: format!("{}: sample of offending rows:\n{sample}", job.model) });
+                return Err(EngineError::Audit { audit: name, detail: format!("sample of offending rows:\n{sample}") });
             }
         }
         Ok(())
@@ -313,9 +309,9 @@ impl Engine for LocalEngine {
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
         let stats = StepStats {
             rows: count_rows(&batches),
-            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.compressed_bytes(),
+            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
             bytes_written: 0,
-            malformed: stats.malformed(),
+            malformed: stats.snapshot().malformed_lines,
         };
         Ok(QueryResult { schema, batches, stats })
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test strata has, from a fresh clone. Installs what the tests need
+# (the pinned Python tools of requirements-test.txt, in a virtual environment under
+# target/) by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="$PWD/target/venv"
+if ! cmp -s requirements-test.txt "$venv/.installed" 2>/dev/null; then
+  echo "installing test tools into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-test.txt
+  cp requirements-test.txt "$venv/.installed"
+fi
+export STRATA_TEST_PYTHON="$venv/bin/python"
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked

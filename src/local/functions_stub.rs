@@ -1,1 +1,0 @@
-pub fn register(_ctx: &datafusion::prelude::SessionContext) {}
