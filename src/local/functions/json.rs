@@ -1,0 +1,87 @@
+//! Trino's legacy JSON functions over JSON held as varchar text: `json_extract_scalar`,
+//! `json_extract`, `json_parse` and `json_format`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, StringBuilder};
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::ColumnarValue;
+use serde_json::value::RawValue;
+
+use super::json_text::{navigate, parse_path, scalar_text, write};
+use super::{SpecCache, StrArg};
+
+/// `json_extract_scalar(json, path)` when `scalar`, else `json_extract(json, path)`.
+///
+/// Invalid JSON, a missing key or index, and (for the scalar form) objects, arrays and
+/// JSON null give NULL; an invalid path is an error.
+pub(super) fn extract(
+    json: &ColumnarValue,
+    path: &ColumnarValue,
+    rows: usize,
+    scalar: bool,
+) -> Result<ArrayRef> {
+    let name = if scalar {
+        "json_extract_scalar"
+    } else {
+        "json_extract"
+    };
+    let docs = StrArg::new(json, name)?;
+    let paths = StrArg::new(path, name)?;
+    let mut cache = SpecCache::new();
+    if let Some(p) = paths.literal() {
+        cache.get(p, |p| parse_path(name, p))?;
+    }
+    let mut out = StringBuilder::with_capacity(rows, rows * 16);
+    let mut text = String::new();
+    for row in 0..rows {
+        let (Some(doc), Some(p)) = (docs.get(row), paths.get(row)) else {
+            out.append_null();
+            continue;
+        };
+        let path = cache.get(p, |p| parse_path(name, p))?;
+        let Some(value) = navigate(doc, path) else {
+            out.append_null();
+            continue;
+        };
+        if scalar {
+            out.append_option(scalar_text(value));
+        } else {
+            text.clear();
+            match write(value, false, &mut text) {
+                Some(()) => out.append_value(&text),
+                None => out.append_null(),
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `json_parse(varchar)`: validates and returns the canonical compact text (object keys
+/// sorted); text that is not JSON is an error, as in Trino.
+pub(super) fn parse(text: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
+    const NAME: &str = "json_parse";
+    let texts = StrArg::new(text, NAME)?;
+    let mut out = StringBuilder::with_capacity(rows, rows * 16);
+    let mut canonical = String::new();
+    for row in 0..rows {
+        let Some(s) = texts.get(row) else {
+            out.append_null();
+            continue;
+        };
+        canonical.clear();
+        let written = serde_json::from_str::<&RawValue>(s)
+            .ok()
+            .and_then(|v| write(v, true, &mut canonical));
+        if written.is_none() {
+            return exec_err!("{NAME}: cannot convert value to json: '{s}'");
+        }
+        out.append_value(&canonical);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `json_format(json)`: JSON values are already text here, so this is the identity.
+pub(super) fn format(json: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
+    json.to_array(rows)
+}

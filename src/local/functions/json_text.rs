@@ -1,0 +1,216 @@
+//! JSON text for Trino's legacy JSON functions: the JSONPath subset of `json_extract`
+//! (`$`, `.key`, `["key"]`, `[key]`, `[n]`), walking a document along it, and writing
+//! values back in Trino's compact form (floating-point numbers as Java doubles, as
+//! Jackson prints them).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use datafusion::common::{Result, exec_err};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Parses a JSON path into its keys/indexes, like Trino's `JsonPathTokenizer`.
+pub(super) fn parse_path(name: &str, path: &str) -> Result<Vec<String>> {
+    let invalid = || exec_err!("{name}: invalid json path: '{path}'");
+    let unquoted = |c: char| c == '_' || c.is_alphanumeric();
+    let mut chars = path.chars().peekable();
+    if chars.next() != Some('$') {
+        return invalid();
+    }
+    let mut tokens = Vec::new();
+    while let Some(c) = chars.next() {
+        let mut token = String::new();
+        match c {
+            '.' => {
+                while let Some(c) = chars.next_if(|&c| c == ':' || unquoted(c)) {
+                    token.push(c);
+                }
+                if token.is_empty() {
+                    return invalid();
+                }
+            }
+            '[' if chars.next_if_eq(&'"').is_some() => {
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => token.push(c),
+                            _ => return invalid(),
+                        },
+                        Some(c) => token.push(c),
+                        None => return invalid(),
+                    }
+                }
+                if chars.next() != Some(']') {
+                    return invalid();
+                }
+            }
+            '[' => {
+                while let Some(c) = chars.next_if(|&c| unquoted(c)) {
+                    token.push(c);
+                }
+                if token.is_empty() || chars.next() != Some(']') {
+                    return invalid();
+                }
+            }
+            _ => return invalid(),
+        }
+        tokens.push(token);
+    }
+    Ok(tokens)
+}
+
+/// An object's members in document order, duplicates kept.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a json object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+fn members(v: &RawValue) -> Option<Vec<(String, &RawValue)>> {
+    serde_json::from_str::<Members>(v.get()).ok().map(|m| m.0)
+}
+
+fn elements(v: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(v.get()).ok()
+}
+
+fn first_byte(v: &RawValue) -> Option<u8> {
+    v.get().trim_start().bytes().next()
+}
+
+/// Follows `path` through `doc`. `None` when the document is not JSON, a key or index
+/// is missing, or the path steps into a scalar.
+pub(super) fn navigate<'a>(doc: &'a str, path: &[String]) -> Option<&'a RawValue> {
+    let mut current: &RawValue = serde_json::from_str(doc).ok()?;
+    for key in path {
+        current = match first_byte(current)? {
+            // The first member with the key wins, as in Trino's streaming extractor.
+            b'{' => members(current)?.into_iter().find(|(k, _)| k == key)?.1,
+            b'[' => {
+                let index = usize::try_from(key.parse::<i32>().ok()?).ok()?;
+                *elements(current)?.get(index)?
+            }
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The text of a scalar (strings unquoted, numbers as written); `None` for JSON null,
+/// objects and arrays.
+pub(super) fn scalar_text(v: &RawValue) -> Option<Cow<'_, str>> {
+    let raw = v.get().trim();
+    match raw.bytes().next()? {
+        b'"' => match serde_json::from_str::<&str>(raw) {
+            Ok(s) => Some(Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+        },
+        b'{' | b'[' | b'n' => None,
+        _ => Some(Cow::Borrowed(raw)),
+    }
+}
+
+/// Writes `v` compactly; `sort_keys` gives `json_parse`'s canonical form (keys sorted,
+/// the last of duplicate keys kept), otherwise members keep document order.
+pub(super) fn write(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<()> {
+    let raw = v.get().trim();
+    match raw.bytes().next()? {
+        b'{' => {
+            let members = members(v)?;
+            let members: Vec<(String, &RawValue)> = if sort_keys {
+                members
+                    .into_iter()
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect()
+            } else {
+                members
+            };
+            out.push('{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key).ok()?);
+                out.push(':');
+                write(value, sort_keys, out)?;
+            }
+            out.push('}');
+        }
+        b'[' => {
+            out.push('[');
+            for (i, value) in elements(v)?.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write(value, sort_keys, out)?;
+            }
+            out.push(']');
+        }
+        b'"' => out.push_str(&serde_json::to_string(&scalar_text(v)?).ok()?),
+        b't' | b'f' | b'n' => out.push_str(raw),
+        _ if raw.contains(['.', 'e', 'E']) => match raw.parse::<f64>() {
+            Ok(d) if d.is_finite() => out.push_str(&java_double(d)),
+            _ => out.push_str(raw),
+        },
+        _ if raw == "-0" => out.push('0'),
+        _ => out.push_str(raw),
+    }
+    Some(())
+}
+
+/// Java's `Double.toString`: shortest round-trip digits, plain notation for
+/// 1e-3 <= |d| < 1e7 (always with a fraction digit), otherwise `d.dddE±n`.
+pub(super) fn java_double(d: f64) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+    }
+    let sign = if d < 0.0 { "-" } else { "" };
+    let scientific = format!("{:e}", d.abs());
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return d.to_string();
+    };
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return d.to_string();
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-3..7).contains(&exponent) {
+        if exponent < 0 {
+            let zeros = "0".repeat(exponent.unsigned_abs() as usize - 1);
+            return format!("{sign}0.{zeros}{digits}");
+        }
+        let int_len = exponent as usize + 1;
+        if digits.len() <= int_len {
+            let zeros = "0".repeat(int_len - digits.len());
+            return format!("{sign}{digits}{zeros}.0");
+        }
+        return format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..]);
+    }
+    let (first, rest) = digits.split_at(1);
+    let rest = if rest.is_empty() { "0" } else { rest };
+    format!("{sign}{first}.{rest}E{exponent}")
+}

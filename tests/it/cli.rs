@@ -1,0 +1,65 @@
+//! The binary as a user runs it: the demo, ad-hoc queries, render and exit codes.
+
+use crate::common::{TestProject, strata};
+
+#[test]
+fn demo_prints_a_table_per_model_and_the_backlog_is_queryable() {
+    let t = TestProject::shipped();
+    let (code, out, err) = strata(t.path(), &["demo", "--at", "2025-11-06T12:00:00Z", "--days", "2", "--sessions-per-hour", "2"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for model in ["bronze.events", "silver.fact_payouts", "gold.mart_city_daily", "ops.payout_backlog", "ops.live_bookings"] {
+        let line = out.lines().find(|l| l.contains(model)).unwrap_or_else(|| panic!("no row for {model}:\n{out}"));
+        assert!(line.contains("published"), "{line}");
+    }
+    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "SELECT city, queued, paid, failed, backlog FROM rastup_ops.payout_backlog ORDER BY city"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<i64>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().expect("counts")).collect())
+        .collect();
+    assert_eq!(rows.len(), 5, "one row per demo city:\n{out}");
+    for r in &rows {
+        let (queued, paid, failed, backlog) = (r[0], r[1], r[2], r[3]);
+        assert!(queued > 0 && paid > 0, "{out}");
+        assert!(backlog >= 0 && backlog <= queued, "{out}");
+        assert!(paid + failed <= queued + paid, "{out}");
+    }
+}
+
+#[test]
+fn a_failing_model_exits_1_and_skips_its_downstream() {
+    let t = TestProject::shipped();
+    std::fs::write(
+        t.path().join("sql/silver/fact_payouts.sql"),
+        "{{ config(materialized='incremental', partitioned_by=['dt', 'hour']) }}\nSELECT no_such_column AS x, dt, hour FROM {{ source('bronze', 'events') }} WHERE {{ window_partitions() }}\n",
+    )
+    .unwrap();
+    let (code, out, err) = strata(t.path(), &["run", "+ops.payout_backlog", "--at", "2025-11-06T12:00:00Z"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("silver.fact_payouts") && err.contains("no_such_column"), "{err}");
+    assert!(err.contains("skipped ops.payout_backlog: upstream silver.fact_payouts failed"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = TestProject::shipped();
+    let (code, _, err) = strata(t.path(), &["run", "silver.nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("selector 'silver.nope' matches no model"), "{err}");
+    let (code, _, _) = strata(t.path(), &["frobnicate"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = strata(t.path(), &["run", "--at", "yesterday"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--at 'yesterday'"), "{err}");
+}
+
+#[test]
+fn render_prints_the_local_select_by_default() {
+    let t = TestProject::shipped();
+    let (code, out, err) = strata(t.path(), &["render", "ops.payout_backlog", "--at", "2025-11-06T12:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FROM \"rastup_silver\".\"fact_payouts\""), "{out}");
+    assert!(out.contains("TIMESTAMP '2025-11-06 12:00:00.000' - INTERVAL '24' HOUR"), "{out}");
+    assert!(!out.contains("current_date"), "{out}");
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: every test module links into it, so the suite links once.
+
+mod bronze;
+mod cli;
+mod common;
+mod functions;
+mod golden;
+mod project;
+mod render;

@@ -1,0 +1,95 @@
+//! What `render --engine athena` prints is pinned by snapshots, and every statement parses
+//! with sqlglot's Athena dialect.
+
+use std::process::Command;
+
+use chrono::{TimeZone, Utc};
+use strata::runner::{RunOptions, render_statements};
+
+use crate::common::TestProject;
+
+fn athena_project(t: &TestProject) -> strata::project::Project {
+    let mut env = t.env();
+    env.insert("STRATA_ENGINE".into(), "athena".into());
+    let settings = strata::config::Settings::load(t.path(), &env).expect("settings");
+    strata::project::Project::load(settings).expect("project")
+}
+
+/// Version ids are unique per run; snapshots show a placeholder.
+fn stable(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("v20") {
+        let tail = &rest[i..];
+        let len = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(tail.len());
+        out.push_str(&rest[..i]);
+        if len >= 24 && tail.as_bytes()[9] == b'T' { out.push_str("<version>") } else { out.push_str(&tail[..len]) }
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn at() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 11, 6, 15, 7, 0).unwrap()
+}
+
+#[test]
+fn athena_statements_are_pinned() {
+    let t = TestProject::shipped();
+    let project = athena_project(&t);
+    for id in &project.dag.order {
+        let text = render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).expect("renders");
+        insta::assert_snapshot!(format!("athena__{id}"), stable(&text));
+    }
+}
+
+#[test]
+fn a_backfill_past_100_partitions_is_split_into_ctas_and_inserts() {
+    let t = TestProject::shipped();
+    let project = athena_project(&t);
+    let id = strata::project::ModelId::parse("silver.fact_payouts").unwrap();
+    let from = at() - chrono::Duration::hours(250);
+    let text = render_statements(&project, &id, &RunOptions { at: at(), from: Some(from) }, at()).unwrap();
+    assert_eq!(text.matches("CREATE TABLE").count(), 1, "{text}");
+    assert_eq!(text.matches("INSERT INTO").count(), 2, "251 hour partitions make 3 statements of at most 100");
+    for stmt in text.split(";\n").filter(|s| s.contains("model_result.dt")) {
+        assert!(stmt.matches("(model_result.dt = ").count() <= 100);
+    }
+    sqlglot_parses(&[("backfill".into(), text)]);
+}
+
+#[test]
+fn every_athena_statement_parses_with_sqlglot() {
+    let t = TestProject::shipped();
+    let project = athena_project(&t);
+    let mut all = Vec::new();
+    for id in &project.dag.order {
+        all.push((id.to_string(), render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).unwrap()));
+    }
+    sqlglot_parses(&all);
+}
+
+/// Parses every `;`-terminated statement with sqlglot (dialect athena); fails on any error.
+pub fn sqlglot_parses(texts: &[(String, String)]) {
+    let python = std::env::var("STRATA_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("STRATA_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs sqlglot")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("statements.json");
+    let items: Vec<_> = texts.iter().map(|(n, s)| serde_json::json!({"name": n, "sql": s})).collect();
+    std::fs::write(&input, serde_json::to_string(&items).unwrap()).unwrap();
+    let out = Command::new(&python)
+        .arg(crate::common::repo().join("tests/sqlcheck.py"))
+        .arg(&input)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "sqlglot rejected statements:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count of parsed statements");
+    assert!(parsed >= texts.len(), "sqlglot parsed {parsed} statements for {} models", texts.len());
+}
