@@ -11,10 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::clock::{Clock, SystemClock, parse_instant};
-use crate::config::{EngineKind, Settings, Storage};
+use crate::config::{EngineKind, Settings};
 use crate::engine::Engine;
+use crate::lifecycle;
 use crate::local::LocalEngine;
-use crate::project::{Layer, ModelId, Project, select};
+use crate::project::{ModelId, Project, select};
 use crate::runner::{self, ModelRun, Outcome, RunOptions};
 
 /// Exit codes scripts can rely on.
@@ -96,6 +97,22 @@ pub enum Command {
     },
     /// Show the DAG: each model's dependencies, schedule and materialization.
     Plan { selectors: Vec<String> },
+    /// Each table's current version, when and by which run it was published, rows, bytes,
+    /// and the versions kept for rollback.
+    Status { selectors: Vec<String> },
+    /// Publish an older kept version of a model's table (default: the previous one).
+    Rollback {
+        model: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Delete versions past retention and data left by crashed runs, fenced to each table's
+    /// own prefix; never the current or previous version.
+    Gc {
+        /// Print what would be deleted, with sizes, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run ad-hoc SQL on the local lake.
     Query {
         sql: String,
@@ -164,15 +181,7 @@ fn load(project_dir: &std::path::Path, env: &HashMap<String, String>) -> Result<
 }
 
 fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
-    let Storage::Local(root) = &project.settings.storage else {
-        return Err(anyhow::anyhow!(
-            "the local engine needs a local storage directory; storage is {}",
-            project.settings.storage.uri("")
-        )
-        .into());
-    };
-    let databases = Layer::ALL.iter().map(|l| project.settings.database(*l).to_string()).collect();
-    Ok(LocalEngine::open(root.clone(), &project.settings.catalog_path(), databases)?)
+    Ok(LocalEngine::for_settings(&project.settings)?)
 }
 
 /// Runs one parsed command. `env` is the process environment, `clock` the time source.
@@ -200,7 +209,7 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let opts = RunOptions { at, from: Some(at - Duration::days(days as i64 + 1)) };
             let runs = runner::run(&project, &engine, clock, &project.dag.order, &opts).await;
             print_runs(&runs);
-            println!("try: strata query \"SELECT * FROM {}.payout_backlog ORDER BY backlog DESC\"", project.settings.database(Layer::Ops));
+            println!("try: strata query \"SELECT * FROM ops.payout_backlog ORDER BY backlog DESC\"");
             Ok(exit_for(&runs))
         }
         Command::Run { selectors, at, from } => {
@@ -233,6 +242,79 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             print_plan(&project, &selected);
+            Ok(EXIT_OK)
+        }
+        Command::Status { selectors } => {
+            let project = load(dir, &env)?;
+            let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+            let engine = local_engine(&project)?;
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(["model", "table", "current version", "published at", "by run", "rows", "bytes", "kept versions"]);
+            for id in &selected {
+                let table = &project.models[id].table;
+                let db = project.database(id);
+                match lifecycle::status(engine.catalog(), db, table, project.settings.retention)? {
+                    Some(s) => t.add_row([
+                        id.to_string(),
+                        format!("{db}.{table}"),
+                        s.head.current.clone(),
+                        s.head.published_at.clone(),
+                        s.head.published_by.clone(),
+                        if s.kind == "external" { "-".into() } else { s.rows.to_string() },
+                        if s.kind == "external" { "-".into() } else { human_bytes(s.bytes) },
+                        s.kept.len().to_string(),
+                    ]),
+                    None => t.add_row([id.to_string(), format!("{db}.{table}"), "(never published)".into(), String::new(), String::new(), String::new(), String::new(), String::new()]),
+                };
+            }
+            println!("{t}");
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { model, to } => {
+            let project = load(dir, &env)?;
+            let id = resolve_model(&project, &model)?;
+            let engine = local_engine(&project)?;
+            let now = clock.now();
+            let run_id = runner::new_id("rollback-", now);
+            let db = project.database(&id);
+            let table = &project.models[&id].table;
+            let v = lifecycle::rollback(engine.catalog(), db, table, to.as_deref(), project.settings.retention, &run_id, now)
+                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
+            println!("{id}: {db}.{table} is now at version {v}");
+            Ok(EXIT_OK)
+        }
+        Command::Gc { dry_run } => {
+            let project = load(dir, &env)?;
+            let engine = local_engine(&project)?;
+            let now = clock.now();
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(["table", "version", "bytes", "why"]);
+            let (mut total, mut count) = (0u64, 0usize);
+            for (db, table, _) in engine.catalog().tables()? {
+                let Some(layer) = project.settings.layer_of(&db) else { continue };
+                let items = lifecycle::plan_table(engine.catalog(), &engine, layer, &db, &table, project.settings.retention, now)?;
+                for i in &items {
+                    t.add_row([
+                        i.table.clone(),
+                        i.dir.as_ref().map(|d| d.relative()).or(i.forget.clone()).unwrap_or_default(),
+                        human_bytes(i.bytes),
+                        i.reason.clone(),
+                    ]);
+                    total += i.bytes;
+                    count += 1;
+                }
+                if !dry_run && !items.is_empty() {
+                    lifecycle::execute(engine.catalog(), &engine, (&db, &table), &items)
+                        .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
+                }
+            }
+            if count > 0 {
+                println!("{t}");
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!("{verb} {count} versions, {}", human_bytes(total));
             Ok(EXIT_OK)
         }
         Command::Query { sql, format } => {

@@ -80,7 +80,16 @@ struct RawFile {
     athena: Option<AthenaSettings>,
     max_concurrency: Option<usize>,
     #[serde(default)]
+    retention: Option<RawRetention>,
+    #[serde(default)]
     profiles: BTreeMap<String, RawSettings>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    versions: Option<usize>,
+    orphan_grace_minutes: Option<i64>,
 }
 
 impl RawFile {
@@ -143,12 +152,20 @@ pub struct Settings {
     pub vars: BTreeMap<String, serde_json::Value>,
     pub athena: AthenaSettings,
     pub max_concurrency: usize,
+    pub retention: crate::lifecycle::Retention,
+    /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
+    pub failpoint: Option<String>,
 }
 
 impl Settings {
     /// The database (Glue database / local schema) that holds a layer's tables.
     pub fn database(&self, layer: Layer) -> &str {
         self.databases.get(layer.as_str()).map(String::as_str).unwrap_or(layer.as_str())
+    }
+
+    /// The layer whose database is `db`.
+    pub fn layer_of(&self, db: &str) -> Option<Layer> {
+        Layer::ALL.into_iter().find(|l| self.database(*l) == db)
     }
 
     /// The SQLite file of the local catalog.
@@ -276,6 +293,15 @@ impl Settings {
             vars,
             athena,
             max_concurrency: s.max_concurrency.unwrap_or(4).max(1),
+            retention: {
+                let r = file.retention.clone().unwrap_or_default();
+                let d = crate::lifecycle::Retention::default();
+                crate::lifecycle::Retention {
+                    versions: r.versions.unwrap_or(d.versions).max(2),
+                    orphan_grace: r.orphan_grace_minutes.map_or(d.orphan_grace, chrono::Duration::minutes),
+                }
+            },
+            failpoint: env.get("STRATA_FAILPOINT").cloned(),
         })
     }
 }

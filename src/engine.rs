@@ -20,6 +20,8 @@ pub struct Job {
     pub run_id: String,
     /// Never reused: names the version's directory and catalog entry.
     pub version: String,
+    /// When the run staged it (RFC 3339, from the run's clock).
+    pub now: String,
     pub kind: JobKind,
     pub audits: Vec<Audit>,
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod lifecycle;
 pub mod local;
 pub mod project;
 pub mod render;

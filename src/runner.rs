@@ -84,7 +84,14 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
 }
 
 /// Builds the engine job of one model for one window.
-pub fn job_for(project: &Project, id: &ModelId, window: Window, run_id: &str, version: &str) -> Result<Job, String> {
+pub fn job_for(
+    project: &Project,
+    id: &ModelId,
+    window: Window,
+    run_id: &str,
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<Job, String> {
     let model = &project.models[id];
     let sql = project.render(id, project.settings.engine, window).map_err(|d| d.to_string())?;
     let kind = match model.config.materialized {
@@ -102,6 +109,7 @@ pub fn job_for(project: &Project, id: &ModelId, window: Window, run_id: &str, ve
         table: model.table.clone(),
         run_id: run_id.to_string(),
         version: version.to_string(),
+        now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         kind,
         audits: model.config.audits.clone(),
     })
@@ -164,18 +172,29 @@ async fn run_one(
     window: Window,
     run_id: &str,
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
-    let version = new_id("v", clock.now());
-    let job = job_for(project, id, window, run_id, &version).map_err(|e| (e, StepStats::default()))?;
+    let now = clock.now();
+    let version = new_id("v", now);
+    let job = job_for(project, id, window, run_id, &version, now).map_err(|e| (e, StepStats::default()))?;
+    let failpoint = |step: &str| {
+        if project.settings.failpoint.as_deref() == Some(step) {
+            eprintln!("failpoint {step}: aborting");
+            std::process::abort();
+        }
+    };
+    failpoint("before-stage");
     let staged = engine.stage(&job).await.map_err(|e| (e.to_string(), StepStats::default()))?;
     let stats = staged.stats;
+    failpoint("after-stage");
     engine.audit(&staged).await.map_err(|e| (e.to_string(), stats))?;
+    failpoint("after-audit");
     if !staged.changed {
         return Ok((Outcome::Unchanged, stats));
     }
     engine
-        .publish(&staged, &clock.now().to_rfc3339())
+        .publish(&staged, &clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .await
         .map_err(|e: EngineError| (e.to_string(), stats))?;
+    failpoint("after-publish");
     Ok((Outcome::Published(version), stats))
 }
 

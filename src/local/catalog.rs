@@ -19,6 +19,8 @@ pub enum CatalogError {
         "publish conflict on {table}: expected version {expected}, found {found}; another run published first"
     )]
     Conflict { table: String, expected: String, found: String },
+    #[error("refusing to forget version {version} of {table}: it is current, previous or unknown")]
+    Protected { table: String, version: String },
     #[error("catalog: version {version} of {table} is not recorded")]
     UnknownVersion { table: String, version: String },
     #[error("catalog: manifest of {table} version {version} is corrupt: {source}")]
@@ -65,6 +67,9 @@ pub struct Version {
     pub version: String,
     /// `external` for DDL-defined tables, `managed` for tables strata writes.
     pub kind: String,
+    /// The version's own directory relative to the storage root (`silver/t/<version>`);
+    /// empty for external tables.
+    pub location: String,
     /// The DDL of an external table; empty for managed tables.
     pub ddl: String,
     /// An Arrow IPC stream holding the schema (data columns then partition columns).
@@ -72,6 +77,14 @@ pub struct Version {
     pub manifest: Manifest,
     pub run_id: String,
     pub created_at: String,
+}
+
+/// One publish of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRecord {
+    pub version: String,
+    pub published_at: String,
+    pub run_id: String,
 }
 
 /// A table's pointer: the version readers see.
@@ -98,9 +111,13 @@ CREATE TABLE IF NOT EXISTS tables (
     PRIMARY KEY (db, name));
 CREATE TABLE IF NOT EXISTS versions (
     db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
-    kind TEXT NOT NULL, ddl TEXT NOT NULL, schema BLOB NOT NULL, manifest TEXT NOT NULL,
-    run_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    kind TEXT NOT NULL, location TEXT NOT NULL, ddl TEXT NOT NULL, schema BLOB NOT NULL,
+    manifest TEXT NOT NULL, run_id TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY (db, name, version));
+CREATE TABLE IF NOT EXISTS publishes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+    published_at TEXT NOT NULL, run_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT NOT NULL, model TEXT NOT NULL, window_start TEXT NOT NULL, window_end TEXT NOT NULL,
     status TEXT NOT NULL, version TEXT, rows INTEGER, bytes_read INTEGER, bytes_written INTEGER,
@@ -161,7 +178,7 @@ impl Catalog {
         let conn = self.conn.lock().expect("catalog lock");
         let row = conn
             .query_row(
-                "SELECT kind, ddl, schema, manifest, run_id, created_at FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
+                "SELECT kind, ddl, schema, manifest, run_id, created_at, location FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
                 params![db, name, version],
                 |r| {
                     Ok((
@@ -171,18 +188,19 @@ impl Catalog {
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
         let table = format!("{db}.{name}");
-        let Some((kind, ddl, schema, manifest, run_id, created_at)) = row else {
+        let Some((kind, ddl, schema, manifest, run_id, created_at, location)) = row else {
             return Err(CatalogError::UnknownVersion { table, version: version.into() });
         };
         let manifest = serde_json::from_str(&manifest)
             .map_err(|source| CatalogError::Manifest { table, version: version.into(), source })?;
-        Ok(Version { version: version.into(), kind, ddl, schema, manifest, run_id, created_at })
+        Ok(Version { version: version.into(), kind, location, ddl, schema, manifest, run_id, created_at })
     }
 
     /// The published version of `db.name`, read in one statement so it is consistent.
@@ -196,8 +214,8 @@ impl Catalog {
         let manifest = serde_json::to_string(&v.manifest).expect("manifests serialize");
         let conn = self.conn.lock().expect("catalog lock");
         conn.execute(
-            "INSERT INTO versions (db, name, version, kind, ddl, schema, manifest, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![db, name, v.version, v.kind, v.ddl, v.schema, manifest, v.run_id, v.created_at],
+            "INSERT INTO versions (db, name, version, kind, location, ddl, schema, manifest, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![db, name, v.version, v.kind, v.location, v.ddl, v.schema, manifest, v.run_id, v.created_at],
         )
         .map_err(|e| self.err(e))?;
         Ok(())
@@ -248,7 +266,56 @@ impl Catalog {
             params![db, name, version, now, run_id],
         )
         .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO publishes (db, name, version, published_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![db, name, version, now, run_id],
+        )
+        .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Publishes of `db.name`, newest first.
+    pub fn history(&self, db: &str, name: &str) -> Result<Vec<PublishRecord>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let mut stmt = conn
+            .prepare("SELECT version, published_at, run_id FROM publishes WHERE db = ?1 AND name = ?2 ORDER BY seq DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![db, name], |r| {
+                Ok(PublishRecord { version: r.get(0)?, published_at: r.get(1)?, run_id: r.get(2)? })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Every recorded version of `db.name` (staged or published), oldest first.
+    pub fn versions(&self, db: &str, name: &str) -> Result<Vec<Version>, CatalogError> {
+        let ids: Vec<String> = {
+            let conn = self.conn.lock().expect("catalog lock");
+            let mut stmt = conn
+                .prepare("SELECT version FROM versions WHERE db = ?1 AND name = ?2 ORDER BY created_at, version")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt.query_map(params![db, name], |r| r.get(0)).map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        ids.iter().map(|v| self.version(db, name, v)).collect()
+    }
+
+    /// Forgets a version's record. Refused for the current and the previous version.
+    pub fn forget(&self, db: &str, name: &str, version: &str) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let changed = conn
+            .execute(
+                "DELETE FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3 AND NOT EXISTS (
+                     SELECT 1 FROM tables t WHERE t.db = ?1 AND t.name = ?2
+                       AND (t.current_version = ?3 OR t.previous_version IS ?3))",
+                params![db, name, version],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(CatalogError::Protected { table: format!("{db}.{name}"), version: version.into() });
+        }
+        Ok(())
     }
 
     /// Every table with its head, ordered by database and name.

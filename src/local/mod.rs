@@ -23,7 +23,8 @@ use self::bronze::{BronzeTable, ReadStats, parse_external_table};
 use self::catalog::{Catalog, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
-use crate::project::Audit;
+use crate::config::{Settings, Storage};
+use crate::project::{Audit, Layer};
 
 pub use self::table::prune;
 
@@ -32,7 +33,8 @@ pub use self::table::prune;
 pub struct LocalEngine {
     root: PathBuf,
     catalog: Arc<Catalog>,
-    databases: Vec<String>,
+    /// (name in SQL, database in the catalog): each database, and its layer's name as an alias.
+    databases: Vec<(String, String)>,
 }
 
 fn query_err(e: DataFusionError) -> EngineError {
@@ -49,9 +51,25 @@ struct DatabaseSchema {
 }
 
 impl LocalEngine {
-    pub fn open(root: PathBuf, catalog_path: &std::path::Path, databases: Vec<String>) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(&root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
-        Ok(Self { root, catalog: Arc::new(Catalog::open(catalog_path)?), databases })
+    /// The local lake of `settings`: its storage directory and catalog file. SQL may name a
+    /// database by its configured name (`rastup_ops`) or by its layer (`ops`).
+    pub fn for_settings(settings: &Settings) -> Result<Self, EngineError> {
+        let Storage::Local(root) = &settings.storage else {
+            return Err(EngineError::Io(format!(
+                "the local engine needs a local storage directory; storage is {}",
+                settings.storage.uri("")
+            )));
+        };
+        let mut databases = Vec::new();
+        for layer in Layer::ALL {
+            let db = settings.database(layer).to_string();
+            databases.push((db.clone(), db.clone()));
+            if db != layer.as_str() && Layer::ALL.iter().all(|l| settings.database(*l) != layer.as_str()) {
+                databases.push((layer.as_str().to_string(), db));
+            }
+        }
+        std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
+        Ok(Self { root: root.clone(), catalog: Arc::new(Catalog::open(&settings.catalog_path())?), databases })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -73,14 +91,14 @@ impl LocalEngine {
         functions::register(&ctx);
         let stats = Arc::new(ReadStats::default());
         let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
-        for db in &self.databases {
+        for (name, db) in &self.databases {
             let schema = DatabaseSchema {
                 db: db.clone(),
                 root: self.root.clone(),
                 catalog: self.catalog.clone(),
                 stats: stats.clone(),
             };
-            catalog.register_schema(db, Arc::new(schema)).expect("registering a schema cannot fail");
+            catalog.register_schema(name, Arc::new(schema)).expect("registering a schema cannot fail");
         }
         (ctx, stats)
     }
@@ -153,11 +171,12 @@ impl LocalEngine {
             &Version {
                 version: job.version.clone(),
                 kind: "external".into(),
+                location: String::new(),
                 ddl: ddl.to_string(),
                 schema: schema_to_bytes(&schema),
                 manifest: Manifest::default(),
                 run_id: job.run_id.clone(),
-                created_at: String::new(),
+                created_at: job.now.clone(),
             },
         )?;
         Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: StepStats::default() })
@@ -211,11 +230,12 @@ impl LocalEngine {
             &Version {
                 version: job.version.clone(),
                 kind: "managed".into(),
+                location: dir.clone(),
                 ddl: String::new(),
                 schema: schema_to_bytes(&written.schema),
                 manifest,
                 run_id: job.run_id.clone(),
-                created_at: String::new(),
+                created_at: job.now.clone(),
             },
         )?;
         Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: written_stats })
@@ -314,5 +334,47 @@ impl Engine for LocalEngine {
             malformed: stats.snapshot().malformed_lines,
         };
         Ok(QueryResult { schema, batches, stats })
+    }
+}
+
+fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
+}
+
+impl crate::lifecycle::VersionStorage for LocalEngine {
+    fn list_version_dirs(&self, layer: Layer, table: &str) -> std::io::Result<Vec<crate::lifecycle::StoredDir>> {
+        let dir = self.root.join(layer.as_str()).join(table);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let modified: chrono::DateTime<chrono::Utc> = entry.metadata()?.modified()?.into();
+            out.push(crate::lifecycle::StoredDir {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                bytes: dir_size(&entry.path())?,
+                modified,
+            });
+        }
+        Ok(out)
+    }
+
+    fn delete_version_dir(&self, dir: &crate::lifecycle::VersionDir) -> std::io::Result<u64> {
+        let path = self.root.join(dir.relative());
+        let bytes = dir_size(&path)?;
+        std::fs::remove_dir_all(&path)?;
+        Ok(bytes)
     }
 }

@@ -11,7 +11,7 @@ fn demo_prints_a_table_per_model_and_the_backlog_is_queryable() {
         let line = out.lines().find(|l| l.contains(model)).unwrap_or_else(|| panic!("no row for {model}:\n{out}"));
         assert!(line.contains("published"), "{line}");
     }
-    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "SELECT city, queued, paid, failed, backlog FROM rastup_ops.payout_backlog ORDER BY city"]);
+    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "SELECT city, queued, paid, failed, backlog FROM ops.payout_backlog ORDER BY city"]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<Vec<i64>> = out
         .lines()

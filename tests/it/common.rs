@@ -11,7 +11,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use strata::config::Settings;
 use strata::engine::Engine;
 use strata::local::LocalEngine;
-use strata::project::{Layer, Project};
+use strata::project::Project;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,12 +65,11 @@ impl TestProject {
     }
 
     pub fn engine(&self, project: &Project) -> LocalEngine {
-        let databases = Layer::ALL.iter().map(|l| project.settings.database(*l).to_string()).collect();
-        LocalEngine::open(self.lake(), &project.settings.catalog_path(), databases).expect("engine opens")
+        LocalEngine::for_settings(&project.settings).expect("engine opens")
     }
 
     /// Writes the fixture events as gzip NDJSON in the Firehose layout (by received hour,
-    /// env and event), plus the malformed lines into one payout.paid file.
+    /// env and event), plus the malformed lines at the end of the payout.paid file of 11-05 13:00, after its one valid line.
     pub fn write_fixture_events(&self) {
         let text = std::fs::read_to_string(repo().join("tests/fixtures/events.ndjson")).expect("fixture");
         let mut files: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
@@ -88,7 +87,7 @@ impl TestProject {
         }
         let bad = std::fs::read_to_string(repo().join("tests/fixtures/malformed.ndjson")).expect("fixture");
         files
-            .entry(PathBuf::from("bronze/events/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00001.json.gz"))
+            .entry(PathBuf::from("bronze/events/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00000.json.gz"))
             .or_default()
             .extend(bad.lines().map(String::from));
         for (rel, lines) in files {

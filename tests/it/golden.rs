@@ -51,8 +51,8 @@ async fn silver_facts_match_the_fixture() {
             &["lbg2", "requested", "denver", "20000", "USD", "2025-11-06T09:10:00", "2025-11-06", "09"],
         ])
     );
-    // The two malformed lines in the payout.paid file are quarantined; the valid line of
-    // that hour's other file is kept.
+    // The three malformed lines at the end of the 11-05 13:00 payout.paid file (one cut
+    // off inside the money struct) are quarantined; the valid line before them is kept.
     assert_eq!(
         query(&engine, "SELECT status, leg_id, amount_cents, provider_ref, failure_reason, city, dt, hour FROM rastup_silver.fact_payouts ORDER BY received_at").await,
         expect(&[
@@ -63,8 +63,13 @@ async fn silver_facts_match_the_fixture() {
             &["queued", "lbg1-leg1", "1500", "po_2", "NULL", "austin", "2025-11-06", "10"],
         ])
     );
-    let bad = std::fs::read_dir(t.lake().join("bronze/_bad")).is_ok();
-    assert!(bad, "malformed lines are quarantined under bronze/_bad/");
+    let quarantined = std::fs::read_to_string(
+        t.lake().join("bronze/_bad/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00000.bad.jsonl"),
+    )
+    .expect("malformed lines are quarantined under bronze/_bad/");
+    let lines: Vec<serde_json::Value> = quarantined.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert!(lines.iter().all(|l| l["record"].as_str().is_some_and(|r| r.contains("payout.paid"))));
 }
 
 #[tokio::test]

@@ -1,0 +1,80 @@
+//! Reads the Bronze events table offline: Athena's DDL for it, its gzip NDJSON
+//! files laid out like the S3 lake, decoded the way Athena's OpenX JSON SerDe
+//! would, as a DataFusion table that prunes partitions and scans in parallel.
+//!
+//! - [`ddl`]: `CREATE EXTERNAL TABLE` → [`ExternalTable`] (Arrow schema + storage settings).
+//! - [`BronzeTable`]: the `TableProvider`; malformed lines are counted in
+//!   [`ReadStats`] and quarantined as `.bad.jsonl` files instead of failing queries.
+
+mod builders;
+mod convert;
+pub mod ddl;
+mod decode;
+mod exec;
+mod layout;
+mod lexer;
+mod reader;
+mod table;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use ddl::{DdlError, ExternalTable, parse_external_table};
+pub use exec::BronzeScanExec;
+pub use layout::BronzeFile;
+pub use table::BronzeTable;
+
+/// Counters of what Bronze scans read, shared by every scan of a table.
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// Files opened.
+    pub files_read: AtomicU64,
+    /// Bytes of the files as stored (gzip).
+    pub compressed_bytes: AtomicU64,
+    /// Bytes after decompression (every line, newline included).
+    pub uncompressed_bytes: AtomicU64,
+    /// Valid rows decoded.
+    pub rows: AtomicU64,
+    /// Lines quarantined as malformed.
+    pub malformed_lines: AtomicU64,
+}
+
+/// A plain copy of [`ReadStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStatsSnapshot {
+    pub files_read: u64,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub rows: u64,
+    pub malformed_lines: u64,
+}
+
+impl ReadStats {
+    /// Fresh zeroed counters, ready to share.
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::default())
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> ReadStatsSnapshot {
+        ReadStatsSnapshot {
+            files_read: self.files_read.load(Ordering::Relaxed),
+            compressed_bytes: self.compressed_bytes.load(Ordering::Relaxed),
+            uncompressed_bytes: self.uncompressed_bytes.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            malformed_lines: self.malformed_lines.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset(&self) {
+        for c in [
+            &self.files_read,
+            &self.compressed_bytes,
+            &self.uncompressed_bytes,
+            &self.rows,
+            &self.malformed_lines,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! `BronzeTable`, the DataFusion table provider over a local copy of the Bronze
+//! lake: it prunes partition directories with the query's partition filters and
+//! plans a parallel scan of the files that remain.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
+
+use super::ReadStats;
+use super::builders::ColBuilder;
+use super::ddl::ExternalTable;
+use super::exec::BronzeScanExec;
+use super::layout::{BronzeFile, Candidate, ColumnSet, Layout, discover};
+use super::reader::{OutCol, ScanSpec, quarantine_path};
+
+/// A Bronze table read from local files laid out like the S3 lake.
+#[derive(Debug)]
+pub struct BronzeTable {
+    table: ExternalTable,
+    schema: SchemaRef,
+    layout: Layout,
+    root_dir: PathBuf,
+    quarantine_root: PathBuf,
+    stats: Arc<ReadStats>,
+}
+
+impl BronzeTable {
+    /// A table over `root_dir`, the local directory standing for the table's
+    /// `LOCATION` (the partition directories of `storage.location.template`, or
+    /// Hive's `col=value` ones, are below it). Malformed lines are quarantined
+    /// below `quarantine_root`; every read is counted in `stats`.
+    pub fn new(
+        table: &ExternalTable,
+        root_dir: PathBuf,
+        quarantine_root: PathBuf,
+        stats: Arc<ReadStats>,
+    ) -> Result<Self> {
+        if table.partition_columns.len() > 64 {
+            return Err(DataFusionError::NotImplemented(
+                "more than 64 partition columns".to_string(),
+            ));
+        }
+        for field in table.columns.fields() {
+            ColBuilder::new(field.data_type()).map_err(|t| {
+                DataFusionError::NotImplemented(format!(
+                    "column {} has type {t}, which the Bronze reader cannot decode",
+                    field.name()
+                ))
+            })?;
+        }
+        let layout = Layout::for_table(table).map_err(|e| {
+            DataFusionError::Plan(format!("table {}: storage layout: {e}", table.name))
+        })?;
+        let mut fields: Vec<Field> = table
+            .columns
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(partition_fields(table));
+        Ok(BronzeTable {
+            table: table.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            layout,
+            root_dir,
+            quarantine_root,
+            stats,
+        })
+    }
+
+    /// The counters every scan of this table adds to.
+    pub fn stats(&self) -> &Arc<ReadStats> {
+        &self.stats
+    }
+
+    /// The parsed DDL this table was built from.
+    pub fn external_table(&self) -> &ExternalTable {
+        &self.table
+    }
+
+    /// The local directory of the table's `LOCATION`.
+    pub fn root_dir(&self) -> &Path {
+        &self.root_dir
+    }
+
+    /// Where malformed lines of `file` are written (if it has any).
+    pub fn quarantine_path(&self, file: &BronzeFile) -> PathBuf {
+        quarantine_path(&self.quarantine_root, &file.relative_path)
+    }
+
+    /// The files a scan with these `filters` reads, after partition pruning
+    /// (filters that do not involve only partition columns are ignored).
+    pub fn list_files(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<BronzeFile>> {
+        let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
+        let part_schema = Arc::new(Schema::new(partition_fields(&self.table)));
+        let df_schema =
+            DFSchema::from_unqualified_fields(part_schema.fields().clone(), HashMap::new())?;
+        let mut preds: Vec<(Arc<dyn PhysicalExpr>, ColumnSet)> = Vec::new();
+        for filter in filters {
+            if !expr_applicable_for_cols(&names, filter) {
+                continue;
+            }
+            let filter = unqualify(filter.clone())?;
+            let mut mask: ColumnSet = 0;
+            for c in filter.column_refs() {
+                if let Some(i) = names.iter().position(|n| *n == c.name) {
+                    mask |= 1 << i;
+                }
+            }
+            // A filter DataFusion cannot plan here is left to the FilterExec above.
+            if let Ok(p) = state.create_physical_expr(filter, &df_schema) {
+                preds.push((p, mask));
+            }
+        }
+        let mut applied = vec![false; preds.len()];
+        let mut prune = |cands: &[Candidate], known: ColumnSet| -> io::Result<Vec<bool>> {
+            let mut keep = vec![true; cands.len()];
+            let now: Vec<usize> = (0..preds.len())
+                .filter(|&i| !applied[i] && preds[i].1 & !known == 0)
+                .collect();
+            if now.is_empty() {
+                return Ok(keep);
+            }
+            let batch = partition_batch(&part_schema, cands).map_err(io::Error::other)?;
+            for i in now {
+                applied[i] = true;
+                // An evaluation error (e.g. a failing cast) prunes nothing.
+                let Ok(result) = preds[i]
+                    .0
+                    .evaluate(&batch)
+                    .and_then(|v| v.into_array(cands.len()))
+                else {
+                    continue;
+                };
+                if let Some(b) = result.as_boolean_opt() {
+                    for (k, keep) in keep.iter_mut().enumerate() {
+                        *keep &= b.is_valid(k) && b.value(k);
+                    }
+                }
+            }
+            Ok(keep)
+        };
+        discover(&self.root_dir, &self.layout, names.len(), &mut prune).map_err(|e| {
+            DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display()))
+        })
+    }
+
+    fn plan_scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let schema = Arc::new(self.schema.project(projection)?);
+        let n_data = self.table.columns.fields().len();
+        let output = projection
+            .iter()
+            .map(|&i| {
+                if i < n_data {
+                    OutCol::Data(i)
+                } else {
+                    OutCol::Partition(i - n_data)
+                }
+            })
+            .collect();
+        let files = self.list_files(state, filters)?;
+        let groups = balance(files, state.config().target_partitions());
+        let spec = ScanSpec {
+            data_fields: self.table.columns.fields().clone(),
+            output,
+            schema,
+            quarantine_root: self.quarantine_root.clone(),
+            stats: Arc::clone(&self.stats),
+            limit,
+        };
+        Ok(Arc::new(BronzeScanExec::new(spec, groups)))
+    }
+}
+
+impl TableProvider for BronzeTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    // `TableProvider` is an `#[async_trait]`; this is that macro's expansion,
+    // written out since planning the scan needs no `.await`.
+    fn scan<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        state: &'life1 dyn Session,
+        projection: Option<&'life2 Vec<usize>>,
+        filters: &'life3 [Expr],
+        limit: Option<usize>,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<dyn ExecutionPlan>>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(std::future::ready(
+            self.plan_scan(state, projection, filters, limit),
+        ))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if !names.is_empty() && expr_applicable_for_cols(&names, f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+}
+
+fn partition_fields(table: &ExternalTable) -> Vec<Field> {
+    table
+        .partition_columns
+        .iter()
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .collect()
+}
+
+/// Drops table qualifiers so filters resolve against the partition-only schema.
+fn unqualify(expr: Expr) -> Result<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// One row per candidate directory, one Utf8 column per partition column.
+fn partition_batch(schema: &SchemaRef, cands: &[Candidate]) -> Result<RecordBatch> {
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            Arc::new(StringArray::from_iter(
+                cands.iter().map(|cand| cand.values[c].as_deref()),
+            )) as ArrayRef
+        })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(cands.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
+}
+
+/// Splits files into at most `n` groups of similar total size (largest first,
+/// each to the lightest group); each group is then read in path order.
+fn balance(mut files: Vec<BronzeFile>, n: usize) -> Vec<Vec<BronzeFile>> {
+    let n = n.max(1).min(files.len());
+    files.sort_by(|a, b| {
+        b.size
+            .cmp(&a.size)
+            .then_with(|| a.relative_path.cmp(&b.relative_path))
+    });
+    let mut groups: Vec<(u64, Vec<BronzeFile>)> = vec![(0, Vec::new()); n];
+    for file in files {
+        if let Some(g) = groups.iter_mut().min_by_key(|(size, _)| *size) {
+            g.0 += file.size;
+            g.1.push(file);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, mut g)| {
+            g.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+            g
+        })
+        .collect()
+}
