@@ -167,7 +167,11 @@ pub fn plan_table(
             dir: Some(VersionDir { layer, table: table.to_string(), version: d.name.clone() }),
             forget: forget.iter().find(|v| **v == d.name).cloned(),
             bytes: d.bytes,
-            reason: if recorded { "version past retention".into() } else { "left by a run that never recorded it".into() },
+            reason: match (recorded, published.contains(d.name.as_str())) {
+                (true, true) => "version past retention".into(),
+                (true, false) => "staged, never published".into(),
+                (false, _) => "left by a run that never recorded it".into(),
+            },
         });
     }
     for v in forget {

@@ -175,8 +175,10 @@ async fn run_one(
     let now = clock.now();
     let version = new_id("v", now);
     let job = job_for(project, id, window, run_id, &version, now).map_err(|e| (e, StepStats::default()))?;
+    // Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process there.
     let failpoint = |step: &str| {
-        if project.settings.failpoint.as_deref() == Some(step) {
+        let hit = project.settings.failpoint.as_deref().is_some_and(|f| f == step || f == format!("{step}:{id}"));
+        if hit {
             eprintln!("failpoint {step}: aborting");
             std::process::abort();
         }

@@ -273,6 +273,7 @@ fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
             )
         }
         Audit::Sql(sql) => ("sql".into(), sql.replace("{{ this }}", this).replace("{{this}}", this)),
+        Audit::MaxRowChangePct(_) => unreachable!("row-change audits compare manifests, not SQL"),
     }
 }
 
@@ -300,6 +301,19 @@ impl Engine for LocalEngine {
             .map_err(query_err)?;
         ctx.catalog("datafusion").expect("default catalog").register_schema("__strata", schema).map_err(query_err)?;
         for audit in &job.audits {
+            if let Audit::MaxRowChangePct(pct) = audit {
+                let Some(expected) = &staged.expected else { continue };
+                let before = self.catalog.version(&job.database, &job.table, expected)?.manifest.rows();
+                let after = version.manifest.rows();
+                let change = if before == 0 { 0.0 } else { (after as f64 - before as f64).abs() * 100.0 / before as f64 };
+                if change > *pct {
+                    return Err(EngineError::Audit {
+                        audit: format!("max_row_change_pct({pct})"),
+                        detail: format!("the published version has {before} rows, the staged one {after} ({change:.1}% change)"),
+                    });
+                }
+                continue;
+            }
             let (name, sql) = audit_sql(audit, "\"__strata\".\"staged\"");
             let batches = collect_sql(&ctx, &format!("SELECT * FROM ({sql}) LIMIT 5")).await?;
             if count_rows(&batches) > 0 {

@@ -91,6 +91,9 @@ pub enum Audit {
     AcceptedValues { column: String, values: Vec<String> },
     /// A query over `{{ this }}` (the staged table) that must return no rows.
     Sql(String),
+    /// The staged row count may differ from the published version's by at most this many
+    /// percent (skipped when nothing is published yet).
+    MaxRowChangePct(f64),
 }
 
 /// `config(...)` as written in the template.

@@ -6,4 +6,5 @@ mod common;
 mod functions;
 mod golden;
 mod project;
+mod publish;
 mod render;

@@ -1,0 +1,275 @@
+//! The publish protocol on the local engine: readers never see a partial version, a crash
+//! at any step leaves the published state as it was, racing runs cannot both publish, a
+//! failed audit publishes nothing, and gc deletes only what the table no longer needs.
+//!
+//! The engine-level checks take `&dyn Engine`, so every backend can run them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use strata::engine::{Engine, EngineError, Job, JobKind};
+use strata::project::{Audit, ModelId};
+
+use crate::common::{TestProject, query, strata};
+
+/// Version `k` of the test table: `n(k)` rows over three partitions, each row `(k, i)`.
+fn rows_of(k: u64) -> u64 {
+    20 + k % 13
+}
+
+fn job(k: u64, audits: Vec<Audit>) -> Job {
+    let n = rows_of(k);
+    Job {
+        model: ModelId::parse("ops.board").unwrap(),
+        database: "rastup_ops".into(),
+        table: "board".into(),
+        run_id: format!("r{k}"),
+        version: format!("v20250101T000000000Z-{k:06x}"),
+        now: "2025-01-01T00:00:00.000Z".into(),
+        kind: JobKind::Select {
+            sql: format!(
+                "SELECT CAST({k} AS BIGINT) AS v, value AS i, CAST(value % 3 AS VARCHAR) AS dt FROM generate_series(0, {})",
+                n - 1
+            ),
+            partition_by: vec!["dt".into()],
+            compression: "snappy".into(),
+            replaces: None,
+        },
+        audits,
+    }
+}
+
+async fn publish(engine: &dyn Engine, k: u64) -> Result<(), EngineError> {
+    let staged = engine.stage(&job(k, vec![Audit::NotEmpty])).await?;
+    engine.audit(&staged).await?;
+    engine.publish(&staged, "2025-01-01T00:00:00.000Z").await
+}
+
+/// What a reader sees: (version, rows, checksum), each read from one query.
+async fn read(engine: &dyn Engine) -> Result<Option<(u64, u64, u64, u64)>, EngineError> {
+    let r = engine.query("SELECT min(v), max(v), count(*), sum(i) FROM ops.board").await?;
+    let rows = crate::common::rows(&r.batches);
+    let cell = |i: usize| rows[0][i].parse::<u64>().ok();
+    Ok(cell(0).map(|min| (min, cell(1).unwrap(), cell(2).unwrap(), cell(3).unwrap())))
+}
+
+pub async fn readers_never_see_a_partial_version(engine: Arc<dyn Engine>) {
+    publish(engine.as_ref(), 0).await.expect("first publish");
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (engine, done, reads) = (engine.clone(), done.clone(), reads.clone());
+        readers.push(tokio::spawn(async move {
+            let mut last = 0;
+            while !done.load(Ordering::SeqCst) {
+                let (min, max, count, sum) = read(engine.as_ref()).await.expect("a read never fails").expect("never empty");
+                assert_eq!(min, max, "one read mixed versions {min} and {max}");
+                let n = rows_of(min);
+                assert_eq!(count, n, "version {min} read with {count} of its {n} rows");
+                assert_eq!(sum, n * (n - 1) / 2, "version {min} checksum");
+                assert!(min >= last, "a reader went back from version {last} to {min}");
+                last = min;
+                reads.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for k in 1..=200 {
+        publish(engine.as_ref(), k).await.unwrap_or_else(|e| panic!("publish {k}: {e}"));
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        r.await.expect("reader ran clean");
+    }
+    assert!(reads.load(Ordering::SeqCst) > 20, "readers overlapped the publishes");
+    assert_eq!(read(engine.as_ref()).await.unwrap().unwrap().0, 200);
+}
+
+pub async fn racing_runs_publish_once(engine: &dyn Engine) {
+    publish(engine, 1).await.unwrap();
+    let a = engine.stage(&job(2, vec![])).await.unwrap();
+    let b = engine.stage(&job(3, vec![])).await.unwrap();
+    assert_eq!(a.expected, b.expected, "both planned against the same version");
+    engine.publish(&a, "2025-01-01T00:00:01.000Z").await.expect("the first to publish wins");
+    let err = engine.publish(&b, "2025-01-01T00:00:02.000Z").await.expect_err("the second must not overwrite");
+    assert!(err.to_string().contains("publish conflict"), "{err}");
+    let (v, _, n, _) = read(engine).await.unwrap().unwrap();
+    assert_eq!((v, n), (2, rows_of(2)), "the winner's rows, complete");
+}
+
+pub async fn a_failed_audit_publishes_nothing(engine: &dyn Engine) {
+    publish(engine, 1).await.unwrap();
+    let staged = engine
+        .stage(&job(2, vec![Audit::Sql("SELECT * FROM {{ this }} WHERE i >= 20".into())]))
+        .await
+        .unwrap();
+    let err = engine.audit(&staged).await.expect_err("rows with i >= 20 exist in version 2");
+    let text = err.to_string();
+    assert!(text.starts_with("audit sql failed"), "{text}");
+    assert!(text.contains("| 2 | 20 "), "the error shows offending rows: {text}");
+    assert_eq!(read(engine).await.unwrap().unwrap().0, 1, "version 1 is still the one readers see");
+
+    // Version 1 has 21 rows, version 12 has 32: a 52% change.
+    let staged = engine.stage(&job(12, vec![Audit::MaxRowChangePct(50.0)])).await.unwrap();
+    let err = engine.audit(&staged).await.expect_err("52% is more than 50%");
+    assert!(err.to_string().contains("the published version has 21 rows, the staged one 32"), "{err}");
+    let staged = engine.stage(&job(13, vec![Audit::MaxRowChangePct(50.0)])).await.unwrap();
+    engine.audit(&staged).await.expect("20 rows against 21 is within 50%");
+}
+
+fn local(t: &TestProject) -> Arc<dyn Engine> {
+    let project = t.project();
+    Arc::new(t.engine(&project))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_readers_never_see_a_partial_version() {
+    let t = TestProject::shipped();
+    readers_never_see_a_partial_version(local(&t)).await;
+}
+
+#[tokio::test]
+async fn local_racing_runs_publish_once() {
+    let t = TestProject::shipped();
+    racing_runs_publish_once(local(&t).as_ref()).await;
+}
+
+#[tokio::test]
+async fn local_failed_audit_publishes_nothing() {
+    let t = TestProject::shipped();
+    a_failed_audit_publishes_nothing(local(&t).as_ref()).await;
+}
+
+fn version_dirs(t: &TestProject, table: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(t.lake().join(table))
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn current(t: &TestProject, model: &str) -> String {
+    let (code, out, err) = strata(t.path(), &["status", model]);
+    assert_eq!(code, 0, "{err}");
+    out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// A crash after each step of the protocol leaves the published version as it was; the
+/// next run converges, and gc removes what the crash left.
+#[test]
+fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
+    let t = TestProject::shipped();
+    std::fs::write(
+        t.path().join("strata.toml"),
+        std::fs::read_to_string(t.path().join("strata.toml")).unwrap().replace("orphan_grace_minutes = 60", "orphan_grace_minutes = 0"),
+    )
+    .unwrap();
+    t.write_fixture_events();
+    let run = |failpoint: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"]).current_dir(t.path());
+        for var in ["STRATA_ENGINE", "STRATA_PROFILE", "STRATA_STORAGE", "STRATA_ENV", "STRATA_STATE_DIR"] {
+            cmd.env_remove(var);
+        }
+        match failpoint {
+            Some(f) => cmd.env("STRATA_FAILPOINT", format!("{f}:silver.fact_payouts")),
+            None => cmd.env_remove("STRATA_FAILPOINT"),
+        };
+        cmd.output().expect("strata runs")
+    };
+    assert!(run(None).status.success());
+    let published = current(&t, "silver.fact_payouts");
+    assert!(published.starts_with('v'), "{published}");
+    let rows = || {
+        let (_, out, _) = strata(t.path(), &["query", "--format", "csv", "SELECT count(*) AS n FROM silver.fact_payouts"]);
+        out.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let before = rows();
+
+    for step in ["before-stage", "after-stage", "after-audit"] {
+        let out = run(Some(step));
+        assert!(!out.status.success(), "{step}: the process was aborted");
+        assert_eq!(current(&t, "silver.fact_payouts"), published, "{step}: the published version is unchanged");
+        assert_eq!(rows(), before, "{step}: readers see the same rows");
+    }
+    // A crash right after the publish: the new version is complete and current.
+    assert!(!run(Some("after-publish")).status.success());
+    let after_crash = current(&t, "silver.fact_payouts");
+    assert_ne!(after_crash, published);
+    assert_eq!(rows(), before);
+
+    // The next run converges; gc removes the staged leftovers but keeps retained versions.
+    assert!(run(None).status.success());
+    let (code, out, err) = strata(t.path(), &["gc"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("staged, never published") || out.contains("left by a run"), "{out}");
+    let dirs = version_dirs(&t, "silver/fact_payouts");
+    assert_eq!(dirs.len(), 3, "three kept versions remain: {dirs:?}");
+    assert!(dirs.contains(&current(&t, "silver.fact_payouts")));
+    assert!(dirs.contains(&after_crash), "the previous version is kept");
+    assert_eq!(rows(), before);
+}
+
+#[tokio::test]
+async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
+    let t = TestProject::shipped();
+    let project = t.project();
+    let engine = t.engine(&project);
+    for k in 1..=6 {
+        publish(&engine, k).await.unwrap();
+    }
+    // Things gc must never touch: another table's data, a non-version directory, Bronze.
+    let foreign = [
+        t.lake().join("ops/other_table/v20240101T000000000Z-000001"),
+        t.lake().join("ops/board/not-a-version"),
+        t.lake().join("bronze/events/v20240101T000000000Z-000002"),
+    ];
+    for f in &foreign {
+        std::fs::create_dir_all(f).unwrap();
+        std::fs::write(f.join("data.parquet"), b"keep me").unwrap();
+    }
+    let retention = strata::lifecycle::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
+    let now = chrono::Utc::now();
+    let items = strata::lifecycle::plan_table(engine.catalog(), &engine, strata::project::Layer::Ops, "rastup_ops", "board", retention, now).unwrap();
+    let doomed: Vec<String> = items.iter().filter_map(|i| i.dir.as_ref().map(|d| d.relative())).collect();
+    assert_eq!(doomed.len(), 3, "versions 1..3 are past retention: {doomed:?}");
+    strata::lifecycle::execute(engine.catalog(), &engine, ("rastup_ops", "board"), &items).unwrap();
+    let left = version_dirs(&t, "ops/board");
+    assert_eq!(left, vec!["not-a-version", "v20250101T000000000Z-000004", "v20250101T000000000Z-000005", "v20250101T000000000Z-000006"]);
+    for f in &foreign {
+        assert!(f.join("data.parquet").exists(), "{} must survive gc", f.display());
+    }
+    assert_eq!(read(&engine).await.unwrap().unwrap().0, 6);
+    // Rolling back to a kept version works; to a collected one is refused.
+    let rb = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", None, retention, "rb", now).unwrap();
+    assert_eq!(rb, "v20250101T000000000Z-000005");
+    assert_eq!(read(&engine).await.unwrap().unwrap().0, 5);
+    let err = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", Some("v20250101T000000000Z-000001"), retention, "rb", now)
+        .unwrap_err();
+    assert!(err.contains("not a kept version"), "{err}");
+}
+
+#[tokio::test]
+async fn an_incremental_run_replaces_only_its_window_and_readers_see_all_hours_at_once() {
+    let t = TestProject::shipped();
+    let engine = {
+        t.write_fixture_events();
+        let project = t.project();
+        let engine = t.engine(&project);
+        let clock = strata::clock::ManualClock::at(chrono::DateTime::parse_from_rfc3339("2025-11-06T12:00:00Z").unwrap().into());
+        let sel = strata::project::select(&project, &["+silver.fact_payouts".into()]).unwrap();
+        let at = strata::clock::Clock::now(&clock);
+        strata::runner::run(&project, &engine, &clock, &sel, &strata::runner::RunOptions { at, from: Some(at - chrono::Duration::days(2)) }).await;
+        // A 5-minute refresh at 12:05 recomputes only hours 11 and 12 of 11-06.
+        let at = at + chrono::Duration::minutes(5);
+        let runs = strata::runner::run(&project, &engine, &clock, &sel, &strata::runner::RunOptions { at, from: None }).await;
+        let payouts = runs.iter().find(|r| r.model.name == "fact_payouts").unwrap();
+        assert_eq!(payouts.window.hours().len(), 2);
+        engine
+    };
+    assert_eq!(
+        query(&engine, "SELECT count(*), count(DISTINCT dt || hour) FROM silver.fact_payouts").await,
+        vec![vec!["5".to_string(), "5".to_string()]],
+        "the hours outside the refresh window were carried over"
+    );
+}
