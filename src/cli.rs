@@ -24,7 +24,11 @@ pub const EXIT_MODEL_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about = "Orchestrates an Athena + Glue lakehouse: render, run, audit, publish")]
+#[command(
+    name = "strata",
+    version,
+    about = "Orchestrates an Athena + Glue lakehouse: render, run, audit, publish"
+)]
 pub struct Cli {
     /// The project directory (holds strata.toml and sql/).
     #[arg(long, global = true, default_value = ".", env = "STRATA_PROJECT_DIR")]
@@ -143,7 +147,8 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.verbose, cli.log_format);
     let env: HashMap<String, String> = std::env::vars().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
     match runtime.block_on(execute(cli, env, &SystemClock)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
@@ -170,8 +175,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
 fn at_or_now(at: Option<&str>, clock: &dyn Clock, flag: &str) -> Result<DateTime<Utc>, Failure> {
     match at {
         None => Ok(clock.now()),
-        Some(s) => parse_instant(s)
-            .ok_or_else(|| anyhow::anyhow!("{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339").into()),
+        Some(s) => parse_instant(s).ok_or_else(|| {
+            anyhow::anyhow!("{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339").into()
+        }),
     }
 }
 
@@ -194,7 +200,13 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
             let project = load(dir, &env)?;
             let engine = local_engine(&project)?;
-            let spec = crate::demo::DemoSpec { at, days, sessions_per_hour, seed, env: project.settings.env.clone() };
+            let spec = crate::demo::DemoSpec {
+                at,
+                days,
+                sessions_per_hour,
+                seed,
+                env: project.settings.env.clone(),
+            };
             let summary = crate::demo::generate(engine.root(), &spec).context("writing sample events")?;
             println!(
                 "wrote {} events ({} duplicates, {} late, {} malformed lines) in {} files, {} gzipped, under {}",
@@ -218,7 +230,11 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             if project.settings.engine != EngineKind::Local {
-                return Err(anyhow::anyhow!("engine '{}' is not available in this build; use --engine local", project.settings.engine.as_str()).into());
+                return Err(anyhow::anyhow!(
+                    "engine '{}' is not available in this build; use --engine local",
+                    project.settings.engine.as_str()
+                )
+                .into());
             }
             let engine = local_engine(&project)?;
             let runs = runner::run(&project, &engine, clock, &selected, &RunOptions { at, from }).await;
@@ -230,11 +246,19 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
             let mut env = env;
             if let Some(e) = engine {
-                env.insert("STRATA_ENGINE".into(), match e { EngineArg::Local => "local", EngineArg::Athena => "athena" }.into());
+                env.insert(
+                    "STRATA_ENGINE".into(),
+                    match e {
+                        EngineArg::Local => "local",
+                        EngineArg::Athena => "athena",
+                    }
+                    .into(),
+                );
             }
             let project = load(dir, &env)?;
             let id = resolve_model(&project, &model)?;
-            let text = runner::render_statements(&project, &id, &RunOptions { at, from }, clock.now()).map_err(anyhow::Error::msg)?;
+            let text = runner::render_statements(&project, &id, &RunOptions { at, from }, clock.now())
+                .map_err(anyhow::Error::msg)?;
             print!("{text}");
             Ok(EXIT_OK)
         }
@@ -250,7 +274,16 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let engine = local_engine(&project)?;
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(["model", "table", "current version", "published at", "by run", "rows", "bytes", "kept versions"]);
+            t.set_header([
+                "model",
+                "table",
+                "current version",
+                "published at",
+                "by run",
+                "rows",
+                "bytes",
+                "kept versions",
+            ]);
             for id in &selected {
                 let table = &project.models[id].table;
                 let db = project.database(id);
@@ -265,7 +298,16 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
                         if s.kind == "external" { "-".into() } else { human_bytes(s.bytes) },
                         s.kept.len().to_string(),
                     ]),
-                    None => t.add_row([id.to_string(), format!("{db}.{table}"), "(never published)".into(), String::new(), String::new(), String::new(), String::new(), String::new()]),
+                    None => t.add_row([
+                        id.to_string(),
+                        format!("{db}.{table}"),
+                        "(never published)".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]),
                 };
             }
             println!("{t}");
@@ -279,8 +321,16 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let run_id = runner::new_id("rollback-", now);
             let db = project.database(&id);
             let table = &project.models[&id].table;
-            let v = lifecycle::rollback(engine.catalog(), db, table, to.as_deref(), project.settings.retention, &run_id, now)
-                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
+            let v = lifecycle::rollback(
+                engine.catalog(),
+                db,
+                table,
+                to.as_deref(),
+                project.settings.retention,
+                &run_id,
+                now,
+            )
+            .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
             println!("{id}: {db}.{table} is now at version {v}");
             Ok(EXIT_OK)
         }
@@ -294,7 +344,15 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let (mut total, mut count) = (0u64, 0usize);
             for (db, table, _) in engine.catalog().tables()? {
                 let Some(layer) = project.settings.layer_of(&db) else { continue };
-                let items = lifecycle::plan_table(engine.catalog(), &engine, layer, &db, &table, project.settings.retention, now)?;
+                let items = lifecycle::plan_table(
+                    engine.catalog(),
+                    &engine,
+                    layer,
+                    &db,
+                    &table,
+                    project.settings.retention,
+                    now,
+                )?;
                 for i in &items {
                     t.add_row([
                         i.table.clone(),
@@ -323,7 +381,8 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             let settings = Settings::load(dir, &env)?;
             let project = Project::load(settings)?;
             let engine = local_engine(&project)?;
-            let result = engine.query(&sql).await.map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+            let result =
+                engine.query(&sql).await.map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
             print_batches(&result, format)?;
             Ok(EXIT_OK)
         }

@@ -59,7 +59,18 @@ impl Gen {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit(&mut self, event: &str, occurred: DateTime<Utc>, user: Option<&str>, anon: &str, session: &str, city: &str, ids: Value, money: Option<i64>, payload: Value) {
+    fn emit(
+        &mut self,
+        event: &str,
+        occurred: DateTime<Utc>,
+        user: Option<&str>,
+        anon: &str,
+        session: &str,
+        city: &str,
+        ids: Value,
+        money: Option<i64>,
+        payload: Value,
+    ) {
         let late = self.rng.random_bool(0.03);
         let delay = if late {
             Duration::minutes(self.rng.random_range(90..300))
@@ -130,19 +141,60 @@ impl Gen {
         let user = user.expect("signed in");
         let lbg = self.id("lbg");
         let cents: i64 = self.rng.random_range(20..400) * 500;
-        let booking = |state: &str| json!({"lbg_id": lbg, "amount_cents": cents, "currency": CURRENCY, "state": state});
+        let booking =
+            |state: &str| json!({"lbg_id": lbg, "amount_cents": cents, "currency": CURRENCY, "state": state});
         t += Duration::seconds(self.rng.random_range(30..600));
-        self.emit("lbg.requested", t, Some(&user), &anon, &session, city, json!({"lbg_id": lbg}), Some(cents), booking("requested"));
+        self.emit(
+            "lbg.requested",
+            t,
+            Some(&user),
+            &anon,
+            &session,
+            city,
+            json!({"lbg_id": lbg}),
+            Some(cents),
+            booking("requested"),
+        );
         if !self.rng.random_bool(0.75) {
             t += Duration::minutes(self.rng.random_range(5..60));
-            self.emit("lbg.declined", t, Some(&user), &anon, &session, city, json!({"lbg_id": lbg}), Some(cents), booking("declined"));
+            self.emit(
+                "lbg.declined",
+                t,
+                Some(&user),
+                &anon,
+                &session,
+                city,
+                json!({"lbg_id": lbg}),
+                Some(cents),
+                booking("declined"),
+            );
             return;
         }
         t += Duration::minutes(self.rng.random_range(1..30));
-        self.emit("lbg.confirmed", t, Some(&user), &anon, &session, city, json!({"lbg_id": lbg}), Some(cents), booking("confirmed"));
+        self.emit(
+            "lbg.confirmed",
+            t,
+            Some(&user),
+            &anon,
+            &session,
+            city,
+            json!({"lbg_id": lbg}),
+            Some(cents),
+            booking("confirmed"),
+        );
         if self.rng.random_bool(0.08) {
             t += Duration::minutes(self.rng.random_range(10..120));
-            self.emit("lbg.cancelled", t, Some(&user), &anon, &session, city, json!({"lbg_id": lbg}), Some(cents), booking("cancelled"));
+            self.emit(
+                "lbg.cancelled",
+                t,
+                Some(&user),
+                &anon,
+                &session,
+                city,
+                json!({"lbg_id": lbg}),
+                Some(cents),
+                booking("cancelled"),
+            );
             return;
         }
         // Payout legs: the provider's share is paid out after confirmation.
@@ -154,7 +206,17 @@ impl Gen {
             let payout = json!({"leg_id": leg, "amount_cents": amount, "provider_ref": provider_ref});
             let ids = json!({"lbg_id": lbg, "leg_id": leg});
             let mut pt = t + Duration::minutes(self.rng.random_range(5..90));
-            self.emit("payout.queued", pt, None, &anon, &session, city, ids.clone(), Some(amount), payout.clone());
+            self.emit(
+                "payout.queued",
+                pt,
+                None,
+                &anon,
+                &session,
+                city,
+                ids.clone(),
+                Some(amount),
+                payout.clone(),
+            );
             let roll: f64 = self.rng.random();
             pt += Duration::minutes(self.rng.random_range(20..240));
             if roll < 0.8 {
@@ -185,7 +247,13 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         for city in CITIES {
             // Busier in the evening, quieter at night.
             let h: u32 = fmt_hour(hour).parse().expect("two digits");
-            let load = if (17..23).contains(&h) { 2 } else if h < 6 { 0 } else { 1 };
+            let load = if (17..23).contains(&h) {
+                2
+            } else if h < 6 {
+                0
+            } else {
+                1
+            };
             let n = spec.sessions_per_hour * (1 + load) / 2 + 1;
             for _ in 0..n {
                 let offset = Duration::seconds(g.rng.random_range(0..3600));

@@ -111,7 +111,9 @@ fn referenced_dirs(v: &Version) -> BTreeSet<String> {
         .iter()
         .flat_map(|p| &p.files)
         .filter_map(|f| f.path.split('/').nth(2).map(str::to_string))
-        .chain((!v.location.is_empty()).then(|| v.location.rsplit('/').next().unwrap_or_default().to_string()))
+        .chain(
+            (!v.location.is_empty()).then(|| v.location.rsplit('/').next().unwrap_or_default().to_string()),
+        )
         .collect()
 }
 
@@ -135,14 +137,17 @@ pub fn plan_table(
     let versions = catalog.versions(db, table)?;
     let published: BTreeSet<&str> = history.iter().map(|r| r.version.as_str()).collect();
     let young = |created: &str| {
-        DateTime::parse_from_rfc3339(created).map(|t| now - t.with_timezone(&Utc) < retention.orphan_grace).unwrap_or(true)
+        DateTime::parse_from_rfc3339(created)
+            .map(|t| now - t.with_timezone(&Utc) < retention.orphan_grace)
+            .unwrap_or(true)
     };
 
     // Directories any kept version reads, and versions possibly still in flight.
     let mut protected: BTreeSet<String> = BTreeSet::new();
     let mut forget = Vec::new();
     for v in &versions {
-        let keep = kept.contains(&v.version) || (!published.contains(v.version.as_str()) && young(&v.created_at));
+        let keep =
+            kept.contains(&v.version) || (!published.contains(v.version.as_str()) && young(&v.created_at));
         if keep {
             protected.extend(referenced_dirs(v));
             protected.insert(v.version.clone());
@@ -176,8 +181,18 @@ pub fn plan_table(
     }
     for v in forget {
         if !items.iter().any(|i| i.forget.as_deref() == Some(v.as_str())) {
-            let reason = if published.contains(v.as_str()) { "version past retention" } else { "staged, never published" };
-            items.push(GcItem { table: format!("{db}.{table}"), dir: None, forget: Some(v), bytes: 0, reason: reason.into() });
+            let reason = if published.contains(v.as_str()) {
+                "version past retention"
+            } else {
+                "staged, never published"
+            };
+            items.push(GcItem {
+                table: format!("{db}.{table}"),
+                dir: None,
+                forget: Some(v),
+                bytes: 0,
+                reason: reason.into(),
+            });
         }
     }
     Ok(items)
@@ -185,17 +200,26 @@ pub fn plan_table(
 
 /// Carries out a plan: deletes data first, then forgets records, so a crash in between
 /// leaves at most a record without data, which the next gc forgets.
-pub fn execute(catalog: &Catalog, storage: &dyn VersionStorage, db_table: (&str, &str), items: &[GcItem]) -> Result<u64, String> {
+pub fn execute(
+    catalog: &Catalog,
+    storage: &dyn VersionStorage,
+    db_table: (&str, &str),
+    items: &[GcItem],
+) -> Result<u64, String> {
     let (db, table) = db_table;
     let head = catalog.head(db, table).map_err(|e| e.to_string())?;
     let mut freed = 0;
     for item in items {
         if let Some(dir) = &item.dir {
             // Re-check against the head now: a publish may have happened since planning.
-            if head.as_ref().is_some_and(|h| h.current == dir.version || h.previous.as_deref() == Some(&dir.version)) {
+            if head
+                .as_ref()
+                .is_some_and(|h| h.current == dir.version || h.previous.as_deref() == Some(&dir.version))
+            {
                 return Err(format!("refusing to delete {}: it became current or previous", dir.relative()));
             }
-            freed += storage.delete_version_dir(dir).map_err(|e| format!("deleting {}: {e}", dir.relative()))?;
+            freed +=
+                storage.delete_version_dir(dir).map_err(|e| format!("deleting {}: {e}", dir.relative()))?;
         }
     }
     for item in items {
@@ -219,7 +243,12 @@ pub struct TableStatus {
     pub kind: String,
 }
 
-pub fn status(catalog: &Catalog, db: &str, table: &str, retention: Retention) -> Result<Option<TableStatus>, CatalogError> {
+pub fn status(
+    catalog: &Catalog,
+    db: &str,
+    table: &str,
+    retention: Retention,
+) -> Result<Option<TableStatus>, CatalogError> {
     let Some(head) = catalog.head(db, table)? else { return Ok(None) };
     let current = catalog.version(db, table, &head.current)?;
     let history = catalog.history(db, table)?;
@@ -245,12 +274,17 @@ pub fn rollback(
     run_id: &str,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
-    let head = catalog.head(db, table).map_err(|e| e.to_string())?.ok_or(format!("{db}.{table} has never been published"))?;
+    let head = catalog
+        .head(db, table)
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("{db}.{table} has never been published"))?;
     let history = catalog.history(db, table).map_err(|e| e.to_string())?;
     let kept = kept_versions(&head, &history, retention.versions);
     let target = match to {
         Some(v) => v.to_string(),
-        None => head.previous.clone().ok_or(format!("{db}.{table} has no previous version to roll back to"))?,
+        None => {
+            head.previous.clone().ok_or(format!("{db}.{table} has no previous version to roll back to"))?
+        }
     };
     if target == head.current {
         return Err(format!("{target} is already the current version of {db}.{table}"));
@@ -260,7 +294,14 @@ pub fn rollback(
     }
     catalog.version(db, table, &target).map_err(|e| e.to_string())?;
     catalog
-        .publish(db, table, Some(&head.current), &target, run_id, &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .publish(
+            db,
+            table,
+            Some(&head.current),
+            &target,
+            run_id,
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
         .map_err(|e| e.to_string())?;
     Ok(target)
 }

@@ -123,11 +123,10 @@ impl Default for Renderer {
     }
 }
 
-fn scope<'a>(state: &'a State) -> Result<Arc<Scope>, Error> {
-    state
-        .lookup("__strata")
-        .and_then(|v| v.downcast_object::<Scope>())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "internal error: render scope missing (a bug)"))
+fn scope(state: &State) -> Result<Arc<Scope>, Error> {
+    state.lookup("__strata").and_then(|v| v.downcast_object::<Scope>()).ok_or_else(|| {
+        Error::new(ErrorKind::InvalidOperation, "internal error: render scope missing (a bug)")
+    })
 }
 
 fn sql_quote(s: &str) -> String {
@@ -155,8 +154,9 @@ impl Renderer {
             let mut map = serde_json::Map::new();
             for key in kwargs.args() {
                 let v: Value = kwargs.get(key)?;
-                let json = serde_json::to_value(&v)
-                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("config({key}=...): {e}")))?;
+                let json = serde_json::to_value(&v).map_err(|e| {
+                    Error::new(ErrorKind::InvalidOperation, format!("config({key}=...): {e}"))
+                })?;
                 map.insert(key.to_string(), json);
             }
             *slot = Some(serde_json::Value::Object(map));
@@ -165,7 +165,11 @@ impl Renderer {
         env.add_function("ref", |state: &State, name: String| -> Result<String, Error> {
             let scope = scope(state)?;
             scope.refs.lock().expect("refs lock").push(SeenRef { kind: RefKind::Ref, name: name.clone() });
-            Ok(scope.relations.resolve(&name).cloned().unwrap_or_else(|| format!("\"unresolved\".\"{name}\"")))
+            Ok(scope
+                .relations
+                .resolve(&name)
+                .cloned()
+                .unwrap_or_else(|| format!("\"unresolved\".\"{name}\"")))
         });
         env.add_function("source", |state: &State, layer: String, name: String| -> Result<String, Error> {
             let scope = scope(state)?;
@@ -173,17 +177,20 @@ impl Renderer {
             scope.refs.lock().expect("refs lock").push(SeenRef { kind: RefKind::Source, name: id.clone() });
             Ok(scope.relations.by_id.get(&id).cloned().unwrap_or_else(|| format!("\"unresolved\".\"{id}\"")))
         });
-        env.add_function("var", |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
-            let scope = scope(state)?;
-            match (scope.vars.get(&name), default) {
-                (Some(v), _) => Ok(Value::from_serialize(v)),
-                (None, Some(d)) => Ok(d),
-                (None, None) => Err(Error::new(
-                    ErrorKind::UndefinedError,
-                    format!("var('{name}') is not set in strata.toml [vars] and has no default"),
-                )),
-            }
-        });
+        env.add_function(
+            "var",
+            |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+                let scope = scope(state)?;
+                match (scope.vars.get(&name), default) {
+                    (Some(v), _) => Ok(Value::from_serialize(v)),
+                    (None, Some(d)) => Ok(d),
+                    (None, None) => Err(Error::new(
+                        ErrorKind::UndefinedError,
+                        format!("var('{name}') is not set in strata.toml [vars] and has no default"),
+                    )),
+                }
+            },
+        );
         env.add_function("location", |state: &State, relative: String| -> Result<String, Error> {
             let scope = scope(state)?;
             Ok(format!("{}/{}", scope.storage_root, relative.trim_start_matches('/')))
@@ -217,14 +224,22 @@ impl Renderer {
                 }
             })
         });
-        env.add_function("window_days", |state: &State| -> Result<Vec<String>, Error> { Ok(scope(state)?.window.days()) });
-        env.add_filter("dt", |s: String| -> Result<String, Error> { Ok(parse_ts(&s)?.format("%Y-%m-%d").to_string()) });
-        env.add_filter("hour", |s: String| -> Result<String, Error> { Ok(parse_ts(&s)?.format("%H").to_string()) });
+        env.add_function("window_days", |state: &State| -> Result<Vec<String>, Error> {
+            Ok(scope(state)?.window.days())
+        });
+        env.add_filter("dt", |s: String| -> Result<String, Error> {
+            Ok(parse_ts(&s)?.format("%Y-%m-%d").to_string())
+        });
+        env.add_filter("hour", |s: String| -> Result<String, Error> {
+            Ok(parse_ts(&s)?.format("%H").to_string())
+        });
         env.add_filter("ts", |s: String| -> Result<String, Error> {
             Ok(format!("TIMESTAMP '{}'", parse_ts(&s)?.format("%Y-%m-%d %H:%M:%S%.3f")))
         });
         env.add_filter("sql_str", |s: String| sql_quote(&s));
-        env.add_filter("sql_list", |v: Vec<String>| v.iter().map(|s| sql_quote(s)).collect::<Vec<_>>().join(", "));
+        env.add_filter("sql_list", |v: Vec<String>| {
+            v.iter().map(|s| sql_quote(s)).collect::<Vec<_>>().join(", ")
+        });
         Self { env }
     }
 
@@ -260,11 +275,8 @@ impl Renderer {
 
 fn locate(e: &Error, source: &str) -> RenderError {
     let line = e.line().unwrap_or(1);
-    let what = e
-        .range()
-        .and_then(|r| source.get(r))
-        .map(|s| format!(" in `{}`", s.trim()))
-        .unwrap_or_default();
+    let what =
+        e.range().and_then(|r| source.get(r)).map(|s| format!(" in `{}`", s.trim())).unwrap_or_default();
     let message = match (e.kind(), e.detail()) {
         (ErrorKind::UndefinedError, Some(d)) => format!("{d}{what}"),
         (ErrorKind::UndefinedError, None) => format!("undefined name{what}"),

@@ -177,7 +177,8 @@ async fn run_one(
     let job = job_for(project, id, window, run_id, &version, now).map_err(|e| (e, StepStats::default()))?;
     // Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process there.
     let failpoint = |step: &str| {
-        let hit = project.settings.failpoint.as_deref().is_some_and(|f| f == step || f == format!("{step}:{id}"));
+        let hit =
+            project.settings.failpoint.as_deref().is_some_and(|f| f == step || f == format!("{step}:{id}"));
         if hit {
             eprintln!("failpoint {step}: aborting");
             std::process::abort();
@@ -203,7 +204,12 @@ async fn run_one(
 /// The statements a model would run, as text: on Athena exactly what is sent (DDL, or a
 /// CTAS into a fresh `external_location` plus INSERTs past 100 partitions); on the local
 /// engine the rendered SELECT.
-pub fn render_statements(project: &Project, id: &ModelId, opts: &RunOptions, now: DateTime<Utc>) -> Result<String, String> {
+pub fn render_statements(
+    project: &Project,
+    id: &ModelId,
+    opts: &RunOptions,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
     let model = &project.models[id];
     let window = window_for(project, id, opts);
     let body = project.render(id, project.settings.engine, window).map_err(|d| d.to_string())?;
@@ -217,10 +223,17 @@ pub fn render_statements(project: &Project, id: &ModelId, opts: &RunOptions, now
     );
     match project.settings.engine {
         EngineKind::Athena => {
-            let staging = format!("\"{}\".\"{}__{}\"", project.database(id), model.table, version.replace('-', "_"));
-            let location = project.settings.storage.uri(&format!("{}/{}/{}/", id.layer.as_str(), model.table, version));
-            let parts = (model.config.materialized == Materialization::Incremental).then(|| replaced_partitions(&window));
-            let target = StageTarget { staging_relation: &staging, external_location: &location, partitions: parts.as_deref() };
+            let staging =
+                format!("\"{}\".\"{}__{}\"", project.database(id), model.table, version.replace('-', "_"));
+            let location =
+                project.settings.storage.uri(&format!("{}/{}/{}/", id.layer.as_str(), model.table, version));
+            let parts = (model.config.materialized == Materialization::Incremental)
+                .then(|| replaced_partitions(&window));
+            let target = StageTarget {
+                staging_relation: &staging,
+                external_location: &location,
+                partitions: parts.as_deref(),
+            };
             for s in statements(model, &body, &target)? {
                 out.push_str(&s);
                 out.push_str(";\n");

@@ -114,7 +114,9 @@ fn reject_unsupported(fields: &[&str]) -> Result<(), String> {
         let upper = f.to_ascii_uppercase();
         let special = upper.contains('#')
             || upper.split([',', '-', '/']).any(|t| {
-                t == "L" || t == "LW" || t.strip_suffix('L').is_some_and(digits)
+                t == "L"
+                    || t == "LW"
+                    || t.strip_suffix('L').is_some_and(digits)
                     || t.strip_suffix('W').is_some_and(digits)
             });
         if special {

@@ -82,10 +82,7 @@ impl Window {
     pub fn partitions(&self) -> Vec<PartitionKey> {
         self.units()
             .into_iter()
-            .map(|t| PartitionKey {
-                dt: fmt_dt(t),
-                hour: (self.grain == Grain::Hour).then(|| fmt_hour(t)),
-            })
+            .map(|t| PartitionKey { dt: fmt_dt(t), hour: (self.grain == Grain::Hour).then(|| fmt_hour(t)) })
             .collect()
     }
 

@@ -39,7 +39,11 @@ pub fn statements(model: &Model, body: &str, target: &StageTarget<'_>) -> Result
             props.push(format!("partitioned_by = ARRAY[{}]", cols.join(", ")));
         }
         let ctas = |select: &str| {
-            format!("CREATE TABLE {}\nWITH (\n  {}\n) AS\n{select}", target.staging_relation, props.join(",\n  "))
+            format!(
+                "CREATE TABLE {}\nWITH (\n  {}\n) AS\n{select}",
+                target.staging_relation,
+                props.join(",\n  ")
+            )
         };
         match target.partitions {
             Some(parts) if parts.len() > MAX_PARTITIONS_PER_STATEMENT => {

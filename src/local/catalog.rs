@@ -198,8 +198,11 @@ impl Catalog {
         let Some((kind, ddl, schema, manifest, run_id, created_at, location)) = row else {
             return Err(CatalogError::UnknownVersion { table, version: version.into() });
         };
-        let manifest = serde_json::from_str(&manifest)
-            .map_err(|source| CatalogError::Manifest { table, version: version.into(), source })?;
+        let manifest = serde_json::from_str(&manifest).map_err(|source| CatalogError::Manifest {
+            table,
+            version: version.into(),
+            source,
+        })?;
         Ok(Version { version: version.into(), kind, location, ddl, schema, manifest, run_id, created_at })
     }
 
@@ -235,7 +238,11 @@ impl Catalog {
         let mut conn = self.conn.lock().expect("catalog lock");
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let found: Option<String> = tx
-            .query_row("SELECT current_version FROM tables WHERE db = ?1 AND name = ?2", params![db, name], |r| r.get(0))
+            .query_row(
+                "SELECT current_version FROM tables WHERE db = ?1 AND name = ?2",
+                params![db, name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         if found.as_deref() != expected {
@@ -255,7 +262,10 @@ impl Catalog {
             .map_err(|e| self.err(e))?
             .unwrap_or(false);
         if !exists {
-            return Err(CatalogError::UnknownVersion { table: format!("{db}.{name}"), version: version.into() });
+            return Err(CatalogError::UnknownVersion {
+                table: format!("{db}.{name}"),
+                version: version.into(),
+            });
         }
         tx.execute(
             "INSERT INTO tables (db, name, current_version, previous_version, published_at, published_by)
@@ -293,7 +303,9 @@ impl Catalog {
         let ids: Vec<String> = {
             let conn = self.conn.lock().expect("catalog lock");
             let mut stmt = conn
-                .prepare("SELECT version FROM versions WHERE db = ?1 AND name = ?2 ORDER BY created_at, version")
+                .prepare(
+                    "SELECT version FROM versions WHERE db = ?1 AND name = ?2 ORDER BY created_at, version",
+                )
                 .map_err(|e| self.err(e))?;
             let rows = stmt.query_map(params![db, name], |r| r.get(0)).map_err(|e| self.err(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
@@ -329,7 +341,12 @@ impl Catalog {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
-                    TableHead { current: r.get(2)?, previous: r.get(3)?, published_at: r.get(4)?, published_by: r.get(5)? },
+                    TableHead {
+                        current: r.get(2)?,
+                        previous: r.get(3)?,
+                        published_at: r.get(4)?,
+                        published_by: r.get(5)?,
+                    },
                 ))
             })
             .map_err(|e| self.err(e))?;

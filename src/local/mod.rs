@@ -22,8 +22,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use self::bronze::{BronzeTable, ReadStats, parse_external_table};
 use self::catalog::{Catalog, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
-use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
 use crate::config::{Settings, Storage};
+use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
 use crate::project::{Audit, Layer};
 
 pub use self::table::prune;
@@ -69,7 +69,11 @@ impl LocalEngine {
             }
         }
         std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
-        Ok(Self { root: root.clone(), catalog: Arc::new(Catalog::open(&settings.catalog_path())?), databases })
+        Ok(Self {
+            root: root.clone(),
+            catalog: Arc::new(Catalog::open(&settings.catalog_path())?),
+            databases,
+        })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -103,14 +107,23 @@ impl LocalEngine {
         (ctx, stats)
     }
 
-    fn provider(&self, v: &Version, stats: Arc<ReadStats>) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    fn provider(
+        &self,
+        v: &Version,
+        stats: Arc<ReadStats>,
+    ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
         provider(&self.root, v, stats)
     }
 }
 
-fn provider(root: &std::path::Path, v: &Version, stats: Arc<ReadStats>) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+fn provider(
+    root: &std::path::Path,
+    v: &Version,
+    stats: Arc<ReadStats>,
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
     if v.kind == "external" {
-        let table = parse_external_table(&v.ddl).map_err(|e| DataFusionError::Plan(format!("bronze ddl: {e}")))?;
+        let table =
+            parse_external_table(&v.ddl).map_err(|e| DataFusionError::Plan(format!("bronze ddl: {e}")))?;
         let location = table.location.clone().unwrap_or_default();
         let dir = local_path(&location);
         Ok(Arc::new(BronzeTable::new(&table, dir, root.join("bronze").join("_bad"), stats)?))
@@ -135,7 +148,8 @@ impl SchemaProvider for DatabaseSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        let version = self.catalog.current(&self.db, name).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let version =
+            self.catalog.current(&self.db, name).map_err(|e| DataFusionError::External(Box::new(e)))?;
         version.map(|v| provider(&self.root, &v, self.stats.clone())).transpose()
     }
 
@@ -159,11 +173,18 @@ impl LocalEngine {
         if let Some(h) = &head {
             let current = self.catalog.version(&job.database, &job.table, &h.current)?;
             if current.ddl == ddl {
-                return Ok(Staged { job: job.clone(), expected: Some(h.current.clone()), changed: false, stats: StepStats::default() });
+                return Ok(Staged {
+                    job: job.clone(),
+                    expected: Some(h.current.clone()),
+                    changed: false,
+                    stats: StepStats::default(),
+                });
             }
         }
         let mut fields: Vec<_> = table.columns.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.extend(table.partition_columns.iter().map(|p| datafusion::arrow::datatypes::Field::new(p, datafusion::arrow::datatypes::DataType::Utf8, true)));
+        fields.extend(table.partition_columns.iter().map(|p| {
+            datafusion::arrow::datatypes::Field::new(p, datafusion::arrow::datatypes::DataType::Utf8, true)
+        }));
         let schema = datafusion::arrow::datatypes::Schema::new(fields);
         self.catalog.stage(
             &job.database,
@@ -179,7 +200,12 @@ impl LocalEngine {
                 created_at: job.now.clone(),
             },
         )?;
-        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: StepStats::default() })
+        Ok(Staged {
+            job: job.clone(),
+            expected: head.map(|h| h.current),
+            changed: true,
+            stats: StepStats::default(),
+        })
     }
 
     async fn stage_select(
@@ -238,7 +264,12 @@ impl LocalEngine {
                 created_at: job.now.clone(),
             },
         )?;
-        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats: written_stats })
+        Ok(Staged {
+            job: job.clone(),
+            expected: head.map(|h| h.current),
+            changed: true,
+            stats: written_stats,
+        })
     }
 }
 
@@ -252,9 +283,13 @@ fn quote_ident(s: &str) -> String {
 
 fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
     match audit {
-        Audit::NotEmpty => ("not_empty".into(), format!("SELECT 'no rows' AS problem FROM (SELECT count(*) AS n FROM {this}) WHERE n = 0")),
+        Audit::NotEmpty => (
+            "not_empty".into(),
+            format!("SELECT 'no rows' AS problem FROM (SELECT count(*) AS n FROM {this}) WHERE n = 0"),
+        ),
         Audit::NotNull(cols) => {
-            let cond = cols.iter().map(|c| format!("{} IS NULL", quote_ident(c))).collect::<Vec<_>>().join(" OR ");
+            let cond =
+                cols.iter().map(|c| format!("{} IS NULL", quote_ident(c))).collect::<Vec<_>>().join(" OR ");
             (format!("not_null({})", cols.join(", ")), format!("SELECT * FROM {this} WHERE {cond}"))
         }
         Audit::Unique(cols) => {
@@ -265,11 +300,14 @@ fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
             )
         }
         Audit::AcceptedValues { column, values } => {
-            let list = values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+            let list =
+                values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
             let c = quote_ident(column);
             (
                 format!("accepted_values({column})"),
-                format!("SELECT {c}, count(*) AS n FROM {this} WHERE {c} IS NOT NULL AND {c} NOT IN ({list}) GROUP BY {c}"),
+                format!(
+                    "SELECT {c}, count(*) AS n FROM {this} WHERE {c} IS NOT NULL AND {c} NOT IN ({list}) GROUP BY {c}"
+                ),
             )
         }
         Audit::Sql(sql) => ("sql".into(), sql.replace("{{ this }}", this).replace("{{this}}", this)),
@@ -299,17 +337,26 @@ impl Engine for LocalEngine {
         schema
             .register_table("staged".into(), self.provider(&version, stats).map_err(query_err)?)
             .map_err(query_err)?;
-        ctx.catalog("datafusion").expect("default catalog").register_schema("__strata", schema).map_err(query_err)?;
+        ctx.catalog("datafusion")
+            .expect("default catalog")
+            .register_schema("__strata", schema)
+            .map_err(query_err)?;
         for audit in &job.audits {
             if let Audit::MaxRowChangePct(pct) = audit {
                 let Some(expected) = &staged.expected else { continue };
                 let before = self.catalog.version(&job.database, &job.table, expected)?.manifest.rows();
                 let after = version.manifest.rows();
-                let change = if before == 0 { 0.0 } else { (after as f64 - before as f64).abs() * 100.0 / before as f64 };
+                let change = if before == 0 {
+                    0.0
+                } else {
+                    (after as f64 - before as f64).abs() * 100.0 / before as f64
+                };
                 if change > *pct {
                     return Err(EngineError::Audit {
                         audit: format!("max_row_change_pct({pct})"),
-                        detail: format!("the published version has {before} rows, the staged one {after} ({change:.1}% change)"),
+                        detail: format!(
+                            "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
+                        ),
                     });
                 }
                 continue;
@@ -320,7 +367,10 @@ impl Engine for LocalEngine {
                 let sample = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                return Err(EngineError::Audit { audit: name, detail: format!("sample of offending rows:\n{sample}") });
+                return Err(EngineError::Audit {
+                    audit: name,
+                    detail: format!("sample of offending rows:\n{sample}"),
+                });
             }
         }
         Ok(())
@@ -331,7 +381,14 @@ impl Engine for LocalEngine {
             return Ok(());
         }
         let job = &staged.job;
-        self.catalog.publish(&job.database, &job.table, staged.expected.as_deref(), &job.version, &job.run_id, now)?;
+        self.catalog.publish(
+            &job.database,
+            &job.table,
+            staged.expected.as_deref(),
+            &job.version,
+            &job.run_id,
+            now,
+        )?;
         Ok(())
     }
 
@@ -340,7 +397,8 @@ impl Engine for LocalEngine {
         let df = ctx.sql(sql).await.map_err(query_err)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let plan = df.create_physical_plan().await.map_err(query_err)?;
-        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
+        let batches =
+            datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
         let stats = StepStats {
             rows: count_rows(&batches),
             bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
@@ -362,7 +420,11 @@ fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
 }
 
 impl crate::lifecycle::VersionStorage for LocalEngine {
-    fn list_version_dirs(&self, layer: Layer, table: &str) -> std::io::Result<Vec<crate::lifecycle::StoredDir>> {
+    fn list_version_dirs(
+        &self,
+        layer: Layer,
+        table: &str,
+    ) -> std::io::Result<Vec<crate::lifecycle::StoredDir>> {
         let dir = self.root.join(layer.as_str()).join(table);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,

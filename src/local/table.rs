@@ -152,7 +152,9 @@ impl TableProvider for ManifestTable {
             groups[i].push(f);
         }
         let partition_fields = self.schema.fields()[self.file_schema.fields().len()..].to_vec();
-        let table_schema = TableSchema::builder(self.file_schema.clone()).with_table_partition_cols(partition_fields).build();
+        let table_schema = TableSchema::builder(self.file_schema.clone())
+            .with_table_partition_cols(partition_fields)
+            .build();
         let source = Arc::new(ParquetSource::new(table_schema));
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())

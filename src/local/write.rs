@@ -68,7 +68,8 @@ pub async fn write_select(
     std::fs::create_dir_all(&dir)?;
 
     let mut options = TableParquetOptions::default();
-    options.global.compression = Some(if compression == "none" { "uncompressed".into() } else { compression.into() });
+    options.global.compression =
+        Some(if compression == "none" { "uncompressed".into() } else { compression.into() });
     let file_type = format_as_file_type(Arc::new(ParquetFormatFactory::new_with_options(options)));
     let url = format!("{}/", dir.display());
     let plan = LogicalPlanBuilder::copy_to(
@@ -99,10 +100,7 @@ pub async fn write_select(
 
 /// Sums the bytes every scan in the plan read.
 pub fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
-    let own = plan
-        .metrics()
-        .and_then(|m| m.sum_by_name("bytes_scanned"))
-        .map_or(0, |v| v.as_usize() as u64);
+    let own = plan.metrics().and_then(|m| m.sum_by_name("bytes_scanned")).map_or(0, |v| v.as_usize() as u64);
     own + plan.children().iter().map(|c| bytes_scanned(c.as_ref())).sum::<u64>()
 }
 
@@ -164,16 +162,15 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(Ok(b)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && let Some(Ok(b)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16))
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
-

@@ -26,7 +26,8 @@ impl Dag {
             }
         }
         let mut indegree: BTreeMap<&ModelId, usize> = upstream.iter().map(|(k, v)| (k, v.len())).collect();
-        let mut ready: BTreeSet<&ModelId> = indegree.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
+        let mut ready: BTreeSet<&ModelId> =
+            indegree.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
         let mut order = Vec::new();
         while let Some(id) = ready.pop_first() {
             order.push(id.clone());
@@ -39,7 +40,8 @@ impl Dag {
             }
         }
         if order.len() < upstream.len() {
-            let left: BTreeSet<&ModelId> = indegree.iter().filter(|(_, n)| **n > 0).map(|(k, _)| *k).collect();
+            let left: BTreeSet<&ModelId> =
+                indegree.iter().filter(|(_, n)| **n > 0).map(|(k, _)| *k).collect();
             return Err(find_cycle(&upstream, &left));
         }
         Ok(Self { order, upstream, downstream })
@@ -77,7 +79,10 @@ fn find_cycle(upstream: &BTreeMap<ModelId, Vec<ModelId>>, left: &BTreeSet<&Model
     let mut path = vec![start.clone()];
     loop {
         let last = path.last().expect("path is never empty");
-        let next = upstream[last].iter().find(|u| left.contains(u)).expect("a model in a cycle has an upstream in it");
+        let next = upstream[last]
+            .iter()
+            .find(|u| left.contains(u))
+            .expect("a model in a cycle has an upstream in it");
         if let Some(pos) = path.iter().position(|p| p == next) {
             let mut cycle: Vec<ModelId> = path[pos..].to_vec();
             // Report in the direction of data flow: a -> b means b reads a... keep "refers to".

@@ -63,7 +63,10 @@ pub struct Project {
 
 impl fmt::Debug for Project {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Project").field("name", &self.settings.project_name).field("models", &self.models.len()).finish()
+        f.debug_struct("Project")
+            .field("name", &self.settings.project_name)
+            .field("models", &self.models.len())
+            .finish()
     }
 }
 
@@ -113,8 +116,14 @@ impl Project {
                 });
                 continue;
             };
-            let scope =
-                Scope::new(&settings, settings.engine, parse_window(), settings.database(id.layer), &id.name, placeholder.clone());
+            let scope = Scope::new(
+                &settings,
+                settings.engine,
+                parse_window(),
+                settings.database(id.layer),
+                &id.name,
+                placeholder.clone(),
+            );
             match renderer.render(&path.display().to_string(), &source, scope) {
                 Ok(r) => parsed.push(Parsed { id, path, source, config: r.config, refs: r.refs, sql: r.sql }),
                 Err(e) => diags.push(Diagnostic { path, line: e.line, message: e.message }),
@@ -129,7 +138,10 @@ impl Project {
             let config_line = line_of(&p.source, "config(").unwrap_or(1);
             let diag = |message: String, line: usize| Diagnostic { path: p.path.clone(), line, message };
             let Some(raw) = p.config.clone() else {
-                diags.push(diag("no {{ config(materialized=...) }} call; every model declares how it is kept".into(), 1));
+                diags.push(diag(
+                    "no {{ config(materialized=...) }} call; every model declares how it is kept".into(),
+                    1,
+                ));
                 continue;
             };
             let raw: model::RawConfig = match serde_json::from_value(raw) {
@@ -149,7 +161,11 @@ impl Project {
             };
             if let Some(first) = tables.insert((p.id.layer, table.clone()), p.path.clone()) {
                 diags.push(diag(
-                    format!("duplicate table {}.{table}: {} defines it too", p.id.layer.as_str(), first.display()),
+                    format!(
+                        "duplicate table {}.{table}: {} defines it too",
+                        p.id.layer.as_str(),
+                        first.display()
+                    ),
                     1,
                 ));
                 continue;
@@ -177,13 +193,18 @@ impl Project {
             for r in &p.refs {
                 let line = line_of(&p.source, &format!("'{}'", r.name))
                     .or_else(|| line_of(&p.source, &format!("\"{}\"", r.name)))
-                    .or_else(|| r.name.split_once('.').and_then(|(_, n)| line_of(&p.source, &format!("'{n}'"))))
+                    .or_else(|| {
+                        r.name.split_once('.').and_then(|(_, n)| line_of(&p.source, &format!("'{n}'")))
+                    })
                     .unwrap_or(1);
                 match resolve(&known, r.kind, &r.name) {
                     Ok(target) if target == p.id => diags.push(Diagnostic {
                         path: p.path.clone(),
                         line,
-                        message: format!("{} refers to itself; use {{{{ this }}}} for the model's own table", p.id),
+                        message: format!(
+                            "{} refers to itself; use {{{{ this }}}} for the model's own table",
+                            p.id
+                        ),
                     }),
                     Ok(target) => {
                         if !deps.iter().any(|d| d.target == target) {
@@ -225,8 +246,14 @@ impl Project {
     /// Renders a model for a run of `engine` over `window`.
     pub fn render(&self, id: &ModelId, engine: EngineKind, window: Window) -> Result<String, Diagnostic> {
         let model = &self.models[id];
-        let scope =
-            Scope::new(&self.settings, engine, window, self.database(id), &model.table, self.relations.clone());
+        let scope = Scope::new(
+            &self.settings,
+            engine,
+            window,
+            self.database(id),
+            &model.table,
+            self.relations.clone(),
+        );
         self.renderer
             .render(&model.path.display().to_string(), &model.source, scope)
             .map(|r| r.sql)
@@ -267,7 +294,11 @@ fn read_sources(project_dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf
     let mut out = Vec::new();
     let sql = project_dir.join("sql");
     let Ok(entries) = std::fs::read_dir(&sql) else {
-        diags.push(Diagnostic { path: "sql".into(), line: 1, message: "no sql/ directory in the project".into() });
+        diags.push(Diagnostic {
+            path: "sql".into(),
+            line: 1,
+            message: "no sql/ directory in the project".into(),
+        });
         return out;
     };
     let mut dirs: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
@@ -296,7 +327,10 @@ fn read_sources(project_dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf
 }
 
 /// Turns the raw config into a validated one; the error carries text to find its line.
-fn validate_config(raw: model::RawConfig, id: &ModelId) -> Result<(ModelConfig, String), (String, Option<String>)> {
+fn validate_config(
+    raw: model::RawConfig,
+    id: &ModelId,
+) -> Result<(ModelConfig, String), (String, Option<String>)> {
     let schedule = match &raw.schedule {
         None => None,
         Some(s) => Some(Schedule::parse(s).map_err(|e| (format!("schedule '{s}': {e}"), Some(s.clone())))?),
@@ -313,10 +347,16 @@ fn validate_config(raw: model::RawConfig, id: &ModelId) -> Result<(ModelConfig, 
     }
     let compression = raw.compression.unwrap_or_else(|| "snappy".into()).to_ascii_lowercase();
     if !["snappy", "zstd", "gzip", "none"].contains(&compression.as_str()) {
-        return Err((format!("compression '{compression}': expected snappy, zstd, gzip or none"), Some(compression)));
+        return Err((
+            format!("compression '{compression}': expected snappy, zstd, gzip or none"),
+            Some(compression),
+        ));
     }
     if raw.materialized == Materialization::Incremental && raw.partitioned_by.is_empty() {
-        return Err(("an incremental model needs partitioned_by (the partitions its window replaces)".into(), None));
+        return Err((
+            "an incremental model needs partitioned_by (the partitions its window replaces)".into(),
+            None,
+        ));
     }
     if raw.materialized == Materialization::Incremental {
         let expected: &[&str] = match grain {
@@ -338,7 +378,10 @@ fn validate_config(raw: model::RawConfig, id: &ModelId) -> Result<(ModelConfig, 
         return Err(("at most 3 partition columns".into(), Some("partitioned_by".into())));
     }
     if id.layer == Layer::Bronze && raw.materialized != Materialization::External {
-        return Err(("bronze models are external tables (materialized='external')".into(), Some("materialized".into())));
+        return Err((
+            "bronze models are external tables (materialized='external')".into(),
+            Some("materialized".into()),
+        ));
     }
     let table = raw.alias.clone().unwrap_or_else(|| id.name.clone());
     if !is_identifier(&table) {

@@ -14,7 +14,8 @@ pub fn select(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, S
     for raw in selectors.iter().flat_map(|s| s.split([',', ' '])).filter(|s| !s.is_empty()) {
         let (up, rest) = raw.strip_prefix('+').map_or((false, raw), |r| (true, r));
         let (down, core) = rest.strip_suffix('+').map_or((false, rest), |r| (true, r));
-        let base: Vec<&ModelId> = project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
+        let base: Vec<&ModelId> =
+            project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
         if base.is_empty() {
             let names: Vec<String> = project.models.keys().map(ToString::to_string).collect();
             let best = names
@@ -56,7 +57,8 @@ fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, tail)) => {
-            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(tail, &text[head.len() + i..]))
+            text.starts_with(head)
+                && (0..=text.len() - head.len()).any(|i| glob(tail, &text[head.len() + i..]))
         }
     }
 }

@@ -46,9 +46,7 @@ fn write_gz(path: &Path, lines: &[String]) {
 }
 
 fn part_file(root: &Path, dt: &str, hour: &str, env: &str, event: &str) -> std::path::PathBuf {
-    root.join(format!(
-        "dt={dt}/hour={hour}/env={env}/event={event}/part-0000.json.gz"
-    ))
+    root.join(format!("dt={dt}/hour={hour}/env={env}/event={event}/part-0000.json.gz"))
 }
 
 fn event_line(event: &str, v: i64, user: &str) -> String {
@@ -74,21 +72,12 @@ fn lake_with(ddl: &str, files: &[(std::path::PathBuf, Vec<String>)], tmp: tempfi
     }
     let stats = ReadStats::new();
     let table = parse_external_table(ddl).unwrap();
-    let provider = Arc::new(
-        BronzeTable::new(&table, root.clone(), quarantine.clone(), stats.clone()).unwrap(),
-    );
+    let provider =
+        Arc::new(BronzeTable::new(&table, root.clone(), quarantine.clone(), stats.clone()).unwrap());
     let config = SessionConfig::new().with_target_partitions(2).with_batch_size(7);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_table(table.name.as_str(), provider.clone())
-        .unwrap();
-    Lake {
-        _dir: tmp,
-        root,
-        quarantine,
-        stats,
-        ctx,
-        table: provider,
-    }
+    ctx.register_table(table.name.as_str(), provider.clone()).unwrap();
+    Lake { _dir: tmp, root, quarantine, stats, ctx, table: provider }
 }
 
 /// Every value of the query's result as display text (NULL for nulls), row by row.
@@ -97,11 +86,8 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for batch in &batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
+        let formatters: Vec<_> =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
         for r in 0..batch.num_rows() {
             out.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
         }
@@ -118,11 +104,8 @@ async fn reads_values_payload_and_nested_fields() {
         // Mixed-case keys, numeric strings, an offset timestamp, missing fields, unknown ones.
         r#"{"EVENT":"search.impression","V":"2","Occurred_At":"2025-11-06 17:00:00.5+02:00","User_Id":"u2","City":"Z\u00fcrich","Session_Id":12345,"Device":{"OS":"android"},"Money":{"Amount_Cents":"250"},"Payload":{ "query" : "hat", "tags": [ "a b" ] },"extra":{"ignored":true}}"#.to_string(),
     ];
-    let lake = lake_with(
-        DDL,
-        &[(part_file(&root, "2025-11-06", "15", "prod", "search.impression"), lines)],
-        tmp,
-    );
+    let lake =
+        lake_with(DDL, &[(part_file(&root, "2025-11-06", "15", "prod", "search.impression"), lines)], tmp);
     let got = rows(
         &lake.ctx,
         "SELECT event, v, occurred_at, user_id, anon_id, city, session_id, device['os'], \
@@ -134,15 +117,40 @@ async fn reads_values_payload_and_nested_fields() {
         got,
         vec![
             vec![
-                "search.impression", "1", "2025-11-06T15:04:05.123", "u1", "NULL", "NULL", "s1", "ios",
-                "buyer", "L1", "1500", r#"{"query":"red shoes","results":[1,2]}"#,
-                "2025-11-06", "15", "prod", "search.impression",
+                "search.impression",
+                "1",
+                "2025-11-06T15:04:05.123",
+                "u1",
+                "NULL",
+                "NULL",
+                "s1",
+                "ios",
+                "buyer",
+                "L1",
+                "1500",
+                r#"{"query":"red shoes","results":[1,2]}"#,
+                "2025-11-06",
+                "15",
+                "prod",
+                "search.impression",
             ],
             vec![
-                "search.impression", "2", "2025-11-06T15:00:00.500", "u2", "NULL", "Zürich",
-                "12345", "android", "NULL", "NULL", "250", r#"{"query":"hat","tags":["a b"]}"#,
-                "2025-11-06", "15",
-                "prod", "search.impression",
+                "search.impression",
+                "2",
+                "2025-11-06T15:00:00.500",
+                "u2",
+                "NULL",
+                "Zürich",
+                "12345",
+                "android",
+                "NULL",
+                "NULL",
+                "250",
+                r#"{"query":"hat","tags":["a b"]}"#,
+                "2025-11-06",
+                "15",
+                "prod",
+                "search.impression",
             ],
         ]
     );
@@ -173,22 +181,14 @@ async fn malformed_lines_are_quarantined_and_valid_rows_kept() {
     assert_eq!(got, vec![vec!["u1", "1"], vec!["u7", "7"]]);
     assert_eq!(lake.stats.snapshot().malformed_lines, 4);
 
-    let qfile = lake
-        .quarantine
-        .join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
+    let qfile = lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
     let first = std::fs::read_to_string(&qfile).unwrap();
-    let records: Vec<serde_json::Value> = first
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<serde_json::Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let line_numbers: Vec<u64> = records.iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(line_numbers, vec![2, 3, 4, 6]);
     for r in &records {
         let n = r["line"].as_u64().unwrap() as usize;
-        assert_eq!(
-            r["source"],
-            "dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.json.gz"
-        );
+        assert_eq!(r["source"], "dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.json.gz");
         assert_eq!(r["record"], lines[n - 1].as_str());
         assert!(!r["error"].as_str().unwrap().is_empty());
     }
@@ -233,10 +233,7 @@ async fn partition_filters_prune_directories() {
     let lake = pruning_lake();
     let cases = [
         ("dt = '2025-11-06' AND hour IN ('14','15') AND env = 'prod'", 4),
-        (
-            "(dt = '2025-11-05' AND hour = '14') OR (dt = '2025-11-06' AND hour = '16')",
-            8,
-        ),
+        ("(dt = '2025-11-05' AND hour = '14') OR (dt = '2025-11-06' AND hour = '16')", 8),
         ("event_name = 'payout.paid' AND env <> 'prod'", 6),
         ("dt >= '2025-11-06' AND env = 'staging' AND event_name LIKE 'search%'", 3),
         ("1 = 1", 24),
@@ -300,8 +297,7 @@ async fn hive_layout_without_template() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("bronze/events");
     let lines = vec![
-        r#"{"event":"a","v":5,"tags":["x","y"],"amount":"12.345","ok":true,"day":"2025-11-06"}"#
-            .to_string(),
+        r#"{"event":"a","v":5,"tags":["x","y"],"amount":"12.345","ok":true,"day":"2025-11-06"}"#.to_string(),
         r#"{"event":"b","v":6,"tags":null,"amount":-1.5,"ok":"FALSE"}"#.to_string(),
     ];
     let lake = lake_with(
@@ -312,11 +308,8 @@ async fn hive_layout_without_template() {
         ],
         tmp,
     );
-    let got = rows(
-        &lake.ctx,
-        "SELECT event, v, tags, amount, ok, day, dt, hour FROM events ORDER BY event",
-    )
-    .await;
+    let got =
+        rows(&lake.ctx, "SELECT event, v, tags, amount, ok, day, dt, hour FROM events ORDER BY event").await;
     assert_eq!(
         got,
         vec![
@@ -339,10 +332,7 @@ fn ddl_parses_into_arrow_schema_and_properties() {
     let schema = &t.columns;
     assert_eq!(schema.fields().len(), 13);
     assert_eq!(schema.field(1).data_type(), &DataType::Int32);
-    assert_eq!(
-        schema.field(2).data_type(),
-        &DataType::Timestamp(TimeUnit::Millisecond, None)
-    );
+    assert_eq!(schema.field(2).data_type(), &DataType::Timestamp(TimeUnit::Millisecond, None));
     assert!(matches!(schema.field(8).data_type(), DataType::Struct(f) if f.len() == 3));
     assert!(matches!(schema.field(10).data_type(), DataType::Map(..)));
 

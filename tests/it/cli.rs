@@ -5,13 +5,31 @@ use crate::common::{TestProject, strata};
 #[test]
 fn demo_prints_a_table_per_model_and_the_backlog_is_queryable() {
     let t = TestProject::shipped();
-    let (code, out, err) = strata(t.path(), &["demo", "--at", "2025-11-06T12:00:00Z", "--days", "2", "--sessions-per-hour", "2"]);
+    let (code, out, err) = strata(
+        t.path(),
+        &["demo", "--at", "2025-11-06T12:00:00Z", "--days", "2", "--sessions-per-hour", "2"],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
-    for model in ["bronze.events", "silver.fact_payouts", "gold.mart_city_daily", "ops.payout_backlog", "ops.live_bookings"] {
-        let line = out.lines().find(|l| l.contains(model)).unwrap_or_else(|| panic!("no row for {model}:\n{out}"));
+    for model in [
+        "bronze.events",
+        "silver.fact_payouts",
+        "gold.mart_city_daily",
+        "ops.payout_backlog",
+        "ops.live_bookings",
+    ] {
+        let line =
+            out.lines().find(|l| l.contains(model)).unwrap_or_else(|| panic!("no row for {model}:\n{out}"));
         assert!(line.contains("published"), "{line}");
     }
-    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "SELECT city, queued, paid, failed, backlog FROM ops.payout_backlog ORDER BY city"]);
+    let (code, out, err) = strata(
+        t.path(),
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT city, queued, paid, failed, backlog FROM ops.payout_backlog ORDER BY city",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let rows: Vec<Vec<i64>> = out
         .lines()
@@ -57,7 +75,8 @@ fn usage_errors_exit_2() {
 #[test]
 fn render_prints_the_local_select_by_default() {
     let t = TestProject::shipped();
-    let (code, out, err) = strata(t.path(), &["render", "ops.payout_backlog", "--at", "2025-11-06T12:00:00Z"]);
+    let (code, out, err) =
+        strata(t.path(), &["render", "ops.payout_backlog", "--at", "2025-11-06T12:00:00Z"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("FROM \"rastup_silver\".\"fact_payouts\""), "{out}");
     assert!(out.contains("TIMESTAMP '2025-11-06 12:00:00.000' - INTERVAL '24' HOUR"), "{out}");

@@ -87,7 +87,9 @@ impl TestProject {
         }
         let bad = std::fs::read_to_string(repo().join("tests/fixtures/malformed.ndjson")).expect("fixture");
         files
-            .entry(PathBuf::from("bronze/events/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00000.json.gz"))
+            .entry(PathBuf::from(
+                "bronze/events/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00000.json.gz",
+            ))
             .or_default()
             .extend(bad.lines().map(String::from));
         for (rel, lines) in files {
@@ -98,7 +100,10 @@ impl TestProject {
 
 pub fn write_gz(path: &Path, lines: &[String]) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(path).expect("create"), flate2::Compression::fast());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).expect("create"),
+        flate2::Compression::fast(),
+    );
     for l in lines {
         writeln!(gz, "{l}").expect("write");
     }
@@ -123,7 +128,11 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let opts = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter")).collect();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
+            .collect();
         for i in 0..b.num_rows() {
             out.push(fmts.iter().map(|f| f.value(i).to_string()).collect());
         }

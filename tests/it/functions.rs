@@ -56,10 +56,7 @@ async fn error(ctx: &SessionContext, sql: &str) -> String {
 /// Registers `name` as a table split into one partition per batch.
 fn table(ctx: &SessionContext, name: &str, columns: Vec<(&str, ArrayRef)>, parts: &[usize]) {
     let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
+        columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),
     ));
     let arrays: Vec<ArrayRef> = columns.into_iter().map(|(_, a)| a).collect();
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
@@ -81,10 +78,7 @@ async fn grouped(ctx: &SessionContext, sql: &str) -> Vec<(String, Option<String>
         for row in 0..batch.num_rows() {
             let key = array_value_to_string(batch.column(0), row).unwrap();
             let v = batch.column(1);
-            out.push((
-                key,
-                (!v.is_null(row)).then(|| array_value_to_string(v, row).unwrap()),
-            ));
+            out.push((key, (!v.is_null(row)).then(|| array_value_to_string(v, row).unwrap())));
         }
     }
     out.sort();
@@ -92,10 +86,7 @@ async fn grouped(ctx: &SessionContext, sql: &str) -> Vec<(String, Option<String>
 }
 
 fn expected(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect()
 }
 
 #[tokio::test]
@@ -104,10 +95,7 @@ async fn date_format_follows_trino_examples() {
     check(
         &ctx,
         &[
-            (
-                "date_format(TIMESTAMP '2022-10-20 05:10:00', '%m-%d-%Y %H')",
-                Some("10-20-2022 05"),
-            ),
+            ("date_format(TIMESTAMP '2022-10-20 05:10:00', '%m-%d-%Y %H')", Some("10-20-2022 05")),
             (
                 "date_format(TIMESTAMP '2001-01-09 09:04:05.321', '%Y-%m-%d %H:%i:%s')",
                 Some("2001-01-09 09:04:05"),
@@ -140,19 +128,10 @@ async fn date_format_covers_the_specifier_table() {
     check(
         &ctx,
         &[
-            (
-                "date_format(TIMESTAMP '2001-01-09 00:07:00', '%h %l %p')",
-                Some("12 12 AM"),
-            ),
+            ("date_format(TIMESTAMP '2001-01-09 00:07:00', '%h %l %p')", Some("12 12 AM")),
             // 2021-01-01 is a Friday in ISO week 53 of 2020.
-            (
-                "date_format(TIMESTAMP '2021-01-01 00:00:00', '%x-%v')",
-                Some("2020-53"),
-            ),
-            (
-                "date_format(DATE '2022-10-20', '%Y-%m-%d %H:%i')",
-                Some("2022-10-20 00:00"),
-            ),
+            ("date_format(TIMESTAMP '2021-01-01 00:00:00', '%x-%v')", Some("2020-53")),
+            ("date_format(DATE '2022-10-20', '%Y-%m-%d %H:%i')", Some("2022-10-20 00:00")),
         ],
     )
     .await;
@@ -164,16 +143,10 @@ async fn date_format_rejects_unsupported_specifiers() {
     for code in ["%D", "%U", "%u", "%V", "%w", "%X"] {
         let sql = format!("SELECT date_format(TIMESTAMP '2001-01-09 09:04:05', '{code}')");
         let message = error(&ctx, &sql).await;
-        assert!(
-            message.contains("date_format") && message.contains(code),
-            "{message}"
-        );
+        assert!(message.contains("date_format") && message.contains(code), "{message}");
     }
     let message = error(&ctx, "SELECT date_format('2001-01-09', '%Y')").await;
-    assert!(
-        message.contains("date_format: expected a timestamp"),
-        "{message}"
-    );
+    assert!(message.contains("date_format: expected a timestamp"), "{message}");
 }
 
 #[tokio::test]
@@ -184,21 +157,12 @@ async fn date_format_reads_columns_and_zones() {
         &ctx,
         "t",
         vec![
-            (
-                "utc",
-                Arc::new(TimestampMillisecondArray::from(vec![Some(instant), None])),
-            ),
+            ("utc", Arc::new(TimestampMillisecondArray::from(vec![Some(instant), None]))),
             (
                 "plus_one",
-                Arc::new(
-                    TimestampMillisecondArray::from(vec![Some(instant), None])
-                        .with_timezone("+01:00"),
-                ),
+                Arc::new(TimestampMillisecondArray::from(vec![Some(instant), None]).with_timezone("+01:00")),
             ),
-            (
-                "fmt",
-                Arc::new(StringArray::from(vec![Some("%H:%i:%s.%f"), Some("%Y")])),
-            ),
+            ("fmt", Arc::new(StringArray::from(vec![Some("%H:%i:%s.%f"), Some("%Y")]))),
         ],
         &[2],
     );
@@ -208,11 +172,7 @@ async fn date_format_reads_columns_and_zones() {
          SELECT 'zoned', date_format(plus_one, '%H:%i') FROM t WHERE plus_one IS NOT NULL",
     )
     .await;
-    let want = [
-        ("%H:%i:%s.%f", Some("09:55:05.321000")),
-        ("%Y", None),
-        ("zoned", Some("10:55")),
-    ];
+    let want = [("%H:%i:%s.%f", Some("09:55:05.321000")), ("%Y", None), ("zoned", Some("10:55"))];
     assert_eq!(got, expected(&want));
 }
 
@@ -222,42 +182,18 @@ async fn date_parse_follows_trino_examples() {
     check(
         &ctx,
         &[
-            (
-                "date_parse('2022/10/20/05', '%Y/%m/%d/%H')",
-                Some("2022-10-20T05:00:00"),
-            ),
+            ("date_parse('2022/10/20/05', '%Y/%m/%d/%H')", Some("2022-10-20T05:00:00")),
             (
                 "date_parse('2001-01-09 09:04:05.321', '%Y-%m-%d %H:%i:%s.%f')",
                 Some("2001-01-09T09:04:05.321"),
             ),
-            (
-                "date_parse('01:04 PM', '%h:%i %p')",
-                Some("1970-01-01T13:04:00"),
-            ),
-            (
-                "date_parse('12:30 am', '%l:%i %p')",
-                Some("1970-01-01T00:30:00"),
-            ),
-            (
-                "date_parse('69-01-01', '%y-%m-%d')",
-                Some("2069-01-01T00:00:00"),
-            ),
-            (
-                "date_parse('70-01-01', '%y-%m-%d')",
-                Some("1970-01-01T00:00:00"),
-            ),
-            (
-                "date_parse('9 January 2001', '%e %M %Y')",
-                Some("2001-01-09T00:00:00"),
-            ),
-            (
-                "date_parse('tue 9 jan 2001', '%a %e %b %Y')",
-                Some("2001-01-09T00:00:00"),
-            ),
-            (
-                "date_parse('2001-032', '%Y-%j')",
-                Some("2001-02-01T00:00:00"),
-            ),
+            ("date_parse('01:04 PM', '%h:%i %p')", Some("1970-01-01T13:04:00")),
+            ("date_parse('12:30 am', '%l:%i %p')", Some("1970-01-01T00:30:00")),
+            ("date_parse('69-01-01', '%y-%m-%d')", Some("2069-01-01T00:00:00")),
+            ("date_parse('70-01-01', '%y-%m-%d')", Some("1970-01-01T00:00:00")),
+            ("date_parse('9 January 2001', '%e %M %Y')", Some("2001-01-09T00:00:00")),
+            ("date_parse('tue 9 jan 2001', '%a %e %b %Y')", Some("2001-01-09T00:00:00")),
+            ("date_parse('2001-032', '%Y-%j')", Some("2001-02-01T00:00:00")),
             ("date_parse(NULL, '%Y')", None),
         ],
     )
@@ -277,10 +213,7 @@ async fn date_parse_rejects_text_that_does_not_match() {
         ("2022-10-20", "%Y/%m/%d"),
     ] {
         let message = error(&ctx, &format!("SELECT date_parse('{text}', '{format}')")).await;
-        assert!(
-            message.contains("date_parse") && message.contains(text),
-            "{message}"
-        );
+        assert!(message.contains("date_parse") && message.contains(text), "{message}");
     }
 }
 
@@ -290,35 +223,14 @@ async fn date_add_follows_trino_examples() {
     check(
         &ctx,
         &[
-            (
-                "date_add('second', 86, TIMESTAMP '2020-03-01 00:00:00')",
-                Some("2020-03-01T00:01:26"),
-            ),
-            (
-                "date_add('hour', 9, TIMESTAMP '2020-03-01 00:00:00')",
-                Some("2020-03-01T09:00:00"),
-            ),
-            (
-                "date_add('day', -1, TIMESTAMP '2020-03-01 00:00:00')",
-                Some("2020-02-29T00:00:00"),
-            ),
+            ("date_add('second', 86, TIMESTAMP '2020-03-01 00:00:00')", Some("2020-03-01T00:01:26")),
+            ("date_add('hour', 9, TIMESTAMP '2020-03-01 00:00:00')", Some("2020-03-01T09:00:00")),
+            ("date_add('day', -1, TIMESTAMP '2020-03-01 00:00:00')", Some("2020-02-29T00:00:00")),
             // `timestamp '2012-10-31 01:00' + interval '1' month` and its inverse.
-            (
-                "date_add('month', 1, TIMESTAMP '2012-10-31 01:00:00')",
-                Some("2012-11-30T01:00:00"),
-            ),
-            (
-                "date_add('month', -1, TIMESTAMP '2012-10-31 01:00:00')",
-                Some("2012-09-30T01:00:00"),
-            ),
-            (
-                "date_add('quarter', 1, TIMESTAMP '2020-11-30 10:00:00')",
-                Some("2021-02-28T10:00:00"),
-            ),
-            (
-                "date_add('WEEK', 2, TIMESTAMP '2020-02-20 00:00:00')",
-                Some("2020-03-05T00:00:00"),
-            ),
+            ("date_add('month', 1, TIMESTAMP '2012-10-31 01:00:00')", Some("2012-11-30T01:00:00")),
+            ("date_add('month', -1, TIMESTAMP '2012-10-31 01:00:00')", Some("2012-09-30T01:00:00")),
+            ("date_add('quarter', 1, TIMESTAMP '2020-11-30 10:00:00')", Some("2021-02-28T10:00:00")),
+            ("date_add('WEEK', 2, TIMESTAMP '2020-02-20 00:00:00')", Some("2020-03-05T00:00:00")),
             (
                 "date_add('millisecond', 1500, TIMESTAMP '2020-03-01 00:00:00')",
                 Some("2020-03-01T00:00:01.500"),
@@ -329,20 +241,10 @@ async fn date_add_follows_trino_examples() {
         ],
     )
     .await;
-    let message = error(
-        &ctx,
-        "SELECT date_add('fortnight', 1, TIMESTAMP '2020-03-01 00:00:00')",
-    )
-    .await;
-    assert!(
-        message.contains("date_add") && message.contains("'fortnight'"),
-        "{message}"
-    );
+    let message = error(&ctx, "SELECT date_add('fortnight', 1, TIMESTAMP '2020-03-01 00:00:00')").await;
+    assert!(message.contains("date_add") && message.contains("'fortnight'"), "{message}");
     let message = error(&ctx, "SELECT date_add('hour', 1, DATE '2020-03-01')").await;
-    assert!(
-        message.contains("'hour'") && message.contains("date unit"),
-        "{message}"
-    );
+    assert!(message.contains("'hour'") && message.contains("date unit"), "{message}");
 }
 
 #[tokio::test]
@@ -361,19 +263,12 @@ async fn date_add_keeps_the_column_type() {
                     None,
                 ])),
             ),
-            (
-                "n",
-                Arc::new(Int64Array::from(vec![Some(1), Some(13), Some(1)])),
-            ),
+            ("n", Arc::new(Int64Array::from(vec![Some(1), Some(13), Some(1)]))),
         ],
         &[2, 1],
     );
     let got = grouped(&ctx, "SELECT id, date_add('month', n, ts) FROM t").await;
-    let want = [
-        ("1", Some("2020-02-29T00:00:00")),
-        ("2", Some("2021-02-28T00:00:00")),
-        ("3", None),
-    ];
+    let want = [("1", Some("2020-02-29T00:00:00")), ("2", Some("2021-02-28T00:00:00")), ("3", None)];
     assert_eq!(got, expected(&want));
     let batches = rows(&ctx, "SELECT date_add('day', 1, ts) FROM t").await;
     let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -385,94 +280,29 @@ async fn date_diff_follows_trino_examples() {
     let ctx = context();
     let ts = |a: &str, b: &str| format!("TIMESTAMP '{a}', TIMESTAMP '{b}'");
     let cases = [
-        (
-            "second",
-            ts("2020-03-01 00:00:00", "2020-03-02 00:00:00"),
-            "86400",
-        ),
-        (
-            "hour",
-            ts("2020-03-01 00:00:00", "2020-03-02 00:00:00"),
-            "24",
-        ),
-        (
-            "day",
-            "DATE '2020-03-01', DATE '2020-03-02'".to_string(),
-            "1",
-        ),
-        (
-            "second",
-            ts(
-                "2020-06-01 12:30:45.000000000",
-                "2020-06-02 12:30:45.123456789",
-            ),
-            "86400",
-        ),
-        (
-            "millisecond",
-            ts(
-                "2020-06-01 12:30:45.000000000",
-                "2020-06-02 12:30:45.123456789",
-            ),
-            "86400123",
-        ),
+        ("second", ts("2020-03-01 00:00:00", "2020-03-02 00:00:00"), "86400"),
+        ("hour", ts("2020-03-01 00:00:00", "2020-03-02 00:00:00"), "24"),
+        ("day", "DATE '2020-03-01', DATE '2020-03-02'".to_string(), "1"),
+        ("second", ts("2020-06-01 12:30:45.000000000", "2020-06-02 12:30:45.123456789"), "86400"),
+        ("millisecond", ts("2020-06-01 12:30:45.000000000", "2020-06-02 12:30:45.123456789"), "86400123"),
         // Truncated toward zero, in both directions.
         ("day", ts("2020-03-02 00:00:00", "2020-03-01 00:00:01"), "0"),
-        (
-            "hour",
-            ts("2020-03-02 00:00:00", "2020-03-01 00:30:00"),
-            "-23",
-        ),
+        ("hour", ts("2020-03-02 00:00:00", "2020-03-01 00:30:00"), "-23"),
         // Calendar months: the last day of February reaches the 31st of January.
-        (
-            "month",
-            ts("2020-01-31 00:00:00", "2020-02-29 00:00:00"),
-            "1",
-        ),
-        (
-            "month",
-            ts("2020-01-31 00:00:00", "2020-02-28 00:00:00"),
-            "0",
-        ),
-        (
-            "month",
-            ts("2020-03-15 12:00:00", "2020-01-15 12:00:01"),
-            "-1",
-        ),
-        (
-            "quarter",
-            "DATE '2020-01-15', DATE '2020-12-31'".to_string(),
-            "3",
-        ),
-        (
-            "year",
-            "DATE '2020-02-29', DATE '2021-02-28'".to_string(),
-            "1",
-        ),
-        (
-            "year",
-            ts("2019-06-01 00:00:00", "2020-05-31 23:59:59"),
-            "0",
-        ),
-        (
-            "week",
-            "DATE '2020-03-01', DATE '2020-03-15'".to_string(),
-            "2",
-        ),
+        ("month", ts("2020-01-31 00:00:00", "2020-02-29 00:00:00"), "1"),
+        ("month", ts("2020-01-31 00:00:00", "2020-02-28 00:00:00"), "0"),
+        ("month", ts("2020-03-15 12:00:00", "2020-01-15 12:00:01"), "-1"),
+        ("quarter", "DATE '2020-01-15', DATE '2020-12-31'".to_string(), "3"),
+        ("year", "DATE '2020-02-29', DATE '2021-02-28'".to_string(), "1"),
+        ("year", ts("2019-06-01 00:00:00", "2020-05-31 23:59:59"), "0"),
+        ("week", "DATE '2020-03-01', DATE '2020-03-15'".to_string(), "2"),
     ];
     for (unit, args, want) in cases {
         let sql = format!("SELECT date_diff('{unit}', {args})");
         assert_eq!(value(&ctx, &sql).await.as_deref(), Some(want), "{sql}");
     }
-    let message = error(
-        &ctx,
-        "SELECT date_diff('hour', DATE '2020-03-01', DATE '2020-03-02')",
-    )
-    .await;
-    assert!(
-        message.contains("date_diff") && message.contains("'hour'"),
-        "{message}"
-    );
+    let message = error(&ctx, "SELECT date_diff('hour', DATE '2020-03-01', DATE '2020-03-02')").await;
+    assert!(message.contains("date_diff") && message.contains("'hour'"), "{message}");
 }
 
 #[tokio::test]
@@ -481,49 +311,20 @@ async fn from_iso8601_timestamp_normalises_to_utc() {
     check(
         &ctx,
         &[
-            (
-                "from_iso8601_timestamp('2020-05-11')",
-                Some("2020-05-11T00:00:00"),
-            ),
-            (
-                "from_iso8601_timestamp('2020-05-11T11:15:05')",
-                Some("2020-05-11T11:15:05"),
-            ),
-            (
-                "from_iso8601_timestamp('2020-05-11T11:15:05.055+01:00')",
-                Some("2020-05-11T10:15:05.055"),
-            ),
-            (
-                "from_iso8601_timestamp('2025-11-06T15:04:05.123Z')",
-                Some("2025-11-06T15:04:05.123"),
-            ),
-            (
-                "from_iso8601_timestamp('2025-11-06T15:04-0230')",
-                Some("2025-11-06T17:34:00"),
-            ),
-            (
-                "from_iso8601_timestamp('2020-123')",
-                Some("2020-05-02T00:00:00"),
-            ),
-            (
-                "from_iso8601_timestamp('2020-W10')",
-                Some("2020-03-02T00:00:00"),
-            ),
+            ("from_iso8601_timestamp('2020-05-11')", Some("2020-05-11T00:00:00")),
+            ("from_iso8601_timestamp('2020-05-11T11:15:05')", Some("2020-05-11T11:15:05")),
+            ("from_iso8601_timestamp('2020-05-11T11:15:05.055+01:00')", Some("2020-05-11T10:15:05.055")),
+            ("from_iso8601_timestamp('2025-11-06T15:04:05.123Z')", Some("2025-11-06T15:04:05.123")),
+            ("from_iso8601_timestamp('2025-11-06T15:04-0230')", Some("2025-11-06T17:34:00")),
+            ("from_iso8601_timestamp('2020-123')", Some("2020-05-02T00:00:00")),
+            ("from_iso8601_timestamp('2020-W10')", Some("2020-03-02T00:00:00")),
             ("from_iso8601_timestamp(NULL)", None),
         ],
     )
     .await;
-    for bad in [
-        "not a date",
-        "2020-05-11 11:15:05",
-        "2020-02-30",
-        "2020-05-11T25:00",
-    ] {
+    for bad in ["not a date", "2020-05-11 11:15:05", "2020-02-30", "2020-05-11T25:00"] {
         let message = error(&ctx, &format!("SELECT from_iso8601_timestamp('{bad}')")).await;
-        assert!(
-            message.contains("from_iso8601_timestamp") && message.contains(bad),
-            "{message}"
-        );
+        assert!(message.contains("from_iso8601_timestamp") && message.contains(bad), "{message}");
     }
 }
 
@@ -538,31 +339,21 @@ async fn to_iso8601_formats_dates_and_timestamps() {
                 "to_iso8601(from_iso8601_timestamp('2020-05-11T11:15:05.055+01:00'))",
                 Some("2020-05-11T10:15:05.055"),
             ),
-            (
-                "to_iso8601(date_parse('2020-05-11', '%Y-%m-%d'))",
-                Some("2020-05-11T00:00:00.000"),
-            ),
+            ("to_iso8601(date_parse('2020-05-11', '%Y-%m-%d'))", Some("2020-05-11T00:00:00.000")),
         ],
     )
     .await;
     let instant = 1_589_192_105_055; // 2020-05-11T10:15:05.055Z
-    let zoned = |tz: &str| {
-        Arc::new(TimestampMillisecondArray::from(vec![instant]).with_timezone(tz)) as ArrayRef
-    };
+    let zoned =
+        |tz: &str| Arc::new(TimestampMillisecondArray::from(vec![instant]).with_timezone(tz)) as ArrayRef;
     table(
         &ctx,
         "t",
-        vec![
-            ("plus_one", zoned("+01:00")),
-            ("utc", zoned("UTC")),
-            ("ny", zoned("America/New_York")),
-        ],
+        vec![("plus_one", zoned("+01:00")), ("utc", zoned("UTC")), ("ny", zoned("America/New_York"))],
         &[1],
     );
-    let sql =
-        "SELECT to_iso8601(plus_one) || ' ' || to_iso8601(utc) || ' ' || to_iso8601(ny) FROM t";
-    let want =
-        "2020-05-11T11:15:05.055+01:00 2020-05-11T10:15:05.055Z 2020-05-11T06:15:05.055-04:00";
+    let sql = "SELECT to_iso8601(plus_one) || ' ' || to_iso8601(utc) || ' ' || to_iso8601(ny) FROM t";
+    let want = "2020-05-11T11:15:05.055+01:00 2020-05-11T10:15:05.055Z 2020-05-11T06:15:05.055-04:00";
     assert_eq!(value(&ctx, sql).await.as_deref(), Some(want));
 }
 
@@ -585,10 +376,7 @@ async fn json_extract_scalar_follows_trino_examples() {
         ("$.store.book[0].contributors[0][1]", Some("Levine")),
         (r#"$["store"]["book"][0]["author"]"#, Some("Nigel Rees")),
         (r#"$["store"]["bicycle"]["price"]"#, Some("19.95")),
-        (
-            r#"$["store"]["book"][0]["contributors"][0][1]"#,
-            Some("Levine"),
-        ),
+        (r#"$["store"]["book"][0]["contributors"][0][1]"#, Some("Levine")),
         ("$.store[bicycle].color", Some("red")),
         ("$.store.bicycle", None),
         ("$.store.book", None),
@@ -603,18 +391,9 @@ async fn json_extract_scalar_follows_trino_examples() {
         &ctx,
         &[
             ("json_extract_scalar('[1, 2, 3]', '$[2]')", Some("3")),
-            (
-                r#"json_extract_scalar('{"a": 1.10, "b": true}', '$.a')"#,
-                Some("1.10"),
-            ),
-            (
-                r#"json_extract_scalar('{"a": 1.10, "b": true}', '$.b')"#,
-                Some("true"),
-            ),
-            (
-                r#"json_extract_scalar('{"a": "x\"y\u00e9"}', '$.a')"#,
-                Some("x\"yé"),
-            ),
+            (r#"json_extract_scalar('{"a": 1.10, "b": true}', '$.a')"#, Some("1.10")),
+            (r#"json_extract_scalar('{"a": 1.10, "b": true}', '$.b')"#, Some("true")),
+            (r#"json_extract_scalar('{"a": "x\"y\u00e9"}', '$.a')"#, Some("x\"yé")),
             (r#"json_extract_scalar('"abc"', '$')"#, Some("abc")),
             (r#"json_extract_scalar('{"a": 1', '$.a')"#, None),
             ("json_extract_scalar('not json', '$')", None),
@@ -625,10 +404,7 @@ async fn json_extract_scalar_follows_trino_examples() {
     for path in ["store", "$.", "$[", "$.a b", r#"$["a]"#, "$[a"] {
         let sql = format!(r#"SELECT json_extract_scalar('{{"a": 1}}', '{path}')"#);
         let message = error(&ctx, &sql).await;
-        assert!(
-            message.contains("invalid json path") && message.contains(path),
-            "{message}"
-        );
+        assert!(message.contains("invalid json path") && message.contains(path), "{message}");
     }
 }
 
@@ -640,15 +416,9 @@ async fn json_extract_returns_compact_json_text() {
         ("$.store.bicycle.price", Some("19.95")),
         ("$.store.book[0].isbn", None),
         ("$.store.book[1].last_owner", Some("null")),
-        (
-            "$.store.book[0].contributors[0]",
-            Some(r#"["Adam","Levine"]"#),
-        ),
+        ("$.store.book[0].contributors[0]", Some(r#"["Adam","Levine"]"#)),
         ("$.store.bicycle", Some(r#"{"color":"red","price":19.95}"#)),
-        (
-            r#"$["store"]["bicycle"]"#,
-            Some(r#"{"color":"red","price":19.95}"#),
-        ),
+        (r#"$["store"]["bicycle"]"#, Some(r#"{"color":"red","price":19.95}"#)),
     ];
     for (path, want) in cases {
         let sql = format!("SELECT json_extract('{STORE}', '{path}')");
@@ -671,23 +441,10 @@ async fn json_extract_returns_compact_json_text() {
         ],
         &[2, 2],
     );
-    let got = grouped(
-        &ctx,
-        "SELECT id, json_extract(payload, '$.user.tags') FROM events",
-    )
-    .await;
-    let want = [
-        ("1", Some(r#"["a","b"]"#)),
-        ("2", Some("[]")),
-        ("3", None),
-        ("4", None),
-    ];
+    let got = grouped(&ctx, "SELECT id, json_extract(payload, '$.user.tags') FROM events").await;
+    let want = [("1", Some(r#"["a","b"]"#)), ("2", Some("[]")), ("3", None), ("4", None)];
     assert_eq!(got, expected(&want));
-    let got = grouped(
-        &ctx,
-        "SELECT id, json_extract_scalar(payload, '$.user.id') FROM events",
-    )
-    .await;
+    let got = grouped(&ctx, "SELECT id, json_extract_scalar(payload, '$.user.id') FROM events").await;
     let want = [("1", Some("7")), ("2", None), ("3", None), ("4", None)];
     assert_eq!(got, expected(&want));
 }
@@ -709,62 +466,24 @@ async fn json_parse_and_json_format_follow_trino_examples() {
             ),
             ("json_format(json_parse('[1, 2, 3]'))", Some("[1,2,3]")),
             (r#"json_format(json_parse('"a"'))"#, Some(r#""a""#)),
-            (
-                r#"json_format(json_parse('{"a": 1, "b": 2}'))"#,
-                Some(r#"{"a":1,"b":2}"#),
-            ),
+            (r#"json_format(json_parse('{"a": 1, "b": 2}'))"#, Some(r#"{"a":1,"b":2}"#)),
             ("json_parse(NULL)", None),
         ],
     )
     .await;
     for bad in ["not_json", r#"["a": 1]"#, "[1, 2"] {
         let message = error(&ctx, &format!("SELECT json_parse('{bad}')")).await;
-        assert!(
-            message.contains("json_parse") && message.contains(bad),
-            "{message}"
-        );
+        assert!(message.contains("json_parse") && message.contains(bad), "{message}");
     }
 }
 
 /// A table of four partitions: groups `a`, `b`, `c` spread across them.
 fn aggregate_table(ctx: &SessionContext) {
     let g = ["a", "b", "a", "c", "b", "a", "c", "b", "a", "c"];
-    let flag = [
-        Some(true),
-        Some(false),
-        None,
-        None,
-        Some(true),
-        Some(true),
-        None,
-        Some(true),
-        Some(false),
-        None,
-    ];
-    let x = [
-        Some("a1"),
-        Some("b1"),
-        None,
-        None,
-        Some("b2"),
-        Some("a3"),
-        None,
-        Some("b3"),
-        Some("a4"),
-        None,
-    ];
-    let y = [
-        Some(10),
-        Some(5),
-        Some(99),
-        None,
-        Some(7),
-        Some(30),
-        None,
-        Some(1),
-        None,
-        None,
-    ];
+    let flag =
+        [Some(true), Some(false), None, None, Some(true), Some(true), None, Some(true), Some(false), None];
+    let x = [Some("a1"), Some("b1"), None, None, Some("b2"), Some("a3"), None, Some("b3"), Some("a4"), None];
+    let y = [Some(10), Some(5), Some(99), None, Some(7), Some(30), None, Some(1), None, None];
     table(
         ctx,
         "t",
@@ -797,46 +516,17 @@ async fn count_if_counts_true_values_per_group() {
     assert!(explained.contains("mode=Partial"), "{explained}");
     assert!(explained.contains("mode=FinalPartitioned"), "{explained}");
     let got = grouped(&ctx, "SELECT g, count_if(flag) FROM t GROUP BY g").await;
-    assert_eq!(
-        got,
-        expected(&[("a", Some("2")), ("b", Some("2")), ("c", Some("0"))])
-    );
-    assert_eq!(
-        value(&ctx, "SELECT count_if(flag) FROM t").await.as_deref(),
-        Some("4")
-    );
-    assert_eq!(
-        value(&ctx, "SELECT count_if(flag) FROM t WHERE false")
-            .await
-            .as_deref(),
-        Some("0")
-    );
-    let got = grouped(
-        &ctx,
-        "SELECT g, count_if(flag) FILTER (WHERE y > 5) FROM t GROUP BY g",
-    )
-    .await;
-    assert_eq!(
-        got,
-        expected(&[("a", Some("2")), ("b", Some("1")), ("c", Some("0"))])
-    );
+    assert_eq!(got, expected(&[("a", Some("2")), ("b", Some("2")), ("c", Some("0"))]));
+    assert_eq!(value(&ctx, "SELECT count_if(flag) FROM t").await.as_deref(), Some("4"));
+    assert_eq!(value(&ctx, "SELECT count_if(flag) FROM t WHERE false").await.as_deref(), Some("0"));
+    let got = grouped(&ctx, "SELECT g, count_if(flag) FILTER (WHERE y > 5) FROM t GROUP BY g").await;
+    assert_eq!(got, expected(&[("a", Some("2")), ("b", Some("1")), ("c", Some("0"))]));
     // With partial aggregation skipped, rows go straight to state (`convert_to_state`).
-    rows(
-        &ctx,
-        "SET datafusion.execution.skip_partial_aggregation_probe_rows_threshold = 1",
-    )
-    .await;
-    rows(
-        &ctx,
-        "SET datafusion.execution.skip_partial_aggregation_probe_ratio_threshold = 0.0",
-    )
-    .await;
+    rows(&ctx, "SET datafusion.execution.skip_partial_aggregation_probe_rows_threshold = 1").await;
+    rows(&ctx, "SET datafusion.execution.skip_partial_aggregation_probe_ratio_threshold = 0.0").await;
     rows(&ctx, "SET datafusion.execution.batch_size = 2").await;
     let got = grouped(&ctx, "SELECT g, count_if(flag) FROM t GROUP BY g").await;
-    assert_eq!(
-        got,
-        expected(&[("a", Some("2")), ("b", Some("2")), ("c", Some("0"))])
-    );
+    assert_eq!(got, expected(&[("a", Some("2")), ("b", Some("2")), ("c", Some("0"))]));
 }
 
 #[tokio::test]
@@ -858,27 +548,13 @@ async fn max_by_and_min_by_pick_x_at_the_extreme_y() {
     aggregate_table(&ctx);
     // Group a: y=99 has a NULL x, which is the answer; the row with NULL y is ignored.
     let got = grouped(&ctx, "SELECT g, max_by(x, y) FROM t GROUP BY g").await;
-    assert_eq!(
-        got,
-        expected(&[("a", None), ("b", Some("b2")), ("c", None)])
-    );
+    assert_eq!(got, expected(&[("a", None), ("b", Some("b2")), ("c", None)]));
     let got = grouped(&ctx, "SELECT g, min_by(x, y) FROM t GROUP BY g").await;
-    assert_eq!(
-        got,
-        expected(&[("a", Some("a1")), ("b", Some("b3")), ("c", None)])
-    );
+    assert_eq!(got, expected(&[("a", Some("a1")), ("b", Some("b3")), ("c", None)]));
     let got = grouped(&ctx, "SELECT g, max_by(y, x) FROM t GROUP BY g").await;
     assert_eq!(got, expected(&[("a", None), ("b", Some("1")), ("c", None)]));
-    assert_eq!(
-        value(&ctx, "SELECT max_by(x, y) FROM t WHERE x IS NOT NULL")
-            .await
-            .as_deref(),
-        Some("a3")
-    );
-    assert_eq!(
-        value(&ctx, "SELECT min_by(g, y) FROM t").await.as_deref(),
-        Some("b")
-    );
+    assert_eq!(value(&ctx, "SELECT max_by(x, y) FROM t WHERE x IS NOT NULL").await.as_deref(), Some("a3"));
+    assert_eq!(value(&ctx, "SELECT min_by(g, y) FROM t").await.as_deref(), Some("b"));
 }
 
 #[tokio::test]
@@ -889,28 +565,16 @@ async fn approx_distinct_is_datafusions_within_trinos_error() {
         &ctx,
         "big",
         vec![
-            (
-                "k",
-                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 2))),
-            ),
-            (
-                "v",
-                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 5_000))),
-            ),
+            ("k", Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 2)))),
+            ("v", Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 5_000)))),
         ],
         &[2_500, 2_500, 2_500, 2_500],
     );
-    let total: f64 = value(&ctx, "SELECT CAST(approx_distinct(v) AS BIGINT) FROM big")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let total: f64 =
+        value(&ctx, "SELECT CAST(approx_distinct(v) AS BIGINT) FROM big").await.unwrap().parse().unwrap();
     assert!((total - 5_000.0).abs() < 5_000.0 * 0.05, "{total}");
     for (k, estimate) in grouped(&ctx, "SELECT k, approx_distinct(v) FROM big GROUP BY k").await {
         let estimate: f64 = estimate.unwrap().parse().unwrap();
-        assert!(
-            (estimate - 2_500.0).abs() < 2_500.0 * 0.05,
-            "{k}: {estimate}"
-        );
+        assert!((estimate - 2_500.0).abs() < 2_500.0 * 0.05, "{k}: {estimate}");
     }
 }

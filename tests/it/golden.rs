@@ -16,7 +16,9 @@ async fn run_fixture(t: &TestProject) -> strata::local::LocalEngine {
     let at = Utc.with_ymd_and_hms(2025, 11, 6, 12, 0, 0).unwrap();
     let from = Utc.with_ymd_and_hms(2025, 11, 5, 0, 0, 0).unwrap();
     let clock = ManualClock::at(at);
-    let runs = runner::run(&project, &engine, &clock, &project.dag.order, &RunOptions { at, from: Some(from) }).await;
+    let runs =
+        runner::run(&project, &engine, &clock, &project.dag.order, &RunOptions { at, from: Some(from) })
+            .await;
     for r in &runs {
         assert!(matches!(r.outcome, Outcome::Published(_)), "{} did not publish: {:?}", r.model, r.outcome);
     }
@@ -67,7 +69,8 @@ async fn silver_facts_match_the_fixture() {
         t.lake().join("bronze/_bad/dt=2025-11-05/hour=13/env=prod/event=payout.paid/part-00000.bad.jsonl"),
     )
     .expect("malformed lines are quarantined under bronze/_bad/");
-    let lines: Vec<serde_json::Value> = quarantined.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        quarantined.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.iter().map(|l| l["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
     assert!(lines.iter().all(|l| l["record"].as_str().is_some_and(|r| r.contains("payout.paid"))));
 }

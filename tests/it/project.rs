@@ -65,8 +65,14 @@ fn a_bad_cron_names_the_schedule() {
         "sql/ops/x.sql",
         "{{ config(\n  materialized='table',\n  schedule='*/5 * * *',\n) }}\nSELECT 1 AS x\n",
     )]);
-    assert_eq!(e, "sql/ops/x.sql:3: schedule '*/5 * * *': cron has 5 fields (minute hour day-of-month month day-of-week), found 4");
-    let e = errors_of(&[("sql/ops/x.sql", "{{ config(materialized='table', schedule='0 12 L * *') }}\nSELECT 1 AS x\n")]);
+    assert_eq!(
+        e,
+        "sql/ops/x.sql:3: schedule '*/5 * * *': cron has 5 fields (minute hour day-of-month month day-of-week), found 4"
+    );
+    let e = errors_of(&[(
+        "sql/ops/x.sql",
+        "{{ config(materialized='table', schedule='0 12 L * *') }}\nSELECT 1 AS x\n",
+    )]);
     assert!(e.contains("the L, W and # forms are not supported"), "{e}");
 }
 
@@ -95,7 +101,10 @@ fn two_models_for_one_table_are_an_error() {
 
 #[test]
 fn an_unknown_config_key_is_named() {
-    let e = errors_of(&[("sql/ops/a.sql", "\n{{ config(materialized='table', partition_by=['dt']) }}\nSELECT 1 AS x\n")]);
+    let e = errors_of(&[(
+        "sql/ops/a.sql",
+        "\n{{ config(materialized='table', partition_by=['dt']) }}\nSELECT 1 AS x\n",
+    )]);
     assert!(e.starts_with("sql/ops/a.sql:2: config(): unknown field `partition_by`"), "{e}");
 }
 

@@ -63,7 +63,8 @@ pub async fn readers_never_see_a_partial_version(engine: Arc<dyn Engine>) {
         readers.push(tokio::spawn(async move {
             let mut last = 0;
             while !done.load(Ordering::SeqCst) {
-                let (min, max, count, sum) = read(engine.as_ref()).await.expect("a read never fails").expect("never empty");
+                let (min, max, count, sum) =
+                    read(engine.as_ref()).await.expect("a read never fails").expect("never empty");
                 assert_eq!(min, max, "one read mixed versions {min} and {max}");
                 let n = rows_of(min);
                 assert_eq!(count, n, "version {min} read with {count} of its {n} rows");
@@ -91,7 +92,8 @@ pub async fn racing_runs_publish_once(engine: &dyn Engine) {
     let b = engine.stage(&job(3, vec![])).await.unwrap();
     assert_eq!(a.expected, b.expected, "both planned against the same version");
     engine.publish(&a, "2025-01-01T00:00:01.000Z").await.expect("the first to publish wins");
-    let err = engine.publish(&b, "2025-01-01T00:00:02.000Z").await.expect_err("the second must not overwrite");
+    let err =
+        engine.publish(&b, "2025-01-01T00:00:02.000Z").await.expect_err("the second must not overwrite");
     assert!(err.to_string().contains("publish conflict"), "{err}");
     let (v, _, n, _) = read(engine).await.unwrap().unwrap();
     assert_eq!((v, n), (2, rows_of(2)), "the winner's rows, complete");
@@ -161,13 +163,16 @@ fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
     let t = TestProject::shipped();
     std::fs::write(
         t.path().join("strata.toml"),
-        std::fs::read_to_string(t.path().join("strata.toml")).unwrap().replace("orphan_grace_minutes = 60", "orphan_grace_minutes = 0"),
+        std::fs::read_to_string(t.path().join("strata.toml"))
+            .unwrap()
+            .replace("orphan_grace_minutes = 60", "orphan_grace_minutes = 0"),
     )
     .unwrap();
     t.write_fixture_events();
     let run = |failpoint: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args(["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"]).current_dir(t.path());
+        cmd.args(["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"])
+            .current_dir(t.path());
         for var in ["STRATA_ENGINE", "STRATA_PROFILE", "STRATA_STORAGE", "STRATA_ENV", "STRATA_STATE_DIR"] {
             cmd.env_remove(var);
         }
@@ -181,7 +186,8 @@ fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
     let published = current(&t, "silver.fact_payouts");
     assert!(published.starts_with('v'), "{published}");
     let rows = || {
-        let (_, out, _) = strata(t.path(), &["query", "--format", "csv", "SELECT count(*) AS n FROM silver.fact_payouts"]);
+        let (_, out, _) =
+            strata(t.path(), &["query", "--format", "csv", "SELECT count(*) AS n FROM silver.fact_payouts"]);
         out.lines().nth(1).unwrap_or_default().to_string()
     };
     let before = rows();
@@ -189,7 +195,11 @@ fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
     for step in ["before-stage", "after-stage", "after-audit"] {
         let out = run(Some(step));
         assert!(!out.status.success(), "{step}: the process was aborted");
-        assert_eq!(current(&t, "silver.fact_payouts"), published, "{step}: the published version is unchanged");
+        assert_eq!(
+            current(&t, "silver.fact_payouts"),
+            published,
+            "{step}: the published version is unchanged"
+        );
         assert_eq!(rows(), before, "{step}: readers see the same rows");
     }
     // A crash right after the publish: the new version is complete and current.
@@ -230,22 +240,48 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
     }
     let retention = strata::lifecycle::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
     let now = chrono::Utc::now();
-    let items = strata::lifecycle::plan_table(engine.catalog(), &engine, strata::project::Layer::Ops, "rastup_ops", "board", retention, now).unwrap();
+    let items = strata::lifecycle::plan_table(
+        engine.catalog(),
+        &engine,
+        strata::project::Layer::Ops,
+        "rastup_ops",
+        "board",
+        retention,
+        now,
+    )
+    .unwrap();
     let doomed: Vec<String> = items.iter().filter_map(|i| i.dir.as_ref().map(|d| d.relative())).collect();
     assert_eq!(doomed.len(), 3, "versions 1..3 are past retention: {doomed:?}");
     strata::lifecycle::execute(engine.catalog(), &engine, ("rastup_ops", "board"), &items).unwrap();
     let left = version_dirs(&t, "ops/board");
-    assert_eq!(left, vec!["not-a-version", "v20250101T000000000Z-000004", "v20250101T000000000Z-000005", "v20250101T000000000Z-000006"]);
+    assert_eq!(
+        left,
+        vec![
+            "not-a-version",
+            "v20250101T000000000Z-000004",
+            "v20250101T000000000Z-000005",
+            "v20250101T000000000Z-000006"
+        ]
+    );
     for f in &foreign {
         assert!(f.join("data.parquet").exists(), "{} must survive gc", f.display());
     }
     assert_eq!(read(&engine).await.unwrap().unwrap().0, 6);
     // Rolling back to a kept version works; to a collected one is refused.
-    let rb = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", None, retention, "rb", now).unwrap();
+    let rb = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", None, retention, "rb", now)
+        .unwrap();
     assert_eq!(rb, "v20250101T000000000Z-000005");
     assert_eq!(read(&engine).await.unwrap().unwrap().0, 5);
-    let err = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", Some("v20250101T000000000Z-000001"), retention, "rb", now)
-        .unwrap_err();
+    let err = strata::lifecycle::rollback(
+        engine.catalog(),
+        "rastup_ops",
+        "board",
+        Some("v20250101T000000000Z-000001"),
+        retention,
+        "rb",
+        now,
+    )
+    .unwrap_err();
     assert!(err.contains("not a kept version"), "{err}");
 }
 
@@ -256,13 +292,29 @@ async fn an_incremental_run_replaces_only_its_window_and_readers_see_all_hours_a
         t.write_fixture_events();
         let project = t.project();
         let engine = t.engine(&project);
-        let clock = strata::clock::ManualClock::at(chrono::DateTime::parse_from_rfc3339("2025-11-06T12:00:00Z").unwrap().into());
+        let clock = strata::clock::ManualClock::at(
+            chrono::DateTime::parse_from_rfc3339("2025-11-06T12:00:00Z").unwrap().into(),
+        );
         let sel = strata::project::select(&project, &["+silver.fact_payouts".into()]).unwrap();
         let at = strata::clock::Clock::now(&clock);
-        strata::runner::run(&project, &engine, &clock, &sel, &strata::runner::RunOptions { at, from: Some(at - chrono::Duration::days(2)) }).await;
+        strata::runner::run(
+            &project,
+            &engine,
+            &clock,
+            &sel,
+            &strata::runner::RunOptions { at, from: Some(at - chrono::Duration::days(2)) },
+        )
+        .await;
         // A 5-minute refresh at 12:05 recomputes only hours 11 and 12 of 11-06.
         let at = at + chrono::Duration::minutes(5);
-        let runs = strata::runner::run(&project, &engine, &clock, &sel, &strata::runner::RunOptions { at, from: None }).await;
+        let runs = strata::runner::run(
+            &project,
+            &engine,
+            &clock,
+            &sel,
+            &strata::runner::RunOptions { at, from: None },
+        )
+        .await;
         let payouts = runs.iter().find(|r| r.model.name == "fact_payouts").unwrap();
         assert_eq!(payouts.window.hours().len(), 2);
         engine

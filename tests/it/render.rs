@@ -21,9 +21,14 @@ fn stable(text: &str) -> String {
     let mut rest = text;
     while let Some(i) = rest.find("v20") {
         let tail = &rest[i..];
-        let len = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(tail.len());
+        let len =
+            tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(tail.len());
         out.push_str(&rest[..i]);
-        if len >= 24 && tail.as_bytes()[9] == b'T' { out.push_str("<version>") } else { out.push_str(&tail[..len]) }
+        if len >= 24 && tail.as_bytes()[9] == b'T' {
+            out.push_str("<version>")
+        } else {
+            out.push_str(&tail[..len])
+        }
         rest = &tail[len..];
     }
     out.push_str(rest);
@@ -39,7 +44,8 @@ fn athena_statements_are_pinned() {
     let t = TestProject::shipped();
     let project = athena_project(&t);
     for id in &project.dag.order {
-        let text = render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).expect("renders");
+        let text =
+            render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).expect("renders");
         insta::assert_snapshot!(format!("athena__{id}"), stable(&text));
     }
 }
@@ -52,7 +58,11 @@ fn a_backfill_past_100_partitions_is_split_into_ctas_and_inserts() {
     let from = at() - chrono::Duration::hours(250);
     let text = render_statements(&project, &id, &RunOptions { at: at(), from: Some(from) }, at()).unwrap();
     assert_eq!(text.matches("CREATE TABLE").count(), 1, "{text}");
-    assert_eq!(text.matches("INSERT INTO").count(), 2, "251 hour partitions make 3 statements of at most 100");
+    assert_eq!(
+        text.matches("INSERT INTO").count(),
+        2,
+        "251 hour partitions make 3 statements of at most 100"
+    );
     for stmt in text.split(";\n").filter(|s| s.contains("model_result.dt")) {
         assert!(stmt.matches("(model_result.dt = ").count() <= 100);
     }
@@ -65,7 +75,10 @@ fn every_athena_statement_parses_with_sqlglot() {
     let project = athena_project(&t);
     let mut all = Vec::new();
     for id in &project.dag.order {
-        all.push((id.to_string(), render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).unwrap()));
+        all.push((
+            id.to_string(),
+            render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).unwrap(),
+        ));
     }
     sqlglot_parses(&all);
 }
@@ -90,6 +103,7 @@ pub fn sqlglot_parses(texts: &[(String, String)]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let parsed: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count of parsed statements");
+    let parsed: usize =
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("count of parsed statements");
     assert!(parsed >= texts.len(), "sqlglot parsed {parsed} statements for {} models", texts.len());
 }

@@ -5,13 +5,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
-    Int8Array, Int16Array, Int32Array, Int64Array, ListArray, MapArray, StringArray,
-    StructArray, TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array,
+    Int32Array, Int64Array, ListArray, MapArray, StringArray, StructArray, TimestampMillisecondArray,
 };
-use datafusion::arrow::buffer::{
-    BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer,
-};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 
@@ -53,17 +50,41 @@ impl Validity {
 #[derive(Debug)]
 pub(crate) enum Kind {
     /// Utf8: offsets into `data` (starting with 0).
-    Utf8 { offsets: Vec<i32>, data: Vec<u8> },
+    Utf8 {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+    },
     /// Int8/16/32/64, stored widened and range-checked on append.
-    Int { values: Vec<i64>, min: i64, max: i64 },
+    Int {
+        values: Vec<i64>,
+        min: i64,
+        max: i64,
+    },
     Float(Vec<f64>),
     Bool(Vec<bool>),
     Date(Vec<i32>),
     Timestamp(Vec<i64>),
-    Decimal { values: Vec<i128>, precision: u8, scale: i8 },
-    Struct { fields: Fields, names: Vec<Box<str>>, children: Vec<ColBuilder> },
-    Map { entries: FieldRef, offsets: Vec<i32>, keys: Box<ColBuilder>, values: Box<ColBuilder> },
-    List { item: FieldRef, offsets: Vec<i32>, child: Box<ColBuilder> },
+    Decimal {
+        values: Vec<i128>,
+        precision: u8,
+        scale: i8,
+    },
+    Struct {
+        fields: Fields,
+        names: Vec<Box<str>>,
+        children: Vec<ColBuilder>,
+    },
+    Map {
+        entries: FieldRef,
+        offsets: Vec<i32>,
+        keys: Box<ColBuilder>,
+        values: Box<ColBuilder>,
+    },
+    List {
+        item: FieldRef,
+        offsets: Vec<i32>,
+        child: Box<ColBuilder>,
+    },
 }
 
 /// A growable, truncatable column of one Arrow [`DataType`].
@@ -77,16 +98,9 @@ pub(crate) struct ColBuilder {
 impl ColBuilder {
     /// A builder for `data_type`, or the type's name if the decoder cannot produce it.
     pub(crate) fn new(data_type: &DataType) -> Result<Self, String> {
-        let int = |min: i64, max: i64| Kind::Int {
-            values: Vec::new(),
-            min,
-            max,
-        };
+        let int = |min: i64, max: i64| Kind::Int { values: Vec::new(), min, max };
         let kind = match data_type {
-            DataType::Utf8 => Kind::Utf8 {
-                offsets: vec![0],
-                data: Vec::new(),
-            },
+            DataType::Utf8 => Kind::Utf8 { offsets: vec![0], data: Vec::new() },
             DataType::Int8 => int(i8::MIN.into(), i8::MAX.into()),
             DataType::Int16 => int(i16::MIN.into(), i16::MAX.into()),
             DataType::Int32 => int(i32::MIN.into(), i32::MAX.into()),
@@ -95,18 +109,13 @@ impl ColBuilder {
             DataType::Boolean => Kind::Bool(Vec::new()),
             DataType::Date32 => Kind::Date(Vec::new()),
             DataType::Timestamp(TimeUnit::Millisecond, None) => Kind::Timestamp(Vec::new()),
-            DataType::Decimal128(precision, scale) => Kind::Decimal {
-                values: Vec::new(),
-                precision: *precision,
-                scale: *scale,
-            },
+            DataType::Decimal128(precision, scale) => {
+                Kind::Decimal { values: Vec::new(), precision: *precision, scale: *scale }
+            }
             DataType::Struct(fields) => Kind::Struct {
                 fields: fields.clone(),
                 names: fields.iter().map(|f| f.name().to_lowercase().into()).collect(),
-                children: fields
-                    .iter()
-                    .map(|f| ColBuilder::new(f.data_type()))
-                    .collect::<Result<_, _>>()?,
+                children: fields.iter().map(|f| ColBuilder::new(f.data_type())).collect::<Result<_, _>>()?,
             },
             DataType::Map(entries, _) => {
                 let DataType::Struct(kv) = entries.data_type() else {
@@ -129,11 +138,7 @@ impl ColBuilder {
             },
             other => return Err(other.to_string()),
         };
-        Ok(ColBuilder {
-            data_type: data_type.clone(),
-            kind,
-            valid: Validity::default(),
-        })
+        Ok(ColBuilder { data_type: data_type.clone(), kind, valid: Validity::default() })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -143,9 +148,9 @@ impl ColBuilder {
     /// Appends a NULL (for nested types: an empty / all-NULL value marked null).
     pub(crate) fn append_null(&mut self) {
         match &mut self.kind {
-            Kind::Utf8 { offsets, .. }
-            | Kind::Map { offsets, .. }
-            | Kind::List { offsets, .. } => offsets.push(*offsets.last().unwrap_or(&0)),
+            Kind::Utf8 { offsets, .. } | Kind::Map { offsets, .. } | Kind::List { offsets, .. } => {
+                offsets.push(*offsets.last().unwrap_or(&0))
+            }
             Kind::Int { values, .. } => values.push(0),
             Kind::Float(v) => v.push(0.0),
             Kind::Bool(v) => v.push(false),
@@ -179,12 +184,7 @@ impl ColBuilder {
             Kind::Timestamp(v) => v.truncate(len),
             Kind::Decimal { values, .. } => values.truncate(len),
             Kind::Struct { children, .. } => children.iter_mut().for_each(|c| c.truncate(len)),
-            Kind::Map {
-                offsets,
-                keys,
-                values,
-                ..
-            } => {
+            Kind::Map { offsets, keys, values, .. } => {
                 let end = len.min(offsets.len() - 1);
                 offsets.truncate(end + 1);
                 keys.truncate(offsets[end] as usize);
@@ -234,77 +234,43 @@ impl ColBuilder {
             Kind::Int { values, .. } => {
                 let v = std::mem::take(values);
                 match dt {
-                    DataType::Int8 => Arc::new(Int8Array::new(
-                        v.into_iter().map(|x| x as i8).collect(),
-                        nulls,
-                    )),
-                    DataType::Int16 => Arc::new(Int16Array::new(
-                        v.into_iter().map(|x| x as i16).collect(),
-                        nulls,
-                    )),
-                    DataType::Int32 => Arc::new(Int32Array::new(
-                        v.into_iter().map(|x| x as i32).collect(),
-                        nulls,
-                    )),
+                    DataType::Int8 => {
+                        Arc::new(Int8Array::new(v.into_iter().map(|x| x as i8).collect(), nulls))
+                    }
+                    DataType::Int16 => {
+                        Arc::new(Int16Array::new(v.into_iter().map(|x| x as i16).collect(), nulls))
+                    }
+                    DataType::Int32 => {
+                        Arc::new(Int32Array::new(v.into_iter().map(|x| x as i32).collect(), nulls))
+                    }
                     _ => Arc::new(Int64Array::new(v.into(), nulls)),
                 }
             }
             Kind::Float(v) => {
                 let v = std::mem::take(v);
                 if *dt == DataType::Float32 {
-                    Arc::new(Float32Array::new(
-                        v.into_iter().map(|x| x as f32).collect(),
-                        nulls,
-                    ))
+                    Arc::new(Float32Array::new(v.into_iter().map(|x| x as f32).collect(), nulls))
                 } else {
                     Arc::new(Float64Array::new(v.into(), nulls))
                 }
             }
-            Kind::Bool(v) => Arc::new(BooleanArray::new(
-                BooleanBuffer::from(std::mem::take(v)),
-                nulls,
-            )),
+            Kind::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(std::mem::take(v)), nulls)),
             Kind::Date(v) => Arc::new(Date32Array::new(std::mem::take(v).into(), nulls)),
-            Kind::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(
-                std::mem::take(v).into(),
-                nulls,
-            )),
-            Kind::Decimal {
-                values,
-                precision,
-                scale,
-            } => Arc::new(
+            Kind::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(std::mem::take(v).into(), nulls)),
+            Kind::Decimal { values, precision, scale } => Arc::new(
                 Decimal128Array::new(std::mem::take(values).into(), nulls)
                     .with_precision_and_scale(*precision, *scale)?,
             ),
-            Kind::Struct {
-                fields, children, ..
-            } => {
-                let arrays = children
-                    .iter_mut()
-                    .map(ColBuilder::finish)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Arc::new(StructArray::try_new_with_length(
-                    fields.clone(),
-                    arrays,
-                    nulls,
-                    len,
-                )?)
+            Kind::Struct { fields, children, .. } => {
+                let arrays = children.iter_mut().map(ColBuilder::finish).collect::<Result<Vec<_>, _>>()?;
+                Arc::new(StructArray::try_new_with_length(fields.clone(), arrays, nulls, len)?)
             }
-            Kind::Map {
-                entries,
-                offsets,
-                keys,
-                values,
-            } => {
+            Kind::Map { entries, offsets, keys, values } => {
                 let DataType::Struct(kv) = entries.data_type() else {
                     unreachable!("map entries are a struct (checked in new)")
                 };
-                let entry_array = StructArray::try_new(
-                    kv.clone(),
-                    vec![keys.finish()?, values.finish()?],
-                    None,
-                )?;
+                let entry_array =
+                    StructArray::try_new(kv.clone(), vec![keys.finish()?, values.finish()?], None)?;
                 let offs = std::mem::replace(offsets, vec![0]);
                 Arc::new(MapArray::try_new(
                     entries.clone(),
@@ -314,11 +280,7 @@ impl ColBuilder {
                     false,
                 )?)
             }
-            Kind::List {
-                item,
-                offsets,
-                child,
-            } => {
+            Kind::List { item, offsets, child } => {
                 let offs = std::mem::replace(offsets, vec![0]);
                 Arc::new(ListArray::try_new(
                     item.clone(),

@@ -78,10 +78,7 @@ fn date_part(b: &mut Bytes<'_>) -> Option<i64> {
 /// (`+HH:MM`, `+HHMM`, `+HH`). Without a zone the time is taken as UTC.
 /// Fractions beyond milliseconds are truncated.
 pub(crate) fn parse_timestamp_millis(s: &str) -> Option<i64> {
-    let mut b = Bytes {
-        b: s.trim().as_bytes(),
-        i: 0,
-    };
+    let mut b = Bytes { b: s.trim().as_bytes(), i: 0 };
     let days = date_part(&mut b)?;
     let mut millis = 0i64;
     if b.eat(b'T') || b.eat(b't') || b.eat(b' ') {
@@ -114,18 +111,13 @@ pub(crate) fn parse_timestamp_millis(s: &str) -> Option<i64> {
         if hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        millis = (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * 1000
-            + frac;
+        millis = (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * 1000 + frac;
         match b.peek() {
             Some(b'Z' | b'z') => b.i += 1,
             Some(sign @ (b'+' | b'-')) => {
                 b.i += 1;
                 let oh = b.digits(2)?;
-                let om = if b.eat(b':') {
-                    b.digits(2)?
-                } else {
-                    b.digits(2).unwrap_or(0)
-                };
+                let om = if b.eat(b':') { b.digits(2)? } else { b.digits(2).unwrap_or(0) };
                 if oh > 23 || om > 59 {
                     return None;
                 }
@@ -145,10 +137,7 @@ pub(crate) fn parse_timestamp_millis(s: &str) -> Option<i64> {
 pub(crate) fn parse_date_days(s: &str) -> Option<i32> {
     let t = s.trim();
     let days = if t.len() == 10 {
-        date_part(&mut Bytes {
-            b: t.as_bytes(),
-            i: 0,
-        })?
+        date_part(&mut Bytes { b: t.as_bytes(), i: 0 })?
     } else {
         parse_timestamp_millis(t)?.div_euclid(86_400_000)
     };
@@ -192,11 +181,8 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128
     let frac_digits = (digits.len() - point.unwrap_or(digits.len())) as i64;
     let shift = exp - frac_digits + i64::from(scale);
     let mut v: i128 = 0;
-    let keep = if shift >= 0 {
-        digits.len()
-    } else {
-        digits.len().saturating_sub(shift.unsigned_abs() as usize)
-    };
+    let keep =
+        if shift >= 0 { digits.len() } else { digits.len().saturating_sub(shift.unsigned_abs() as usize) };
     for &d in &digits[..keep] {
         v = v.checked_mul(10).and_then(|v| v.checked_add(i128::from(d))).ok_or_else(bad)?;
     }
@@ -217,9 +203,7 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128
 /// whitespace outside strings, i.e. the compact form.
 pub(crate) fn push_compact_json(out: &mut Vec<u8>, raw: &[u8]) {
     // Fast path: no whitespace byte at all (checked in blocks so it vectorises).
-    let has_space = raw
-        .chunks(64)
-        .any(|c| c.iter().fold(false, |acc, &b| acc | (b <= b' ')));
+    let has_space = raw.chunks(64).any(|c| c.iter().fold(false, |acc, &b| acc | (b <= b' ')));
     if !has_space {
         out.extend_from_slice(raw);
         return;

@@ -37,45 +37,19 @@ pub struct ExternalTable {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DdlError {
     #[error("{line}:{column}: expected {expected}, found {found}")]
-    Unexpected {
-        expected: String,
-        found: String,
-        line: usize,
-        column: usize,
-    },
+    Unexpected { expected: String, found: String, line: usize, column: usize },
     #[error("{line}:{column}: expected {expected}, found end of input")]
-    UnexpectedEnd {
-        expected: String,
-        line: usize,
-        column: usize,
-    },
+    UnexpectedEnd { expected: String, line: usize, column: usize },
     #[error("{line}:{column}: unterminated {what}")]
-    Unterminated {
-        what: &'static str,
-        line: usize,
-        column: usize,
-    },
+    Unterminated { what: &'static str, line: usize, column: usize },
     #[error("{line}:{column}: invalid character {ch:?}")]
     InvalidCharacter { ch: char, line: usize, column: usize },
     #[error("{line}:{column}: unsupported column type `{name}`")]
-    UnsupportedType {
-        name: String,
-        line: usize,
-        column: usize,
-    },
+    UnsupportedType { name: String, line: usize, column: usize },
     #[error("{line}:{column}: invalid {what}: {detail}")]
-    Invalid {
-        what: &'static str,
-        detail: String,
-        line: usize,
-        column: usize,
-    },
+    Invalid { what: &'static str, detail: String, line: usize, column: usize },
     #[error("{line}:{column}: duplicate column `{name}`")]
-    DuplicateColumn {
-        name: String,
-        line: usize,
-        column: usize,
-    },
+    DuplicateColumn { name: String, line: usize, column: usize },
 }
 
 impl DdlError {
@@ -97,12 +71,7 @@ impl DdlError {
 pub fn parse_external_table(ddl: &str) -> Result<ExternalTable, DdlError> {
     let tokens = tokenize(ddl)?;
     let (end_line, end_column) = end_position(ddl);
-    let mut p = Parser {
-        tokens,
-        pos: 0,
-        end_line,
-        end_column,
-    };
+    let mut p = Parser { tokens, pos: 0, end_line, end_column };
     p.statement()
 }
 
@@ -141,9 +110,7 @@ impl Parser {
     }
 
     fn here(&self) -> (usize, usize) {
-        self.tokens
-            .get(self.pos)
-            .map_or((self.end_line, self.end_column), |t| (t.line, t.column))
+        self.tokens.get(self.pos).map_or((self.end_line, self.end_column), |t| (t.line, t.column))
     }
 
     fn is_kw(&self, kw: &str) -> bool {
@@ -159,11 +126,7 @@ impl Parser {
     }
 
     fn expect_kw(&mut self, kw: &str) -> Result<(), DdlError> {
-        if self.eat_kw(kw) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("keyword {kw}")))
-        }
+        if self.eat_kw(kw) { Ok(()) } else { Err(self.error(&format!("keyword {kw}"))) }
     }
 
     fn eat_punct(&mut self, c: char) -> bool {
@@ -175,11 +138,7 @@ impl Parser {
     }
 
     fn expect_punct(&mut self, c: char) -> Result<(), DdlError> {
-        if self.eat_punct(c) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("'{c}'")))
-        }
+        if self.eat_punct(c) { Ok(()) } else { Err(self.error(&format!("'{c}'"))) }
     }
 
     fn ident(&mut self, what: &str) -> Result<String, DdlError> {
@@ -300,9 +259,7 @@ impl Parser {
         }
         let partitions = fields.split_off(data_count);
         table.partition_columns = partitions.into_iter().map(|(f, ..)| f.name().clone()).collect();
-        table.columns = Arc::new(Schema::new(
-            fields.into_iter().map(|(f, ..)| f).collect::<Vec<_>>(),
-        ));
+        table.columns = Arc::new(Schema::new(fields.into_iter().map(|(f, ..)| f).collect::<Vec<_>>()));
         Ok(table)
     }
 
@@ -424,11 +381,7 @@ impl Parser {
                         self.string("field comment string")?;
                     }
                     if fields.iter().any(|f: &Field| f.name() == &name) {
-                        return Err(DdlError::DuplicateColumn {
-                            name,
-                            line: fl,
-                            column: fc,
-                        });
+                        return Err(DdlError::DuplicateColumn { name, line: fl, column: fc });
                     }
                     fields.push(Field::new(name, ty, true));
                     if self.eat_punct('>') {
@@ -455,11 +408,7 @@ impl Parser {
                 DataType::List(Arc::new(Field::new("item", item, true)))
             }
             _ => {
-                return Err(DdlError::UnsupportedType {
-                    name: word,
-                    line,
-                    column,
-                });
+                return Err(DdlError::UnsupportedType { name: word, line, column });
             }
         };
         Ok(ty)
@@ -490,12 +439,6 @@ impl Parser {
 
 /// The Arrow type of a Hive `map<key, value>`.
 pub(crate) fn map_type(key: DataType, value: DataType) -> DataType {
-    let entries = Fields::from(vec![
-        Field::new("key", key, false),
-        Field::new("value", value, true),
-    ]);
-    DataType::Map(
-        Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-        false,
-    )
+    let entries = Fields::from(vec![Field::new("key", key, false), Field::new("value", value, true)]);
+    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
 }

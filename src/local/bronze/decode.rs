@@ -13,9 +13,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::arrow::error::ArrowError;
 use serde::Deserialize;
-use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::builders::{ColBuilder, Kind};
@@ -84,9 +82,7 @@ impl RowDecoder {
     pub(crate) fn decode(&mut self, line: &str) -> Result<(), String> {
         let row = self.rows;
         let mut de = serde_json::Deserializer::from_str(line);
-        let result = RowSeed { dec: self }
-            .deserialize(&mut de)
-            .and_then(|()| de.end());
+        let result = RowSeed { dec: self }.deserialize(&mut de).and_then(|()| de.end());
         match result {
             Ok(()) => {
                 self.rows += 1;
@@ -150,13 +146,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let RowDecoder {
-            names,
-            cols,
-            hints,
-            rows,
-            ..
-        } = self.dec;
+        let RowDecoder { names, cols, hints, rows, .. } = self.dec;
         let row = *rows;
         let mut k = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -180,10 +170,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                         // Duplicate key: the last occurrence wins.
                         b.truncate(row);
                     }
-                    let path = Path {
-                        name: &names[i],
-                        parent: None,
-                    };
+                    let path = Path { name: &names[i], parent: None };
                     map.next_value_seed(Val { b, path })?;
                 }
                 None => {
@@ -280,12 +267,7 @@ fn push_json_as_string(b: &mut ColBuilder, raw: &str) -> Result<(), String> {
 }
 
 fn push_decimal(b: &mut ColBuilder, raw: &str) -> Result<(), String> {
-    let Kind::Decimal {
-        values,
-        precision,
-        scale,
-    } = &mut b.kind
-    else {
+    let Kind::Decimal { values, precision, scale } = &mut b.kind else {
         unreachable!("push_decimal on a decimal builder")
     };
     let text: Cow<'_, str> = match raw.as_bytes().first() {
@@ -370,9 +352,7 @@ impl<'de> Visitor<'de> for LitVisitor {
 
 fn parse_int(s: &str) -> Option<i64> {
     let t = s.trim();
-    t.parse::<i64>()
-        .ok()
-        .or_else(|| t.parse::<f64>().ok().and_then(integral))
+    t.parse::<i64>().ok().or_else(|| t.parse::<f64>().ok().and_then(integral))
 }
 
 fn integral(f: f64) -> Option<i64> {
@@ -409,9 +389,7 @@ fn push_lit(b: &mut ColBuilder, lit: Lit<'_>) -> Result<(), String> {
                 Lit::Str(s) => parse_int(s),
                 _ => None,
             };
-            v.filter(|v| (*min..=*max).contains(v))
-                .map(|v| values.push(v))
-                .is_some()
+            v.filter(|v| (*min..=*max).contains(v)).map(|v| values.push(v)).is_some()
         }
         (Kind::Float(values), l) => {
             let v = match l {
@@ -477,10 +455,7 @@ impl<'de> Visitor<'de> for StructVisitor<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let row = self.b.len();
-        let Kind::Struct {
-            names, children, ..
-        } = &mut self.b.kind
-        else {
+        let Kind::Struct { names, children, .. } = &mut self.b.kind else {
             unreachable!("StructVisitor on a struct builder")
         };
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -490,10 +465,7 @@ impl<'de> Visitor<'de> for StructVisitor<'_, '_> {
                     if c.len() > row {
                         c.truncate(row);
                     }
-                    let path = Path {
-                        name: &names[i],
-                        parent: Some(&self.path),
-                    };
+                    let path = Path { name: &names[i], parent: Some(&self.path) };
                     map.next_value_seed(Val { b: c, path })?;
                 }
                 None => {
@@ -529,19 +501,10 @@ impl<'de> Visitor<'de> for MapVisitor<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Kind::Map {
-            offsets,
-            keys,
-            values,
-            ..
-        } = &mut self.b.kind
-        else {
+        let Kind::Map { offsets, keys, values, .. } = &mut self.b.kind else {
             unreachable!("MapVisitor on a map builder")
         };
-        let path = Path {
-            name: "value",
-            parent: Some(&self.path),
-        };
+        let path = Path { name: "value", parent: Some(&self.path) };
         while let Some(key) = map.next_key_seed(KeySeed)? {
             push_lit(keys, Lit::Str(key))
                 .map_err(|m| A::Error::custom(format_args!("column {}: key {m}", self.path)))?;
@@ -574,17 +537,8 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
         let Kind::List { offsets, child, .. } = &mut self.b.kind else {
             unreachable!("ListVisitor on a list builder")
         };
-        let path = Path {
-            name: "item",
-            parent: Some(&self.path),
-        };
-        while seq
-            .next_element_seed(Val {
-                b: &mut **child,
-                path,
-            })?
-            .is_some()
-        {}
+        let path = Path { name: "item", parent: Some(&self.path) };
+        while seq.next_element_seed(Val { b: child, path })?.is_some() {}
         offsets.push(child.len() as i32);
         self.b.push_valid();
         Ok(())

@@ -37,11 +37,7 @@ impl BronzeScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        BronzeScanExec {
-            spec: Arc::new(spec),
-            groups,
-            properties: Arc::new(properties),
-        }
+        BronzeScanExec { spec: Arc::new(spec), groups, properties: Arc::new(properties) }
     }
 
     /// The files each output partition reads.
@@ -55,11 +51,9 @@ impl DisplayAs for BronzeScanExec {
         let files: usize = self.groups.iter().map(Vec::len).sum();
         let bytes: u64 = self.groups.iter().flatten().map(|f| f.size).sum();
         match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
-                f,
-                "BronzeScanExec: partitions={}, files={files}, bytes={bytes}",
-                self.groups.len()
-            ),
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(f, "BronzeScanExec: partitions={}, files={files}, bytes={bytes}", self.groups.len())
+            }
             DisplayFormatType::TreeRender => write!(f, "files={files}"),
         }
     }
@@ -92,17 +86,11 @@ impl ExecutionPlan for BronzeScanExec {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal(
-                "BronzeScanExec has no children".to_string(),
-            ))
+            Err(DataFusionError::Internal("BronzeScanExec has no children".to_string()))
         }
     }
 
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let files = self
             .groups
             .get(partition)
@@ -118,9 +106,7 @@ impl ExecutionPlan for BronzeScanExec {
         let mut builder = RecordBatchReceiverStreamBuilder::new(spec.schema.clone(), 2);
         let tx = builder.tx();
         builder.spawn_blocking(move || {
-            read_files(&spec, &files, batch_size, &mut |batch| {
-                tx.blocking_send(Ok(batch)).is_ok()
-            })
+            read_files(&spec, &files, batch_size, &mut |batch| tx.blocking_send(Ok(batch)).is_ok())
         });
         Ok(builder.build())
     }

@@ -13,11 +13,7 @@ pub(crate) enum Segment {
     /// A fixed directory name.
     Literal(String),
     /// `prefix${column}suffix`: the directory name carries one partition value.
-    Capture {
-        prefix: String,
-        column: usize,
-        suffix: String,
-    },
+    Capture { prefix: String, column: usize, suffix: String },
 }
 
 /// The directory layout of a table's partitions below its root.
@@ -93,19 +89,13 @@ fn parse_segment(part: &str, cols: &[String]) -> Result<Segment, String> {
     let name = &part[start + 2..end];
     let suffix = &part[end + 1..];
     if suffix.contains("${") {
-        return Err(format!(
-            "template segment {part:?} has more than one placeholder"
-        ));
+        return Err(format!("template segment {part:?} has more than one placeholder"));
     }
     let column = cols
         .iter()
         .position(|c| c.eq_ignore_ascii_case(name))
         .ok_or_else(|| format!("template placeholder ${{{name}}} is not a partition column"))?;
-    Ok(Segment::Capture {
-        prefix: part[..start].to_string(),
-        column,
-        suffix: suffix.to_string(),
-    })
+    Ok(Segment::Capture { prefix: part[..start].to_string(), column, suffix: suffix.to_string() })
 }
 
 /// Decodes Hive's `%XX` escapes in a directory name; `__HIVE_DEFAULT_PARTITION__` is NULL.
@@ -156,6 +146,9 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 /// Which partition columns are known after each step of the walk, as a bit set.
 pub(crate) type ColumnSet = u64;
 
+/// Decides which candidate directories to keep, given the columns whose values are known.
+pub(crate) type Pruner<'a> = dyn FnMut(&[Candidate], ColumnSet) -> io::Result<Vec<bool>> + 'a;
+
 /// Walks `layout` below `root`. After each level, `prune(candidates, known)` is
 /// called with every directory reached and the set of partition columns whose
 /// values are known (all columns after the last level); it returns which
@@ -164,28 +157,17 @@ pub(crate) fn discover(
     root: &Path,
     layout: &Layout,
     n_columns: usize,
-    prune: &mut dyn FnMut(&[Candidate], ColumnSet) -> io::Result<Vec<bool>>,
+    prune: &mut Pruner<'_>,
 ) -> io::Result<Vec<BronzeFile>> {
-    let all: ColumnSet = if n_columns >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << n_columns) - 1
-    };
+    let all: ColumnSet = if n_columns >= 64 { u64::MAX } else { (1u64 << n_columns) - 1 };
     let mut known: ColumnSet = 0;
-    let mut level = vec![Candidate {
-        dir: root.to_path_buf(),
-        values: vec![None; n_columns],
-    }];
+    let mut level = vec![Candidate { dir: root.to_path_buf(), values: vec![None; n_columns] }];
     let mut keep_only = |level: Vec<Candidate>, known: ColumnSet| -> io::Result<Vec<Candidate>> {
         if level.is_empty() {
             return Ok(level);
         }
         let keep = prune(&level, known)?;
-        Ok(level
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(c, k)| k.then_some(c))
-            .collect())
+        Ok(level.into_iter().zip(keep).filter_map(|(c, k)| k.then_some(c)).collect())
     };
     level = keep_only(level, known)?;
     for segment in &layout.segments {
@@ -195,21 +177,13 @@ pub(crate) fn discover(
                 Segment::Literal(name) => {
                     let dir = cand.dir.join(name);
                     if dir.is_dir() {
-                        next.push(Candidate {
-                            dir,
-                            values: cand.values.clone(),
-                        });
+                        next.push(Candidate { dir, values: cand.values.clone() });
                     }
                 }
-                Segment::Capture {
-                    prefix,
-                    column,
-                    suffix,
-                } => {
+                Segment::Capture { prefix, column, suffix } => {
                     for (name, path) in sorted_entries(&cand.dir)? {
-                        let Some(raw) = name
-                            .strip_prefix(prefix.as_str())
-                            .and_then(|r| r.strip_suffix(suffix.as_str()))
+                        let Some(raw) =
+                            name.strip_prefix(prefix.as_str()).and_then(|r| r.strip_suffix(suffix.as_str()))
                         else {
                             continue;
                         };

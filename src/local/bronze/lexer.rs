@@ -64,11 +64,7 @@ impl Cursor<'_> {
 
 /// Splits `text` into tokens, dropping whitespace and `--` / `/* */` comments.
 pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
-    let mut cur = Cursor {
-        chars: text.chars().peekable(),
-        line: 1,
-        column: 1,
-    };
+    let mut cur = Cursor { chars: text.chars().peekable(), line: 1, column: 1 };
     let mut out = Vec::new();
     while let Some(c) = cur.peek() {
         let (line, column) = (cur.line, cur.column);
@@ -80,11 +76,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
             '-' => {
                 cur.bump();
                 if cur.peek() != Some('-') {
-                    return Err(DdlError::InvalidCharacter {
-                        ch: '-',
-                        line,
-                        column,
-                    });
+                    return Err(DdlError::InvalidCharacter { ch: '-', line, column });
                 }
                 while let Some(c) = cur.bump() {
                     if c == '\n' {
@@ -96,11 +88,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
             '/' => {
                 cur.bump();
                 if cur.peek() != Some('*') {
-                    return Err(DdlError::InvalidCharacter {
-                        ch: '/',
-                        line,
-                        column,
-                    });
+                    return Err(DdlError::InvalidCharacter { ch: '/', line, column });
                 }
                 cur.bump();
                 let mut prev = ' ';
@@ -109,11 +97,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
                         Some('/') if prev == '*' => break,
                         Some(c) => prev = c,
                         None => {
-                            return Err(DdlError::Unterminated {
-                                what: "comment",
-                                line,
-                                column,
-                            });
+                            return Err(DdlError::Unterminated { what: "comment", line, column });
                         }
                     }
                 }
@@ -132,11 +116,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
                         Some('`') => break,
                         Some(c) => s.push(c),
                         None => {
-                            return Err(DdlError::Unterminated {
-                                what: "quoted identifier",
-                                line,
-                                column,
-                            });
+                            return Err(DdlError::Unterminated { what: "quoted identifier", line, column });
                         }
                     }
                 }
@@ -160,21 +140,14 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
             }
             c if c.is_alphabetic() || c == '_' => {
                 let mut s = String::new();
-                while let Some(d) = cur
-                    .peek()
-                    .filter(|d| d.is_alphanumeric() || *d == '_' || *d == '$')
-                {
+                while let Some(d) = cur.peek().filter(|d| d.is_alphanumeric() || *d == '_' || *d == '$') {
                     s.push(d);
                     cur.bump();
                 }
                 Tok::Word(s)
             }
             other => {
-                return Err(DdlError::InvalidCharacter {
-                    ch: other,
-                    line,
-                    column,
-                });
+                return Err(DdlError::InvalidCharacter { ch: other, line, column });
             }
         };
         out.push(Token { tok, line, column });
@@ -184,17 +157,8 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, DdlError> {
 
 /// Reads a string literal whose opening `quote` was consumed; Hive accepts both
 /// backslash escapes and a doubled quote.
-fn string_literal(
-    cur: &mut Cursor<'_>,
-    quote: char,
-    line: usize,
-    column: usize,
-) -> Result<String, DdlError> {
-    let unterminated = || DdlError::Unterminated {
-        what: "string literal",
-        line,
-        column,
-    };
+fn string_literal(cur: &mut Cursor<'_>, quote: char, line: usize, column: usize) -> Result<String, DdlError> {
+    let unterminated = || DdlError::Unterminated { what: "string literal", line, column };
     let mut s = String::new();
     loop {
         match cur.bump().ok_or_else(unterminated)? {

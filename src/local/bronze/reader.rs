@@ -104,9 +104,8 @@ struct FileReader<'a> {
 impl FileReader<'_> {
     /// Reads one file; false means stop reading further files.
     fn read(&mut self, file: &BronzeFile) -> Result<bool> {
-        let io_err = |e: std::io::Error| {
-            DataFusionError::Execution(format!("reading {}: {e}", file.path.display()))
-        };
+        let io_err =
+            |e: std::io::Error| DataFusionError::Execution(format!("reading {}: {e}", file.path.display()));
         let stats = &self.spec.stats;
         let f = File::open(&file.path).map_err(io_err)?;
         let compressed = f.metadata().map_err(io_err)?.len();
@@ -197,9 +196,9 @@ impl FileReader<'_> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output.len());
         for col in &self.spec.output {
             let array = match *col {
-                OutCol::Data(_) => data.next().ok_or_else(|| {
-                    DataFusionError::Internal("missing decoded column".to_string())
-                })?,
+                OutCol::Data(_) => data
+                    .next()
+                    .ok_or_else(|| DataFusionError::Internal("missing decoded column".to_string()))?,
                 OutCol::Partition(p) => partition_array(file.partition_values[p].as_deref(), n),
             };
             columns.push(array.slice(0, n));
@@ -238,11 +237,8 @@ fn write_quarantine(root: &Path, relative_path: &str, content: &[u8]) -> Result<
     let dir = target.parent().unwrap_or(root);
     std::fs::create_dir_all(dir).map_err(fail)?;
     let name = target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp =
+        dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let mut f = File::create(&tmp).map_err(fail)?;
     f.write_all(content).map_err(fail)?;
     drop(f);

@@ -50,9 +50,7 @@ impl BronzeTable {
         stats: Arc<ReadStats>,
     ) -> Result<Self> {
         if table.partition_columns.len() > 64 {
-            return Err(DataFusionError::NotImplemented(
-                "more than 64 partition columns".to_string(),
-            ));
+            return Err(DataFusionError::NotImplemented("more than 64 partition columns".to_string()));
         }
         for field in table.columns.fields() {
             ColBuilder::new(field.data_type()).map_err(|t| {
@@ -62,15 +60,9 @@ impl BronzeTable {
                 ))
             })?;
         }
-        let layout = Layout::for_table(table).map_err(|e| {
-            DataFusionError::Plan(format!("table {}: storage layout: {e}", table.name))
-        })?;
-        let mut fields: Vec<Field> = table
-            .columns
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
+        let layout = Layout::for_table(table)
+            .map_err(|e| DataFusionError::Plan(format!("table {}: storage layout: {e}", table.name)))?;
+        let mut fields: Vec<Field> = table.columns.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(partition_fields(table));
         Ok(BronzeTable {
             table: table.clone(),
@@ -107,8 +99,7 @@ impl BronzeTable {
     pub fn list_files(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<BronzeFile>> {
         let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
         let part_schema = Arc::new(Schema::new(partition_fields(&self.table)));
-        let df_schema =
-            DFSchema::from_unqualified_fields(part_schema.fields().clone(), HashMap::new())?;
+        let df_schema = DFSchema::from_unqualified_fields(part_schema.fields().clone(), HashMap::new())?;
         let mut preds: Vec<(Arc<dyn PhysicalExpr>, ColumnSet)> = Vec::new();
         for filter in filters {
             if !expr_applicable_for_cols(&names, filter) {
@@ -129,9 +120,8 @@ impl BronzeTable {
         let mut applied = vec![false; preds.len()];
         let mut prune = |cands: &[Candidate], known: ColumnSet| -> io::Result<Vec<bool>> {
             let mut keep = vec![true; cands.len()];
-            let now: Vec<usize> = (0..preds.len())
-                .filter(|&i| !applied[i] && preds[i].1 & !known == 0)
-                .collect();
+            let now: Vec<usize> =
+                (0..preds.len()).filter(|&i| !applied[i] && preds[i].1 & !known == 0).collect();
             if now.is_empty() {
                 return Ok(keep);
             }
@@ -139,11 +129,7 @@ impl BronzeTable {
             for i in now {
                 applied[i] = true;
                 // An evaluation error (e.g. a failing cast) prunes nothing.
-                let Ok(result) = preds[i]
-                    .0
-                    .evaluate(&batch)
-                    .and_then(|v| v.into_array(cands.len()))
-                else {
+                let Ok(result) = preds[i].0.evaluate(&batch).and_then(|v| v.into_array(cands.len())) else {
                     continue;
                 };
                 if let Some(b) = result.as_boolean_opt() {
@@ -154,9 +140,8 @@ impl BronzeTable {
             }
             Ok(keep)
         };
-        discover(&self.root_dir, &self.layout, names.len(), &mut prune).map_err(|e| {
-            DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display()))
-        })
+        discover(&self.root_dir, &self.layout, names.len(), &mut prune)
+            .map_err(|e| DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display())))
     }
 
     fn plan_scan(
@@ -172,13 +157,7 @@ impl BronzeTable {
         let n_data = self.table.columns.fields().len();
         let output = projection
             .iter()
-            .map(|&i| {
-                if i < n_data {
-                    OutCol::Data(i)
-                } else {
-                    OutCol::Partition(i - n_data)
-                }
-            })
+            .map(|&i| if i < n_data { OutCol::Data(i) } else { OutCol::Partition(i - n_data) })
             .collect();
         let files = self.list_files(state, filters)?;
         let groups = balance(files, state.config().target_partitions());
@@ -219,15 +198,10 @@ impl TableProvider for BronzeTable {
         'life3: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(std::future::ready(
-            self.plan_scan(state, projection, filters, limit),
-        ))
+        Box::pin(std::future::ready(self.plan_scan(state, projection, filters, limit)))
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
         Ok(filters
             .iter()
@@ -243,19 +217,15 @@ impl TableProvider for BronzeTable {
 }
 
 fn partition_fields(table: &ExternalTable) -> Vec<Field> {
-    table
-        .partition_columns
-        .iter()
-        .map(|n| Field::new(n, DataType::Utf8, true))
-        .collect()
+    table.partition_columns.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect()
 }
 
 /// Drops table qualifiers so filters resolve against the partition-only schema.
 fn unqualify(expr: Expr) -> Result<Expr> {
     expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-            Column::new_unqualified(c.name),
-        ))),
+        Expr::Column(c) if c.relation.is_some() => {
+            Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name))))
+        }
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
@@ -265,28 +235,18 @@ fn unqualify(expr: Expr) -> Result<Expr> {
 fn partition_batch(schema: &SchemaRef, cands: &[Candidate]) -> Result<RecordBatch> {
     let columns = (0..schema.fields().len())
         .map(|c| {
-            Arc::new(StringArray::from_iter(
-                cands.iter().map(|cand| cand.values[c].as_deref()),
-            )) as ArrayRef
+            Arc::new(StringArray::from_iter(cands.iter().map(|cand| cand.values[c].as_deref()))) as ArrayRef
         })
         .collect();
     let options = RecordBatchOptions::new().with_row_count(Some(cands.len()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        columns,
-        &options,
-    )?)
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
 }
 
 /// Splits files into at most `n` groups of similar total size (largest first,
 /// each to the lightest group); each group is then read in path order.
 fn balance(mut files: Vec<BronzeFile>, n: usize) -> Vec<Vec<BronzeFile>> {
     let n = n.max(1).min(files.len());
-    files.sort_by(|a, b| {
-        b.size
-            .cmp(&a.size)
-            .then_with(|| a.relative_path.cmp(&b.relative_path))
-    });
+    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.relative_path.cmp(&b.relative_path)));
     let mut groups: Vec<(u64, Vec<BronzeFile>)> = vec![(0, Vec::new()); n];
     for file in files {
         if let Some(g) = groups.iter_mut().min_by_key(|(size, _)| *size) {

@@ -17,9 +17,7 @@ pub(super) fn udafs() -> Vec<AggregateUDF> {
         AggregateUDF::new_from_impl(CountIf {
             signature: Signature::exact(vec![DataType::Boolean], Volatility::Immutable),
         }),
-        AggregateUDF::new_from_impl(Arbitrary {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
+        AggregateUDF::new_from_impl(Arbitrary { signature: Signature::any(1, Volatility::Immutable) }),
     ]
 }
 
@@ -63,10 +61,7 @@ impl AggregateUDFImpl for CountIf {
         true
     }
 
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(CountIfGroups { counts: Vec::new() }))
     }
 }
@@ -92,11 +87,7 @@ impl Accumulator for CountIfAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.count += states[0]
-            .as_primitive::<Int64Type>()
-            .iter()
-            .flatten()
-            .sum::<i64>();
+        self.count += states[0].as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
         Ok(())
     }
 
@@ -163,9 +154,7 @@ impl GroupsAccumulator for CountIfGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(Arc::new(Int64Array::from(
-            emit_to.take_needed(&mut self.counts),
-        )))
+        Ok(Arc::new(Int64Array::from(emit_to.take_needed(&mut self.counts))))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -211,17 +200,11 @@ impl AggregateUDFImpl for Arbitrary {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let name = format_state_name(args.name, "arbitrary");
-        Ok(vec![Arc::new(Field::new(
-            name,
-            args.return_type().clone(),
-            true,
-        ))])
+        Ok(vec![Arc::new(Field::new(name, args.return_type().clone(), true))])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ArbitraryAccumulator {
-            value: ScalarValue::try_from(args.return_type())?,
-        }))
+        Ok(Box::new(ArbitraryAccumulator { value: ScalarValue::try_from(args.return_type())? }))
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, TimestampMicrosecondArray, TimestampMillisecondArray,
-    TimestampNanosecondArray, TimestampSecondArray,
+    Array, ArrayRef, AsArray, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray,
 };
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -57,11 +57,7 @@ impl TsType {
             },
             None => None,
         };
-        Ok(Self {
-            unit: *unit,
-            tz,
-            tz_name: tz_name.clone(),
-        })
+        Ok(Self { unit: *unit, tz, tz_name: tz_name.clone() })
     }
 
     pub(crate) fn unit(&self) -> TimeUnit {
@@ -91,9 +87,7 @@ impl TsType {
 
     /// The zone's offset from UTC, in seconds, at a UTC instant.
     pub(crate) fn offset_seconds(&self, utc: &NaiveDateTime) -> Option<i32> {
-        self.tz
-            .as_ref()
-            .map(|tz| tz.offset_from_utc_datetime(utc).fix().local_minus_utc())
+        self.tz.as_ref().map(|tz| tz.offset_from_utc_datetime(utc).fix().local_minus_utc())
     }
 
     pub(crate) fn utc_to_raw(&self, t: &NaiveDateTime) -> Option<i64> {
@@ -112,10 +106,10 @@ impl TsType {
         match &self.tz {
             None => self.utc_to_raw(t),
             Some(tz) => {
-                let resolved = tz.from_local_datetime(t).earliest().or_else(|| {
-                    tz.from_local_datetime(&(*t + TimeDelta::hours(1)))
-                        .earliest()
-                })?;
+                let resolved = tz
+                    .from_local_datetime(t)
+                    .earliest()
+                    .or_else(|| tz.from_local_datetime(&(*t + TimeDelta::hours(1))).earliest())?;
                 self.utc_to_raw(&resolved.naive_utc())
             }
         }
@@ -126,15 +120,9 @@ impl TsType {
         let tz = self.tz_name.clone();
         match self.unit {
             TimeUnit::Second => Arc::new(TimestampSecondArray::from(values).with_timezone_opt(tz)),
-            TimeUnit::Millisecond => {
-                Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz))
-            }
-            TimeUnit::Microsecond => {
-                Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz))
-            }
-            TimeUnit::Nanosecond => {
-                Arc::new(TimestampNanosecondArray::from(values).with_timezone_opt(tz))
-            }
+            TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz)),
+            TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz)),
+            TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values).with_timezone_opt(tz)),
         }
     }
 }
@@ -142,17 +130,13 @@ impl TsType {
 /// The raw values of a timestamp array of any unit.
 pub(crate) fn raw_values(name: &str, a: &dyn Array) -> Result<Vec<Option<i64>>> {
     Ok(match a.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            a.as_primitive::<TimestampSecondType>().iter().collect()
+        DataType::Timestamp(TimeUnit::Second, _) => a.as_primitive::<TimestampSecondType>().iter().collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            a.as_primitive::<TimestampMillisecondType>().iter().collect()
         }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => a
-            .as_primitive::<TimestampMillisecondType>()
-            .iter()
-            .collect(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => a
-            .as_primitive::<TimestampMicrosecondType>()
-            .iter()
-            .collect(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            a.as_primitive::<TimestampMicrosecondType>().iter().collect()
+        }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             a.as_primitive::<TimestampNanosecondType>().iter().collect()
         }
@@ -162,10 +146,7 @@ pub(crate) fn raw_values(name: &str, a: &dyn Array) -> Result<Vec<Option<i64>>> 
 
 /// The values of a `Date32` array as calendar dates.
 pub(crate) fn date_values(a: &dyn Array) -> Vec<Option<NaiveDate>> {
-    a.as_primitive::<Date32Type>()
-        .iter()
-        .map(|d| d.and_then(days_to_date))
-        .collect()
+    a.as_primitive::<Date32Type>().iter().map(|d| d.and_then(days_to_date)).collect()
 }
 
 pub(crate) fn days_to_date(days: i32) -> Option<NaiveDate> {

@@ -66,10 +66,7 @@ impl Unit {
 
     /// Units shorter than a day, which act on the instant rather than the local date.
     fn is_time(self) -> bool {
-        matches!(
-            self,
-            Self::Millisecond | Self::Second | Self::Minute | Self::Hour
-        )
+        matches!(self, Self::Millisecond | Self::Second | Self::Minute | Self::Hour)
     }
 
     /// Length in milliseconds of the fixed-length units.
@@ -104,21 +101,14 @@ pub(super) fn coerce_date_add(types: &[DataType]) -> Result<Vec<DataType>> {
     if !is_integer(&types[1]) {
         return plan_err!("{NAME}: expected a bigint value, got {}", types[1]);
     }
-    Ok(vec![
-        string(NAME, &types[0])?,
-        DataType::Int64,
-        coerce_temporal(NAME, &types[2])?,
-    ])
+    Ok(vec![string(NAME, &types[0])?, DataType::Int64, coerce_temporal(NAME, &types[2])?])
 }
 
 pub(super) fn coerce_date_diff(types: &[DataType]) -> Result<Vec<DataType>> {
     const NAME: &str = "date_diff";
     arity(NAME, types, 3)?;
     let unit = string(NAME, &types[0])?;
-    let (a, b) = (
-        coerce_temporal(NAME, &types[1])?,
-        coerce_temporal(NAME, &types[2])?,
-    );
+    let (a, b) = (coerce_temporal(NAME, &types[1])?, coerce_temporal(NAME, &types[2])?);
     let is_date = |t: &DataType| matches!(t, DataType::Date32 | DataType::Null);
     let common = match (&a, &b) {
         _ if a == b => a.clone(),
@@ -148,8 +138,7 @@ fn add(t: &NaiveDateTime, unit: Unit, n: i64) -> Option<NaiveDateTime> {
     match unit.millis() {
         Some(ms) => t.checked_add_signed(TimeDelta::try_milliseconds(n.checked_mul(ms)?)?),
         None => {
-            let months =
-                i64::from(t.year()) * 12 + i64::from(t.month0()) + n.checked_mul(unit.months())?;
+            let months = i64::from(t.year()) * 12 + i64::from(t.month0()) + n.checked_mul(unit.months())?;
             let year = i32::try_from(months.div_euclid(12)).ok()?;
             let month = u32::try_from(months.rem_euclid(12)).ok()? + 1;
             let day = t.day().min(days_in_month(year, month)?);
@@ -214,21 +203,14 @@ pub(super) fn date_add(
         let u = *cache.get(u, |u| Unit::parse(NAME, u, false))?;
         // Time units move the instant; calendar units move the local date and time.
         let added = if u.is_time() {
-            ty.to_utc(v)
-                .and_then(|t| add(&t, u, n))
-                .and_then(|t| ty.utc_to_raw(&t))
+            ty.to_utc(v).and_then(|t| add(&t, u, n)).and_then(|t| ty.utc_to_raw(&t))
         } else {
-            ty.to_local(v)
-                .and_then(|t| add(&t, u, n))
-                .and_then(|t| ty.local_to_raw(&t))
+            ty.to_local(v).and_then(|t| add(&t, u, n)).and_then(|t| ty.local_to_raw(&t))
         };
         match added {
             Some(r) => out.push(Some(r)),
             None => {
-                return exec_err!(
-                    "{NAME}: adding {n} {} to timestamp {v} is out of range",
-                    u.label()
-                );
+                return exec_err!("{NAME}: adding {n} {} to timestamp {v} is out of range", u.label());
             }
         }
     }
@@ -256,11 +238,7 @@ fn month_diff(min: &NaiveDateTime, sub: &NaiveDateTime) -> Option<i64> {
     let mut diff = (i64::from(min.year()) - i64::from(sub.year())) * 12 + i64::from(min.month())
         - i64::from(sub.month());
     let last = days_in_month(min.year(), min.month())?;
-    let sub = if min.day() == last && sub.day() > last {
-        sub.with_day(last)?
-    } else {
-        *sub
-    };
+    let sub = if min.day() == last && sub.day() > last { sub.with_day(last)? } else { *sub };
     if *min - start_of_month(min)? < sub - start_of_month(&sub)? {
         diff -= 1;
     }
@@ -336,13 +314,8 @@ pub(super) fn date_diff(
         }
         return Ok(Arc::new(Int64Array::from(out)));
     }
-    let (ty1, ty2) = (
-        TsType::of(NAME, x1.data_type())?,
-        TsType::of(NAME, x2.data_type())?,
-    );
-    let pairs = raw_values(NAME, &x1)?
-        .into_iter()
-        .zip(raw_values(NAME, &x2)?);
+    let (ty1, ty2) = (TsType::of(NAME, x1.data_type())?, TsType::of(NAME, x2.data_type())?);
+    let pairs = raw_values(NAME, &x1)?.into_iter().zip(raw_values(NAME, &x2)?);
     for (row, (a, b)) in pairs.enumerate() {
         let (Some(a), Some(b), Some(u)) = (a, b, unit.get(row)) else {
             out.push(None);
@@ -350,11 +323,8 @@ pub(super) fn date_diff(
         };
         let u = *cache.get(u, |u| Unit::parse(NAME, u, false))?;
         // Time units compare instants; calendar units compare local date and time.
-        let (t1, t2) = if u.is_time() {
-            (ty1.to_utc(a), ty2.to_utc(b))
-        } else {
-            (ty1.to_local(a), ty2.to_local(b))
-        };
+        let (t1, t2) =
+            if u.is_time() { (ty1.to_utc(a), ty2.to_utc(b)) } else { (ty1.to_local(a), ty2.to_local(b)) };
         match (t1, t2) {
             (Some(t1), Some(t2)) => out.push(diff(u, &t1, &t2)),
             _ => return exec_err!("{NAME}: timestamp out of range"),

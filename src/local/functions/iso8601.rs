@@ -27,10 +27,7 @@ impl Cursor<'_> {
     }
 
     fn digits_ahead(&self) -> usize {
-        self.s[self.at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
+        self.s[self.at..].iter().take_while(|b| b.is_ascii_digit()).count()
     }
 
     /// Between `min` and `max` digits; returns the value and how many were read.
@@ -87,11 +84,7 @@ fn time(c: &mut Cursor) -> Option<NaiveTime> {
             if c.eat(b'.') || c.eat(b',') {
                 let (v, n) = c.number(1, 9)?;
                 let n = u32::try_from(n).ok()?;
-                millis = if n >= 3 {
-                    v / 10u64.pow(n - 3)
-                } else {
-                    v * 10u64.pow(3 - n)
-                };
+                millis = if n >= 3 { v / 10u64.pow(n - 3) } else { v * 10u64.pow(3 - n) };
             }
         }
     }
@@ -111,25 +104,14 @@ fn offset(c: &mut Cursor) -> Option<i64> {
         return Some(0);
     };
     let hours = c.two()?;
-    let minutes = if c.eat(b':') || c.digits_ahead() > 0 {
-        c.two()?
-    } else {
-        0
-    };
+    let minutes = if c.eat(b':') || c.digits_ahead() > 0 { c.two()? } else { 0 };
     (hours <= 23 && minutes <= 59).then(|| sign * i64::from(hours * 3_600 + minutes * 60))
 }
 
 /// Parses an ISO 8601 date or date-time to UTC; no offset means UTC.
 fn parse(s: &str) -> Option<NaiveDateTime> {
-    let mut c = Cursor {
-        s: s.as_bytes(),
-        at: 0,
-    };
-    let day = if s.starts_with('T') {
-        NaiveDate::from_ymd_opt(1970, 1, 1)?
-    } else {
-        date(&mut c)?
-    };
+    let mut c = Cursor { s: s.as_bytes(), at: 0 };
+    let day = if s.starts_with('T') { NaiveDate::from_ymd_opt(1970, 1, 1)? } else { date(&mut c)? };
     let (mut clock, mut east) = (NaiveTime::MIN, 0);
     if c.eat(b'T') {
         clock = time(&mut c)?;
@@ -138,8 +120,7 @@ fn parse(s: &str) -> Option<NaiveDateTime> {
     if c.at != c.s.len() {
         return None;
     }
-    day.and_time(clock)
-        .checked_sub_signed(TimeDelta::try_seconds(east)?)
+    day.and_time(clock).checked_sub_signed(TimeDelta::try_seconds(east)?)
 }
 
 /// `from_iso8601_timestamp(varchar) -> timestamp(3)` (UTC).

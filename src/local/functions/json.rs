@@ -21,11 +21,7 @@ pub(super) fn extract(
     rows: usize,
     scalar: bool,
 ) -> Result<ArrayRef> {
-    let name = if scalar {
-        "json_extract_scalar"
-    } else {
-        "json_extract"
-    };
+    let name = if scalar { "json_extract_scalar" } else { "json_extract" };
     let docs = StrArg::new(json, name)?;
     let paths = StrArg::new(path, name)?;
     let mut cache = SpecCache::new();
@@ -70,9 +66,7 @@ pub(super) fn parse(text: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
             continue;
         };
         canonical.clear();
-        let written = serde_json::from_str::<&RawValue>(s)
-            .ok()
-            .and_then(|v| write(v, true, &mut canonical));
+        let written = serde_json::from_str::<&RawValue>(s).ok().and_then(|v| write(v, true, &mut canonical));
         if written.is_none() {
             return exec_err!("{NAME}: cannot convert value to json: '{s}'");
         }

@@ -75,10 +75,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
                 f.write_str("a json object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
                 let mut members = Vec::new();
                 while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
                     members.push(entry);
@@ -142,11 +139,7 @@ pub(super) fn write(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<(
         b'{' => {
             let members = members(v)?;
             let members: Vec<(String, &RawValue)> = if sort_keys {
-                members
-                    .into_iter()
-                    .collect::<BTreeMap<_, _>>()
-                    .into_iter()
-                    .collect()
+                members.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect()
             } else {
                 members
             };

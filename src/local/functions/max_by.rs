@@ -11,9 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 
 pub(super) fn udafs() -> Vec<AggregateUDF> {
     [("max_by", true), ("min_by", false)]
@@ -51,11 +49,7 @@ impl AggregateUDFImpl for ByExtreme {
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let field = |suffix: &str, i: usize| {
             let name = format_state_name(args.name, suffix);
-            Arc::new(Field::new(
-                name,
-                args.input_fields[i].data_type().clone(),
-                true,
-            ))
+            Arc::new(Field::new(name, args.input_fields[i].data_type().clone(), true))
         };
         Ok(vec![field("x", 0), field("y", 1)])
     }
@@ -79,11 +73,7 @@ struct ByAccumulator {
 
 impl ByAccumulator {
     fn wins(&self, ordering: Ordering) -> bool {
-        if self.max {
-            ordering == Ordering::Greater
-        } else {
-            ordering == Ordering::Less
-        }
+        if self.max { ordering == Ordering::Greater } else { ordering == Ordering::Less }
     }
 }
 

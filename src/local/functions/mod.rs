@@ -88,16 +88,11 @@ impl ScalarUDFImpl for TrinoUdf {
         let name = self.name;
         match self.kind {
             Kind::JsonExtractScalar | Kind::JsonExtract => strings(name, types, 2),
-            Kind::JsonParse | Kind::JsonFormat | Kind::FromIso8601Timestamp => {
-                strings(name, types, 1)
-            }
+            Kind::JsonParse | Kind::JsonFormat | Kind::FromIso8601Timestamp => strings(name, types, 1),
             Kind::DateParse => strings(name, types, 2),
             Kind::DateFormat => {
                 arity(name, types, 2)?;
-                Ok(vec![
-                    datetime::coerce_timestamp(name, &types[0])?,
-                    string(name, &types[1])?,
-                ])
+                Ok(vec![datetime::coerce_timestamp(name, &types[0])?, string(name, &types[1])?])
             }
             Kind::ToIso8601 => {
                 arity(name, types, 1)?;
@@ -121,10 +116,7 @@ impl ScalarUDFImpl for TrinoUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if scalar { 1 } else { args.number_rows };
         let a = &args.args;
         let out = match self.kind {
@@ -148,19 +140,13 @@ impl ScalarUDFImpl for TrinoUdf {
 }
 
 fn arity(name: &str, types: &[DataType], n: usize) -> Result<()> {
-    if types.len() == n {
-        Ok(())
-    } else {
-        plan_err!("{name}: expected {n} argument(s), got {}", types.len())
-    }
+    if types.len() == n { Ok(()) } else { plan_err!("{name}: expected {n} argument(s), got {}", types.len()) }
 }
 
 /// Coerces a varchar argument to `Utf8`.
 fn string(name: &str, t: &DataType) -> Result<DataType> {
     match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            Ok(DataType::Utf8)
-        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
         DataType::Dictionary(_, values) => string(name, values),
         other => plan_err!("{name}: expected a varchar argument, got {other}"),
     }

@@ -31,15 +31,8 @@ pub(super) const MONTHS: [&str; 12] = [
     "December",
 ];
 
-pub(super) const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+pub(super) const WEEKDAYS: [&str; 7] =
+    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// One element of a compiled format. Numeric items carry their minimum printed width.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,13 +118,7 @@ pub(super) fn compile(format: &str, name: &str) -> Result<Vec<Item>> {
                 lit(" "),
                 Item::HalfDay,
             ],
-            'T' => vec![
-                Item::Hour(2),
-                lit(":"),
-                Item::Minute,
-                lit(":"),
-                Item::Second,
-            ],
+            'T' => vec![Item::Hour(2), lit(":"), Item::Minute, lit(":"), Item::Second],
             'D' | 'U' | 'u' | 'V' | 'w' | 'X' => {
                 return exec_err!("{name}: %{code} not supported in date format string '{format}'");
             }
@@ -172,12 +159,8 @@ pub(super) fn print(items: &[Item], t: &NaiveDateTime, out: &mut String) {
     for item in items {
         match item {
             Item::Lit(s) => out.push_str(s),
-            Item::WeekdayShort => {
-                out.push_str(&WEEKDAYS[t.weekday().num_days_from_monday() as usize][..3])
-            }
-            Item::WeekdayName => {
-                out.push_str(WEEKDAYS[t.weekday().num_days_from_monday() as usize])
-            }
+            Item::WeekdayShort => out.push_str(&WEEKDAYS[t.weekday().num_days_from_monday() as usize][..3]),
+            Item::WeekdayName => out.push_str(WEEKDAYS[t.weekday().num_days_from_monday() as usize]),
             Item::MonthShort => out.push_str(&MONTHS[t.month0() as usize][..3]),
             Item::MonthName => out.push_str(MONTHS[t.month0() as usize]),
             Item::Month(w) => pad(out, t.month().into(), *w),
@@ -191,11 +174,7 @@ pub(super) fn print(items: &[Item], t: &NaiveDateTime, out: &mut String) {
             Item::Minute => pad(out, t.minute().into(), 2),
             Item::Second => pad(out, t.second().into(), 2),
             // Trino truncates to milliseconds and prints six digits.
-            Item::Fraction => pad(
-                out,
-                i64::from(t.nanosecond() / 1_000_000 % 1_000) * 1_000,
-                6,
-            ),
+            Item::Fraction => pad(out, i64::from(t.nanosecond() / 1_000_000 % 1_000) * 1_000, 6),
             Item::HalfDay => out.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
             Item::Week => pad(out, t.iso_week().week().into(), 2),
             Item::WeekYear => pad(out, t.iso_week().year().into(), 4),
@@ -206,11 +185,7 @@ pub(super) fn print(items: &[Item], t: &NaiveDateTime, out: &mut String) {
 }
 
 /// `date_format(timestamp, format) -> varchar`.
-pub(super) fn date_format(
-    ts: &ColumnarValue,
-    format: &ColumnarValue,
-    rows: usize,
-) -> Result<ArrayRef> {
+pub(super) fn date_format(ts: &ColumnarValue, format: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     const NAME: &str = "date_format";
     let format = StrArg::new(format, NAME)?;
     let mut cache = SpecCache::new();
@@ -239,11 +214,7 @@ pub(super) fn date_format(
 }
 
 /// `date_parse(varchar, format) -> timestamp(3)`.
-pub(super) fn date_parse(
-    text: &ColumnarValue,
-    format: &ColumnarValue,
-    rows: usize,
-) -> Result<ArrayRef> {
+pub(super) fn date_parse(text: &ColumnarValue, format: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     const NAME: &str = "date_parse";
     let format = StrArg::new(format, NAME)?;
     let text = StrArg::new(text, NAME)?;

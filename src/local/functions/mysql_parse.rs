@@ -60,9 +60,7 @@ pub(super) fn parse(items: &[Item], text: &str) -> Option<NaiveDateTime> {
             Item::Year => signed(rest, 4, &mut f.year)?,
             Item::WeekYear => signed(rest, 4, &mut f.week_year)?,
             Item::TwoDigitYear => {
-                let two = rest
-                    .get(..2)
-                    .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+                let two = rest.get(..2).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
                 let yy: i32 = two.parse().ok()?;
                 // Pivot 2020: "70".."99" are 1970..1999, "00".."69" are 2000..2069.
                 f.year = Some(if yy >= 70 { 1900 + yy } else { 2000 + yy });
@@ -126,26 +124,18 @@ fn name<'a>(s: &'a str, names: &[&str]) -> Option<(u32, &'a str)> {
     let short = names.iter().map(|n| (*n, 3.min(n.len())));
     full.chain(short)
         .enumerate()
-        .filter(|(_, (n, len))| {
-            s.get(..*len)
-                .is_some_and(|p| p.eq_ignore_ascii_case(&n[..*len]))
-        })
+        .filter(|(_, (n, len))| s.get(..*len).is_some_and(|p| p.eq_ignore_ascii_case(&n[..*len])))
         .max_by_key(|(_, (_, len))| *len)
         .map(|(i, (_, len))| ((i % names.len()) as u32, &s[len..]))
 }
 
 fn weeks_in(week_year: i32) -> u32 {
-    if NaiveDate::from_isoywd_opt(week_year, 53, Weekday::Mon).is_some() {
-        53
-    } else {
-        52
-    }
+    if NaiveDate::from_isoywd_opt(week_year, 53, Weekday::Mon).is_some() { 53 } else { 52 }
 }
 
 fn set_year(t: NaiveDateTime, year: i32) -> Option<NaiveDateTime> {
     // Joda keeps the day of month, moving 29 February to the 28th.
-    t.with_year(year)
-        .or_else(|| t.with_day(28).and_then(|t| t.with_year(year)))
+    t.with_year(year).or_else(|| t.with_day(28).and_then(|t| t.with_year(year)))
 }
 
 fn set_week_date(t: NaiveDateTime, week_year: i32, week: u32) -> Option<NaiveDateTime> {
