@@ -15,6 +15,10 @@ if ! cmp -s requirements-test.txt "$venv/.installed" 2>/dev/null; then
 fi
 export STRATA_TEST_PYTHON="$venv/bin/python"
 
+# CloudFormation templates: cfn-lint, and the command lines they run, for tests/it/infra.rs.
+export STRATA_INFRA_COMMANDS="$PWD/target/infra-commands.json"
+infra/lint.sh "$venv/bin/python"
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked

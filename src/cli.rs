@@ -88,6 +88,38 @@ pub enum Command {
         /// Recompute incremental models' partitions from this time on (a one-window backfill).
         #[arg(long)]
         from: Option<String>,
+        /// Keep running: a scheduling round (like `tick`) at every schedule firing.
+        #[arg(long, conflicts_with_all = ["selectors", "at", "from"])]
+        daemon: bool,
+    },
+    /// One scheduling round: run every model that is due now, in DAG order, independent
+    /// models in parallel; the ECS scheduled task runs this.
+    Tick {
+        /// Logical time of the round (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Recompute the windows of a date range and publish each table once at the end.
+    /// Resumable: an interrupted backfill run again skips the windows it completed.
+    Backfill {
+        /// Models to backfill (dbt-style selectors).
+        #[arg(required = true)]
+        selectors: Vec<String>,
+        /// First day (or instant) of the range.
+        #[arg(long)]
+        from: String,
+        /// End of the range, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Also backfill every model downstream of the selection.
+        #[arg(long)]
+        downstream: bool,
+        /// Windows of one model computed at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Print the windows and compute nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the exact statements a model would run.
     Render {
@@ -224,7 +256,123 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             println!("try: strata query \"SELECT * FROM ops.payout_backlog ORDER BY backlog DESC\"");
             Ok(exit_for(&runs))
         }
-        Command::Run { selectors, at, from } => {
+        Command::Run { daemon: true, .. } => {
+            let project = load(dir, &env)?;
+            let engine = local_engine(&project)?;
+            let stop = stop_on_signals();
+            loop {
+                let (_, runs) = crate::scheduler::tick(&project, &engine, engine.catalog(), clock, &stop)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                if !runs.is_empty() {
+                    print_runs(&runs);
+                }
+                let Some(next) = crate::scheduler::next_wakeup(&project, clock.now()) else {
+                    return Err(
+                        anyhow::anyhow!("no model has a schedule: nothing for the daemon to do").into()
+                    );
+                };
+                let wait = (next - clock.now()).to_std().unwrap_or_default();
+                tracing::info!(next = %crate::clock::stamp(next), "sleeping until the next firing");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.wait() => return Ok(EXIT_OK),
+                }
+            }
+        }
+        Command::Tick { at } => {
+            let project = load(dir, &env)?;
+            let engine = local_engine(&project)?;
+            let stop = stop_on_signals();
+            let at = at_or_now(at.as_deref(), clock, "--at")?;
+            let fixed = crate::clock::ManualClock::at(at);
+            let (plan, runs) = crate::scheduler::tick(&project, &engine, engine.catalog(), &fixed, &stop)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if runs.is_empty() {
+                println!("nothing due at {}", crate::clock::stamp(at));
+            } else {
+                print_runs(&runs);
+            }
+            for (id, why) in &plan.not_due {
+                tracing::info!(model = %id, "not due: {why}");
+            }
+            Ok(exit_for(&runs))
+        }
+        Command::Backfill { selectors, from, to, downstream, parallel, dry_run } => {
+            let from = at_or_now(Some(&from), clock, "--from")?;
+            let to = at_or_now(Some(&to), clock, "--to")?;
+            if from >= to {
+                return Err(anyhow::anyhow!("--from must be before --to").into());
+            }
+            let project = load(dir, &env)?;
+            let mut models = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+            if downstream {
+                let mut all = std::collections::BTreeSet::new();
+                for id in &models {
+                    all.extend(project.dag.with_descendants(id));
+                }
+                models = project.dag.order.iter().filter(|id| all.contains(*id)).cloned().collect();
+            }
+            models.retain(|id| {
+                project.models[id].config.materialized != crate::project::Materialization::External
+            });
+            let spec = crate::backfill::BackfillSpec { models, from, to, parallel };
+            if dry_run {
+                let mut t = Table::new();
+                t.load_preset(UTF8_FULL_CONDENSED);
+                t.set_header(["model", "windows", "first", "last"]);
+                for id in &spec.models {
+                    let w = crate::backfill::windows(&project, id, &spec);
+                    t.add_row([
+                        id.to_string(),
+                        w.len().to_string(),
+                        w.first().map(|w| crate::window::fmt_ts(w.start)).unwrap_or_default(),
+                        w.last().map(|w| crate::window::fmt_ts(w.end)).unwrap_or_default(),
+                    ]);
+                }
+                println!("{t}");
+                return Ok(EXIT_OK);
+            }
+            let engine = local_engine(&project)?;
+            let stop = stop_on_signals();
+            let progress = BackfillProgress::new();
+            let results =
+                crate::backfill::run(&project, &engine, engine.catalog(), clock, &spec, &stop, &progress)
+                    .await;
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header([
+                "model",
+                "windows",
+                "computed now",
+                "status",
+                "rows",
+                "bytes read",
+                "bytes written",
+            ]);
+            for r in &results {
+                t.add_row([
+                    r.model.to_string(),
+                    r.windows.to_string(),
+                    r.computed.to_string(),
+                    r.outcome.label().to_string(),
+                    r.stats.rows.to_string(),
+                    human_bytes(r.stats.bytes_read),
+                    human_bytes(r.stats.bytes_written),
+                ]);
+            }
+            println!("{t}");
+            let mut failed = false;
+            for r in &results {
+                if let Outcome::Failed(e) | Outcome::Skipped(e) = &r.outcome {
+                    eprintln!("error: {}: {e}", r.model);
+                    failed = true;
+                }
+            }
+            Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
+        }
+        Command::Run { selectors, at, from, daemon: false } => {
             let at = at_or_now(at.as_deref(), clock, "--at")?;
             let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
             let project = load(dir, &env)?;
@@ -399,6 +547,92 @@ fn resolve_model(project: &Project, name: &str) -> Result<ModelId, Failure> {
             many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         )
         .into()),
+    }
+}
+
+/// Raised on SIGTERM (how ECS stops a task) or Ctrl-C: no new model starts, models in
+/// flight are abandoned before they publish, leases are released.
+fn stop_on_signals() -> runner::Stop {
+    let (tx, stop) = runner::Stop::new();
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            {
+                let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+                s.recv().await;
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        eprintln!("stopping: no new work starts; work in flight is abandoned before it publishes");
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    stop
+}
+
+/// A progress bar on a terminal, plain log lines otherwise.
+struct BackfillProgress {
+    bars: std::sync::Mutex<std::collections::BTreeMap<ModelId, indicatif::ProgressBar>>,
+    terminal: bool,
+}
+
+impl BackfillProgress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Self { bars: Default::default(), terminal: std::io::stderr().is_terminal() }
+    }
+}
+
+impl crate::backfill::Progress for BackfillProgress {
+    fn start(&self, model: &ModelId, total: usize, done: usize) {
+        if done > 0 {
+            eprintln!("{model}: resuming, {done} of {total} windows already done");
+        }
+        let bar = if self.terminal {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:32} [{bar:40}] {pos}/{len} windows {elapsed}",
+                )
+                .expect("a valid template"),
+            );
+            b.set_prefix(model.to_string());
+            b.set_position(done as u64);
+            b
+        } else {
+            let b = indicatif::ProgressBar::hidden();
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            b
+        };
+        self.bars.lock().expect("progress lock").insert(model.clone(), bar);
+    }
+
+    fn window_done(&self, model: &ModelId, window: &crate::window::Window) {
+        let bars = self.bars.lock().expect("progress lock");
+        if let Some(b) = bars.get(model) {
+            b.inc(1);
+            if !self.terminal {
+                eprintln!(
+                    "{model}: window {} done ({}/{})",
+                    crate::window::fmt_ts(window.start),
+                    b.position(),
+                    b.length().unwrap_or(0)
+                );
+            }
+        }
+    }
+
+    fn finish(&self, model: &ModelId) {
+        if let Some(b) = self.bars.lock().expect("progress lock").remove(model) {
+            b.finish();
+        }
     }
 }
 

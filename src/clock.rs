@@ -62,3 +62,9 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
+
+/// An instant as strata records it: RFC 3339 with milliseconds and `Z`, so that recorded
+/// instants sort as text.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -95,6 +95,13 @@ pub enum EngineError {
 pub trait Engine: Send + Sync {
     /// Stages the job's result as a new version. Nothing becomes visible.
     async fn stage(&self, job: &Job) -> Result<Staged, EngineError>;
+    /// Writes one window of a multi-window job (a backfill) into the job's version location:
+    /// of the partitions the window computes, only those in `keep`, replacing what an
+    /// interrupted earlier attempt wrote for them. Records nothing in the catalog.
+    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError>;
+    /// Turns everything `stage_part` wrote for the job's version into one staged version:
+    /// the partitions in `replaces` come from it, all others from the current version.
+    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError>;
     /// Runs the job's audits against the staged version; the first failure is returned.
     async fn audit(&self, staged: &Staged) -> Result<(), EngineError>;
     /// Makes the staged version current with one compare-and-swap on `staged.expected`.

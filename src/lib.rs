@@ -2,6 +2,7 @@
 //! embedded engine, audits the staged result and publishes it with one atomic change.
 
 pub mod athena;
+pub mod backfill;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -9,8 +10,10 @@ pub mod demo;
 pub mod engine;
 pub mod lifecycle;
 pub mod local;
+pub mod planner;
 pub mod project;
 pub mod render;
 pub mod runner;
 pub mod schedule;
+pub mod scheduler;
 pub mod window;

@@ -294,14 +294,7 @@ pub fn rollback(
     }
     catalog.version(db, table, &target).map_err(|e| e.to_string())?;
     catalog
-        .publish(
-            db,
-            table,
-            Some(&head.current),
-            &target,
-            run_id,
-            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        )
+        .publish(db, table, Some(&head.current), &target, run_id, &crate::clock::stamp(now))
         .map_err(|e| e.to_string())?;
     Ok(target)
 }

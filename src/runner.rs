@@ -109,13 +109,13 @@ pub fn job_for(
         table: model.table.clone(),
         run_id: run_id.to_string(),
         version: version.to_string(),
-        now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        now: crate::clock::stamp(now),
         kind,
         audits: model.config.audits.clone(),
     })
 }
 
-/// Runs `selected` (already in DAG order) once.
+/// Runs `selected` (already in DAG order) once, one model at a time.
 pub async fn run(
     project: &Project,
     engine: &dyn Engine,
@@ -123,45 +123,174 @@ pub async fn run(
     selected: &[ModelId],
     opts: &RunOptions,
 ) -> Vec<ModelRun> {
-    let run_id = new_id("r", clock.now());
-    let mut results: BTreeMap<ModelId, bool> = BTreeMap::new();
-    let mut out = Vec::new();
-    for id in selected {
-        let window = window_for(project, id, opts);
-        let failed_up = project.dag.upstream(id).iter().find(|u| results.get(*u) == Some(&false));
-        let started = Instant::now();
-        let (outcome, stats) = match failed_up {
-            Some(up) => (Outcome::Skipped(format!("upstream {up} failed")), StepStats::default()),
-            None => {
-                let span = tracing::info_span!("model", model = %id, run_id = %run_id);
-                let _enter = span.enter();
-                match run_one(project, engine, clock, id, window, &run_id).await {
-                    Ok((o, s)) => (o, s),
-                    Err((e, s)) => (Outcome::Failed(e), s),
-                }
-            }
-        };
-        let error = match &outcome {
-            Outcome::Failed(e) | Outcome::Skipped(e) => e.as_str(),
-            _ => "",
-        };
-        tracing::info!(
-            model = %id,
-            run_id = %run_id,
-            window_start = %fmt_ts(window.start),
-            window_end = %fmt_ts(window.end),
-            outcome = outcome.label(),
-            rows = stats.rows,
-            bytes_read = stats.bytes_read,
-            bytes_written = stats.bytes_written,
-            millis = started.elapsed().as_millis() as u64,
-            error,
-            "model run finished"
-        );
-        results.insert(id.clone(), !outcome.is_failure() && !matches!(outcome, Outcome::Skipped(_)));
-        out.push(ModelRun { model: id.clone(), window, outcome, stats, elapsed: started.elapsed() });
+    let plan: Vec<Planned> = selected.iter().map(|id| Planned { id: id.clone(), opts: *opts }).collect();
+    run_planned(project, engine, clock, &plan, 1, &Stop::never(), &NoGuard).await
+}
+
+/// One model to run and the options of its run.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub id: ModelId,
+    pub opts: RunOptions,
+}
+
+/// The stop signal of a run: once raised, no model starts and models in flight are
+/// abandoned before they publish.
+#[derive(Debug, Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
     }
-    out
+
+    pub fn never() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(tx); // never raised
+        Self(rx)
+    }
+
+    pub fn raised(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Checks around each model run (leases, upstream readiness, run state).
+#[async_trait::async_trait]
+pub trait Guard: Sync {
+    /// May the model run now? `Err` carries why it is skipped.
+    async fn before(&self, id: &ModelId, window: &Window) -> Result<(), String>;
+    /// Called after every run that `before` let through.
+    async fn after(&self, id: &ModelId, opts: &RunOptions, outcome: &Outcome);
+}
+
+/// No checks: `strata run` runs what it is told.
+pub struct NoGuard;
+
+#[async_trait::async_trait]
+impl Guard for NoGuard {
+    async fn before(&self, _: &ModelId, _: &Window) -> Result<(), String> {
+        Ok(())
+    }
+    async fn after(&self, _: &ModelId, _: &RunOptions, _: &Outcome) {}
+}
+
+/// Runs the planned models in DAG order, up to `cap` at once: a model starts when every
+/// upstream model in the plan has finished, and is skipped when one failed or was skipped.
+pub async fn run_planned(
+    project: &Project,
+    engine: &dyn Engine,
+    clock: &dyn Clock,
+    plan: &[Planned],
+    cap: usize,
+    stop: &Stop,
+    guard: &dyn Guard,
+) -> Vec<ModelRun> {
+    use futures::StreamExt;
+    use futures::stream::FuturesUnordered;
+
+    let run_id = new_id("r", clock.now());
+    let in_plan: BTreeMap<&ModelId, &Planned> = plan.iter().map(|p| (&p.id, p)).collect();
+    let mut finished: BTreeMap<ModelId, ModelRun> = BTreeMap::new();
+    let mut started: std::collections::BTreeSet<ModelId> = Default::default();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start what is ready, in plan order, up to the cap.
+        for p in plan {
+            if started.contains(&p.id) || running.len() >= cap.max(1) {
+                continue;
+            }
+            let ups: Vec<&ModelId> =
+                project.dag.upstream(&p.id).iter().filter(|u| in_plan.contains_key(u)).collect();
+            if ups.iter().any(|u| !finished.contains_key(*u)) {
+                continue;
+            }
+            started.insert(p.id.clone());
+            let window = window_for(project, &p.id, &p.opts);
+            let bad_up = ups
+                .iter()
+                .find(|u| !matches!(finished[**u].outcome, Outcome::Published(_) | Outcome::Unchanged));
+            let skip = if let Some(up) = bad_up {
+                Some(format!(
+                    "upstream {up} {}",
+                    if finished[*up].outcome.is_failure() { "failed" } else { "did not run" }
+                ))
+            } else if stop.raised() {
+                Some("stopping: not started".to_string())
+            } else {
+                None
+            };
+            let run_id = run_id.clone();
+            running.push(async move {
+                let started_at = Instant::now();
+                let (outcome, stats) = match skip {
+                    Some(why) => (Outcome::Skipped(why), StepStats::default()),
+                    None => match guard.before(&p.id, &window).await {
+                        Err(why) => (Outcome::Skipped(why), StepStats::default()),
+                        Ok(()) => {
+                            let span = tracing::info_span!("model", model = %p.id, run_id = %run_id);
+                            let work = tracing::Instrument::instrument(
+                                run_one(project, engine, clock, &p.id, window, &run_id),
+                                span,
+                            );
+                            let result = tokio::select! {
+                                r = work => r,
+                                () = stop.wait() => Err(("stopped before publishing".to_string(), StepStats::default())),
+                            };
+                            let (o, s) = match result {
+                                Ok(r) => r,
+                                Err((e, s)) => (Outcome::Failed(e), s),
+                            };
+                            guard.after(&p.id, &p.opts, &o).await;
+                            (o, s)
+                        }
+                    },
+                };
+                log_outcome(&p.id, &run_id, &window, &outcome, &stats, started_at);
+                ModelRun { model: p.id.clone(), window, outcome, stats, elapsed: started_at.elapsed() }
+            });
+        }
+        match running.next().await {
+            Some(r) => {
+                finished.insert(r.model.clone(), r);
+            }
+            None => break,
+        }
+    }
+    plan.iter().filter_map(|p| finished.remove(&p.id)).collect()
+}
+
+fn log_outcome(
+    id: &ModelId,
+    run_id: &str,
+    window: &Window,
+    outcome: &Outcome,
+    stats: &StepStats,
+    started: Instant,
+) {
+    let error = match outcome {
+        Outcome::Failed(e) | Outcome::Skipped(e) => e.as_str(),
+        _ => "",
+    };
+    tracing::info!(
+        model = %id,
+        run_id = %run_id,
+        window_start = %fmt_ts(window.start),
+        window_end = %fmt_ts(window.end),
+        outcome = outcome.label(),
+        rows = stats.rows,
+        bytes_read = stats.bytes_read,
+        bytes_written = stats.bytes_written,
+        millis = started.elapsed().as_millis() as u64,
+        error,
+        "model run finished"
+    );
 }
 
 async fn run_one(
@@ -194,7 +323,7 @@ async fn run_one(
         return Ok((Outcome::Unchanged, stats));
     }
     engine
-        .publish(&staged, &clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .publish(&staged, &crate::clock::stamp(clock.now()))
         .await
         .map_err(|e: EngineError| (e.to_string(), stats))?;
     failpoint("after-publish");

@@ -114,6 +114,13 @@ CREATE TABLE IF NOT EXISTS versions (
     kind TEXT NOT NULL, location TEXT NOT NULL, ddl TEXT NOT NULL, schema BLOB NOT NULL,
     manifest TEXT NOT NULL, run_id TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY (db, name, version));
+CREATE TABLE IF NOT EXISTS model_state (
+    model TEXT PRIMARY KEY, last_at TEXT NOT NULL, run_id TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    model TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backfill_windows (
+    backfill TEXT NOT NULL, model TEXT NOT NULL, window_start TEXT NOT NULL, version TEXT NOT NULL,
+    PRIMARY KEY (backfill, model, window_start));
 CREATE TABLE IF NOT EXISTS publishes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
@@ -362,6 +369,96 @@ impl Catalog {
                 r.run_id, r.model, r.window_start, r.window_end, r.status, r.version,
                 r.rows as i64, r.bytes_read as i64, r.bytes_written as i64, r.millis as i64, r.error, r.finished_at
             ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The logical time of a model's last successful scheduled run.
+    pub fn last_at(&self, model: &str) -> Result<Option<String>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.query_row("SELECT last_at FROM model_state WHERE model = ?1", params![model], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a successful run for `at`; never moves a model's state backwards.
+    pub fn set_last_at(&self, model: &str, at: &str, run_id: &str, now: &str) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "INSERT INTO model_state (model, last_at, run_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (model) DO UPDATE SET last_at = excluded.last_at, run_id = excluded.run_id,
+                 updated_at = excluded.updated_at WHERE excluded.last_at > model_state.last_at",
+            params![model, at, run_id, now],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Takes the lease on `model` for `owner` until `expires_at` if it is free, expired or
+    /// already `owner`'s (compare-and-swap in one transaction). Returns the holder otherwise.
+    pub fn acquire_lease(
+        &self,
+        model: &str,
+        owner: &str,
+        now: &str,
+        expires_at: &str,
+    ) -> Result<Result<(), (String, String)>, CatalogError> {
+        let mut conn = self.conn.lock().expect("catalog lock");
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let holder: Option<(String, String)> = tx
+            .query_row("SELECT owner, expires_at FROM leases WHERE model = ?1", params![model], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some((who, until)) = holder
+            && who != owner
+            && until.as_str() > now
+        {
+            return Ok(Err((who, until)));
+        }
+        tx.execute(
+            "INSERT INTO leases (model, owner, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (model) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+            params![model, owner, expires_at],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Ok(()))
+    }
+
+    /// Gives the lease back, if `owner` still holds it.
+    pub fn release_lease(&self, model: &str, owner: &str) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute("DELETE FROM leases WHERE model = ?1 AND owner = ?2", params![model, owner])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Windows of a backfill already written, with the version they went into.
+    pub fn backfill_done(&self, backfill: &str, model: &str) -> Result<Vec<(String, String)>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let mut stmt = conn
+            .prepare("SELECT window_start, version FROM backfill_windows WHERE backfill = ?1 AND model = ?2 ORDER BY window_start")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![backfill, model], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn backfill_mark(
+        &self,
+        backfill: &str,
+        model: &str,
+        window_start: &str,
+        version: &str,
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "INSERT OR REPLACE INTO backfill_windows (backfill, model, window_start, version) VALUES (?1, ?2, ?3, ?4)",
+            params![backfill, model, window_start, version],
         )
         .map_err(|e| self.err(e))?;
         Ok(())

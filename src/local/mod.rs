@@ -315,8 +315,139 @@ fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
     }
 }
 
+impl LocalEngine {
+    async fn write_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+        let JobKind::Select { sql, partition_by, compression, replaces } = &job.kind else {
+            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
+        };
+        let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
+        // Each window is written aside, checked, then its partition directories are moved
+        // into the version: windows written in parallel never see each other's files, and a
+        // window an interrupted attempt half-wrote is simply written again.
+        let Some(window) = replaces else {
+            return Err(EngineError::Query(
+                "internal error: a backfill window without its partitions (a bug)".into(),
+            ));
+        };
+        let part = format!("{dir}/_parts/{}", keep.first().map(|v| v.join("_")).unwrap_or_default());
+        let io = |e: std::io::Error, p: &std::path::Path| EngineError::Io(format!("{}: {e}", p.display()));
+        let part_path = self.root.join(&part);
+        if part_path.exists() {
+            std::fs::remove_dir_all(&part_path).map_err(|e| io(e, &part_path))?;
+        }
+        let (ctx, stats) = self.session();
+        let (written, _) = write::write_select(&ctx, sql, &self.root, &part, partition_by, compression)
+            .await
+            .map_err(query_err)?;
+        if let Some(outside) = written.manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
+            return Err(EngineError::Query(format!(
+                "the SELECT returned rows for partition {} outside the run's window",
+                describe(partition_by, &outside.values)
+            )));
+        }
+        for values in keep {
+            let sub: PathBuf = partition_by.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect();
+            let (from, to) = (part_path.join(&sub), self.root.join(&dir).join(&sub));
+            if to.exists() {
+                std::fs::remove_dir_all(&to).map_err(|e| io(e, &to))?;
+            }
+            if from.exists() {
+                std::fs::create_dir_all(to.parent().expect("a partition has a parent"))
+                    .map_err(|e| io(e, &to))?;
+                std::fs::rename(&from, &to).map_err(|e| io(e, &to))?;
+            }
+        }
+        std::fs::remove_dir_all(&part_path).map_err(|e| io(e, &part_path))?;
+        Ok(StepStats {
+            rows: written.manifest.rows(),
+            bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
+            bytes_written: written.manifest.bytes(),
+            malformed: stats.snapshot().malformed_lines,
+        })
+    }
+}
+
 #[async_trait]
 impl Engine for LocalEngine {
+    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+        self.write_part(job, keep).await
+    }
+
+    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+        let JobKind::Select { partition_by, .. } = &job.kind else {
+            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
+        };
+        let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
+        let head = self.catalog.head(&job.database, &job.table)?;
+        let mut manifest = write::list_manifest(&self.root, &dir, partition_by).map_err(query_err)?;
+        // The schema comes from the files written; an empty backfill keeps the current one.
+        let current = match &head {
+            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
+            None => None,
+        };
+        let schema = match manifest.partitions.first().and_then(|p| p.files.first()) {
+            Some(f) => {
+                let file = std::fs::File::open(self.root.join(&f.path))
+                    .map_err(|e| EngineError::Io(e.to_string()))?;
+                let reader =
+                    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .map_err(|e| EngineError::Io(e.to_string()))?;
+                let mut fields: Vec<_> =
+                    reader.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.extend(partition_by.iter().map(|p| {
+                    datafusion::arrow::datatypes::Field::new(
+                        p,
+                        datafusion::arrow::datatypes::DataType::Utf8,
+                        true,
+                    )
+                }));
+                schema_to_bytes(&datafusion::arrow::datatypes::Schema::new(fields))
+            }
+            None => match &current {
+                Some(c) => c.schema.clone(),
+                None => {
+                    return Err(EngineError::Query(
+                        "the backfill wrote no rows and the table has never been published".into(),
+                    ));
+                }
+            },
+        };
+        if let Some(c) = current {
+            if schema_from_bytes(&c.schema).map_err(query_err)?.fields()
+                != schema_from_bytes(&schema).map_err(query_err)?.fields()
+            {
+                return Err(EngineError::Query(
+                    "the backfill's columns differ from the published table's".into(),
+                ));
+            }
+            manifest
+                .partitions
+                .extend(c.manifest.partitions.into_iter().filter(|p| !replaces.contains(&p.values)));
+            manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
+        }
+        let rows = manifest.rows();
+        self.catalog.stage(
+            &job.database,
+            &job.table,
+            &Version {
+                version: job.version.clone(),
+                kind: "managed".into(),
+                location: dir,
+                ddl: String::new(),
+                schema,
+                manifest,
+                run_id: job.run_id.clone(),
+                created_at: job.now.clone(),
+            },
+        )?;
+        Ok(Staged {
+            job: job.clone(),
+            expected: head.map(|h| h.current),
+            changed: true,
+            stats: StepStats { rows, ..StepStats::default() },
+        })
+    }
+
     async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
         match &job.kind {
             JobKind::External { ddl } => self.stage_external(job, ddl).await,

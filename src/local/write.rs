@@ -111,6 +111,9 @@ pub fn list_manifest(root: &Path, relative_dir: &str, partition_by: &[String]) -
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(['_', '.'])) {
+                continue; // work areas (`_parts`), never data
+            }
             if path.is_dir() {
                 stack.push(path);
                 continue;

@@ -5,6 +5,8 @@ mod cli;
 mod common;
 mod functions;
 mod golden;
+mod infra;
 mod project;
 mod publish;
 mod render;
+mod scheduler;

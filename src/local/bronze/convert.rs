@@ -202,9 +202,7 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128
 /// Appends the JSON text `raw` (a valid object or array) to `out` without the
 /// whitespace outside strings, i.e. the compact form.
 pub(crate) fn push_compact_json(out: &mut Vec<u8>, raw: &[u8]) {
-    // Fast path: no whitespace byte at all (checked in blocks so it vectorises).
-    let has_space = raw.chunks(64).any(|c| c.iter().fold(false, |acc, &b| acc | (b <= b' ')));
-    if !has_space {
+    if is_compact(raw) {
         out.extend_from_slice(raw);
         return;
     }
@@ -226,5 +224,93 @@ pub(crate) fn push_compact_json(out: &mut Vec<u8>, raw: &[u8]) {
         } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
             out.push(b);
         }
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit of each byte of `v` that equals `c`.
+fn eq_bytes(v: u64, c: u8) -> u64 {
+    let t = v ^ (LO * u64::from(c));
+    !(((t & !HI) + !HI) | t) & HI
+}
+
+/// High bit of each byte of `v` that is a space or a control character.
+fn space_bytes(v: u64) -> u64 {
+    !(((v & !HI) + LO * 0x5f) | v) & HI
+}
+
+/// Packs the high bits of the 8 bytes of `m` into 8 bits (byte i -> bit i).
+fn pack(m: u64) -> u64 {
+    (m.wrapping_mul(0x0002_0408_1020_4081)) >> 56
+}
+
+/// Bit i set iff an odd number of bits 0..=i of `x` are set.
+fn prefix_xor(mut x: u64) -> u64 {
+    for shift in [1, 2, 4, 8, 16, 32] {
+        x ^= x << shift;
+    }
+    x
+}
+
+/// Whether valid JSON text has no whitespace outside its strings, checked 64 bytes
+/// at a time with word-wide bit tricks; blocks with escapes are checked byte-wise.
+fn is_compact(raw: &[u8]) -> bool {
+    let mut state = ScanState::default();
+    let mut blocks = raw.chunks_exact(64);
+    for block in &mut blocks {
+        let (mut quotes, mut escapes, mut spaces) = (0u64, 0u64, 0u64);
+        for (k, word) in block.chunks_exact(8).enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            let v = u64::from_le_bytes(w);
+            quotes |= pack(eq_bytes(v, b'"')) << (8 * k);
+            escapes |= pack(eq_bytes(v, b'\\')) << (8 * k);
+            spaces |= pack(space_bytes(v)) << (8 * k);
+        }
+        if escapes != 0 || state.escaped {
+            if !state.scan(block) {
+                return false;
+            }
+            continue;
+        }
+        let inside = if state.in_str { u64::MAX } else { 0 };
+        if spaces & !(prefix_xor(quotes) ^ inside) != 0 {
+            return false;
+        }
+        if quotes.count_ones() % 2 == 1 {
+            state.in_str = !state.in_str;
+        }
+    }
+    state.scan(blocks.remainder())
+}
+
+/// Byte-wise string tracking for [`is_compact`].
+#[derive(Default)]
+struct ScanState {
+    in_str: bool,
+    escaped: bool,
+}
+
+impl ScanState {
+    /// Advances over `bytes`; false if whitespace outside a string was seen.
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.in_str {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_str = false;
+                }
+            } else if b == b'"' {
+                self.in_str = true;
+            } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return false;
+            }
+        }
+        true
     }
 }

@@ -1,0 +1,216 @@
+//! `strata backfill`: recompute a range of windows, resumably, and publish each table once
+//! at the end so readers see the whole backfill at once, never a mix of days.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::clock::Clock;
+use crate::engine::{Engine, StepStats};
+use crate::local::catalog::Catalog;
+use crate::project::{Materialization, ModelId, Project};
+use crate::runner::{Outcome, RunOptions, Stop, job_for, new_id, replaced_partitions};
+use crate::window::{Window, fmt_ts};
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillSpec {
+    pub models: Vec<ModelId>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub parallel: usize,
+}
+
+/// The windows a model's backfill computes: one per grain unit in `[from, to)`; a model
+/// rebuilt in full (`table`) runs once, at `to`.
+///
+/// A unit's window is the scheduled run that finalises it: the one where it is the oldest
+/// unit of the lookback, so data that arrived late (up to `lookback` units) counts exactly
+/// as it would have. Only the unit's own partitions are kept from it, so every partition
+/// is written once and windows can run in parallel.
+pub fn windows(project: &Project, id: &ModelId, spec: &BackfillSpec) -> Vec<Window> {
+    let c = &project.models[id].config;
+    match c.materialized {
+        Materialization::Incremental => Window::spanning(spec.from, spec.to, c.grain)
+            .units()
+            .into_iter()
+            .map(|start| Window {
+                start,
+                end: start + c.grain.duration() * (c.lookback as i32 + 1),
+                grain: c.grain,
+            })
+            .collect(),
+        _ => vec![crate::runner::window_for(project, id, &RunOptions { at: spec.to, from: None })],
+    }
+}
+
+/// The partitions a backfill window keeps: those of its first unit.
+fn kept(w: &Window) -> Vec<Vec<String>> {
+    replaced_partitions(&Window { start: w.start, end: w.start + w.grain.duration(), grain: w.grain })
+}
+
+/// Progress and results of one model's backfill.
+#[derive(Debug, Clone)]
+pub struct ModelBackfill {
+    pub model: ModelId,
+    pub windows: usize,
+    /// Windows computed by this invocation (the rest were done by an interrupted one).
+    pub computed: usize,
+    pub outcome: Outcome,
+    pub stats: StepStats,
+}
+
+/// Observes progress (a progress bar on a terminal, log lines otherwise).
+pub trait Progress: Sync {
+    fn start(&self, model: &ModelId, total: usize, done: usize);
+    fn window_done(&self, model: &ModelId, window: &Window);
+    fn finish(&self, model: &ModelId);
+}
+
+fn backfill_id(id: &ModelId, spec: &BackfillSpec) -> String {
+    format!("{id}:{}:{}", fmt_ts(spec.from), fmt_ts(spec.to))
+}
+
+/// Runs the backfill, model by model in DAG order (a model reads its upstream's published
+/// backfill), windows of one model `parallel` at a time.
+pub async fn run(
+    project: &Project,
+    engine: &dyn Engine,
+    catalog: &Catalog,
+    clock: &dyn Clock,
+    spec: &BackfillSpec,
+    stop: &Stop,
+    progress: &dyn Progress,
+) -> Vec<ModelBackfill> {
+    let mut out = Vec::new();
+    let mut failed: BTreeSet<ModelId> = BTreeSet::new();
+    for id in &spec.models {
+        if let Some(up) = project.dag.upstream(id).iter().find(|u| failed.contains(*u)) {
+            failed.insert(id.clone());
+            out.push(ModelBackfill {
+                model: id.clone(),
+                windows: 0,
+                computed: 0,
+                outcome: Outcome::Skipped(format!("upstream {up} failed")),
+                stats: StepStats::default(),
+            });
+            continue;
+        }
+        let r = one(project, engine, catalog, clock, spec, id, stop, progress).await;
+        if !matches!(r.outcome, Outcome::Published(_)) {
+            failed.insert(id.clone());
+        }
+        out.push(r);
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one(
+    project: &Project,
+    engine: &dyn Engine,
+    catalog: &Catalog,
+    clock: &dyn Clock,
+    spec: &BackfillSpec,
+    id: &ModelId,
+    stop: &Stop,
+    progress: &dyn Progress,
+) -> ModelBackfill {
+    let all = windows(project, id, spec);
+    let mut result = ModelBackfill {
+        model: id.clone(),
+        windows: all.len(),
+        computed: 0,
+        outcome: Outcome::Unchanged,
+        stats: StepStats::default(),
+    };
+    let fail = |mut r: ModelBackfill, e: String| {
+        r.outcome = Outcome::Failed(e);
+        r
+    };
+    let now = clock.now();
+    let run_id = new_id("backfill-", now);
+    let key = backfill_id(id, spec);
+    let done = match catalog.backfill_done(&key, &id.to_string()) {
+        Ok(d) => d,
+        Err(e) => return fail(result, e.to_string()),
+    };
+    // Resume into the version an interrupted attempt started, so its windows count.
+    let version = done.first().map(|(_, v)| v.clone()).unwrap_or_else(|| new_id("v", now));
+    let done: BTreeSet<String> = done.into_iter().map(|(w, _)| w).collect();
+    let todo: Vec<&Window> = all.iter().filter(|w| !done.contains(&fmt_ts(w.start))).collect();
+    progress.start(id, all.len(), all.len() - todo.len());
+
+    let incremental = project.models[id].config.materialized == Materialization::Incremental;
+    if !incremental {
+        let opts = RunOptions { at: spec.to, from: None };
+        let runs = crate::runner::run(project, engine, clock, std::slice::from_ref(id), &opts).await;
+        progress.finish(id);
+        let r = runs.into_iter().next().expect("one model ran");
+        result.computed = 1;
+        result.stats = r.stats;
+        result.outcome = r.outcome;
+        return result;
+    }
+
+    let mut pending = todo.into_iter();
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < spec.parallel.max(1) && !stop.raised() {
+            let Some(w) = pending.next() else { break };
+            let job = match job_for(project, id, *w, &run_id, &version, now) {
+                Ok(j) => j,
+                Err(e) => return fail(result, e),
+            };
+            running.push(async move { (w, engine.stage_part(&job, &kept(w)).await) });
+        }
+        let Some((w, r)) = running.next().await else { break };
+        match r {
+            Ok(stats) => {
+                if let Err(e) = catalog.backfill_mark(&key, &id.to_string(), &fmt_ts(w.start), &version) {
+                    return fail(result, e.to_string());
+                }
+                result.computed += 1;
+                result.stats += stats;
+                progress.window_done(id, w);
+                if let Some(f) = &project.settings.failpoint
+                    && f == &format!("backfill-window:{}", done.len() + result.computed)
+                {
+                    eprintln!("failpoint {f}: aborting");
+                    std::process::abort();
+                }
+            }
+            Err(e) => return fail(result, format!("window [{}, {}): {e}", fmt_ts(w.start), fmt_ts(w.end))),
+        }
+    }
+    progress.finish(id);
+    let finished = done.len() + result.computed;
+    if stop.raised() && finished < all.len() {
+        let why = format!(
+            "interrupted after {finished} of {} windows; run the same command again to resume",
+            all.len()
+        );
+        return fail(result, why);
+    }
+    let replaces: Vec<Vec<String>> = all.iter().flat_map(kept).collect();
+    let Ok(template) =
+        job_for(project, id, *all.last().expect("at least one window"), &run_id, &version, now)
+    else {
+        return fail(result, "cannot render the model".into());
+    };
+    let staged = match engine.seal(&template, &replaces).await {
+        Ok(s) => s,
+        Err(e) => return fail(result, e.to_string()),
+    };
+    if let Err(e) = engine.audit(&staged).await {
+        return fail(result, e.to_string());
+    }
+    if let Err(e) = engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
+        return fail(result, e.to_string());
+    }
+    result.stats.rows = staged.stats.rows;
+    result.outcome = Outcome::Published(version);
+    result
+}

@@ -1,0 +1,125 @@
+//! Scheduling rounds: `strata tick` (what the ECS scheduled task runs) and the daemon loop.
+//! A tick decides what is due from the clock and the run state in the catalog, takes a
+//! lease per model so overlapping ticks never run a model twice, and records each success.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::local::catalog::Catalog;
+use crate::planner::{Decision, decide, is_current};
+use crate::project::{ModelId, Project};
+use crate::runner::{Guard, ModelRun, Outcome, Planned, RunOptions, Stop, new_id, run_planned};
+use crate::window::Window;
+
+/// How long a lease holds without renewal: longer than any model run, short enough that a
+/// crashed tick's leases free themselves.
+pub const LEASE_TTL: Duration = Duration::minutes(30);
+
+fn ts(t: DateTime<Utc>) -> String {
+    crate::clock::stamp(t)
+}
+
+fn parse(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// A tick's plan: what runs, and why the rest does not.
+#[derive(Debug, Clone)]
+pub struct TickPlan {
+    pub due: Vec<Planned>,
+    pub not_due: Vec<(ModelId, String)>,
+}
+
+/// Decides what a tick at `now` runs, from the run state in `catalog`.
+pub fn plan_tick(project: &Project, catalog: &Catalog, now: DateTime<Utc>) -> Result<TickPlan, String> {
+    let mut plan = TickPlan { due: Vec::new(), not_due: Vec::new() };
+    for id in &project.dag.order {
+        let last = catalog.last_at(&id.to_string()).map_err(|e| e.to_string())?.as_deref().and_then(parse);
+        match decide(&project.models[id], last, now) {
+            Decision::Due { at, from, firings } => {
+                if firings > 1 {
+                    tracing::info!(model = %id, firings, "catching up missed firings in one run");
+                }
+                plan.due.push(Planned { id: id.clone(), opts: RunOptions { at, from } });
+            }
+            Decision::NotDue { next } => plan
+                .not_due
+                .push((id.clone(), next.map_or("no next firing".into(), |n| format!("next at {}", ts(n))))),
+            Decision::Manual => plan.not_due.push((id.clone(), "no schedule: runs on demand".into())),
+        }
+    }
+    Ok(plan)
+}
+
+/// Leases, readiness of upstream models and run state, for scheduled runs.
+struct TickGuard<'a> {
+    project: &'a Project,
+    catalog: &'a Catalog,
+    clock: &'a dyn Clock,
+    owner: String,
+}
+
+#[async_trait::async_trait]
+impl Guard for TickGuard<'_> {
+    async fn before(&self, id: &ModelId, window: &Window) -> Result<(), String> {
+        let model = id.to_string();
+        for up in self.project.dag.upstream(id) {
+            let last =
+                self.catalog.last_at(&up.to_string()).map_err(|e| e.to_string())?.as_deref().and_then(parse);
+            if !is_current(&self.project.models[up], last, window.end) {
+                return Err(format!(
+                    "waiting for upstream {up} (published up to {})",
+                    last.map_or("never".into(), ts)
+                ));
+            }
+        }
+        let now = self.clock.now();
+        match self.catalog.acquire_lease(&model, &self.owner, &ts(now), &ts(now + LEASE_TTL)) {
+            Ok(Ok(())) => {}
+            Ok(Err((who, until))) => return Err(format!("leased by {who} until {until}")),
+            Err(e) => return Err(e.to_string()),
+        }
+        // Another tick may have run this window while we waited for the lease.
+        let last = self.catalog.last_at(&model).ok().flatten().as_deref().and_then(parse);
+        if last.is_some_and(|l| l >= window.end) {
+            let _ = self.catalog.release_lease(&model, &self.owner);
+            return Err(format!("already run up to {} by another tick", ts(last.expect("checked"))));
+        }
+        Ok(())
+    }
+
+    async fn after(&self, id: &ModelId, opts: &RunOptions, outcome: &Outcome) {
+        let model = id.to_string();
+        if matches!(outcome, Outcome::Published(_) | Outcome::Unchanged)
+            && let Err(e) = self.catalog.set_last_at(&model, &ts(opts.at), &self.owner, &ts(self.clock.now()))
+        {
+            tracing::error!(model = %id, "recording run state: {e}");
+        }
+        if let Err(e) = self.catalog.release_lease(&model, &self.owner) {
+            tracing::warn!(model = %id, "releasing lease: {e}");
+        }
+    }
+}
+
+/// One scheduling round: runs everything due now, independent models in parallel up to
+/// the concurrency cap.
+pub async fn tick(
+    project: &Project,
+    engine: &dyn Engine,
+    catalog: &Catalog,
+    clock: &dyn Clock,
+    stop: &Stop,
+) -> Result<(TickPlan, Vec<ModelRun>), String> {
+    let now = clock.now();
+    let plan = plan_tick(project, catalog, now)?;
+    let guard = TickGuard { project, catalog, clock, owner: new_id("tick-", now) };
+    let runs =
+        run_planned(project, engine, clock, &plan.due, project.settings.max_concurrency, stop, &guard).await;
+    Ok((plan, runs))
+}
+
+/// When the next tick is worth running: the earliest next firing of any schedule.
+pub fn next_wakeup(project: &Project, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    project.models.values().filter_map(|m| m.config.schedule.as_ref()).filter_map(|s| s.next_after(now)).min()
+}

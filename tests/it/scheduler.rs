@@ -1,0 +1,264 @@
+//! The scheduler with a controlled clock: what is due across hours and days, catch-up after
+//! an outage, upstream failures, overlapping ticks, and resumable backfills.
+
+use chrono::{DateTime, TimeZone, Utc};
+use strata::clock::ManualClock;
+use strata::planner::{Decision, decide, is_current};
+use strata::project::ModelId;
+use strata::runner::{Outcome, Stop};
+
+use crate::common::{TestProject, strata};
+
+fn t(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 11, d, h, m, 0).unwrap()
+}
+
+fn id(s: &str) -> ModelId {
+    ModelId::parse(s).unwrap()
+}
+
+#[test]
+fn due_windows_across_hours_and_days() {
+    let t_ = TestProject::shipped();
+    let p = t_.project();
+    let silver = &p.models[&id("silver.fact_payouts")]; // */5, hourly window, lookback 1
+    let gold = &p.models[&id("gold.mart_city_daily")]; // 20 * * * *, daily window, lookback 1
+
+    // Never run: only the latest firing, no replay of history.
+    assert_eq!(decide(silver, None, t(6, 12, 7)), Decision::Due { at: t(6, 12, 5), from: None, firings: 1 });
+    // Ran at 12:05: nothing due until 12:10.
+    assert_eq!(decide(silver, Some(t(6, 12, 5)), t(6, 12, 9)), Decision::NotDue { next: Some(t(6, 12, 10)) });
+    // Across midnight: the firing at 00:00 of the next day.
+    assert_eq!(
+        decide(silver, Some(t(6, 23, 55)), t(7, 0, 1)),
+        Decision::Due { at: t(7, 0, 0), from: None, firings: 1 }
+    );
+    // Gold fires at minute 20 of every hour; its window is the day and the one before.
+    assert_eq!(decide(gold, Some(t(6, 23, 20)), t(7, 0, 19)), Decision::NotDue { next: Some(t(7, 0, 20)) });
+    let Decision::Due { at, .. } = decide(gold, Some(t(6, 23, 20)), t(7, 0, 25)) else {
+        panic!("gold is due")
+    };
+    let w = strata::window::Window::ending_at(at, gold.config.grain, gold.config.lookback);
+    assert_eq!((w.start, w.end), (t(6, 0, 0), t(7, 0, 20)));
+}
+
+#[test]
+fn catch_up_after_a_three_hour_outage_covers_each_missed_window_once() {
+    let t_ = TestProject::shipped();
+    let p = t_.project();
+    let silver = &p.models[&id("silver.fact_payouts")];
+    // Last success 12:05; the service was down until 15:07: 36 firings were missed.
+    let Decision::Due { at, from, firings } = decide(silver, Some(t(6, 12, 5)), t(6, 15, 7)) else {
+        panic!("due after an outage")
+    };
+    assert_eq!((at, firings), (t(6, 15, 5), 36));
+    // One run from the first missed window's start (12:10 with one hour of lookback) to
+    // the last firing: every missed hour once, no window twice.
+    let from = from.expect("an incremental model recomputes the missed range");
+    assert_eq!(from, t(6, 11, 0));
+    let w = strata::window::Window::spanning(from, at, silver.config.grain);
+    assert_eq!(w.hours().len(), 5, "hours 11, 12, 13, 14 and 15 of 11-06");
+    // A full-refresh model only needs the latest firing.
+    let ops = &p.models[&id("ops.payout_backlog")];
+    assert_eq!(
+        decide(ops, Some(t(6, 12, 5)), t(6, 15, 7)),
+        Decision::Due { at: t(6, 15, 5), from: None, firings: 36 }
+    );
+    // Upstream readiness: silver has firings left before 15:05 until it has run them.
+    assert!(!is_current(silver, Some(t(6, 12, 5)), t(6, 15, 5)));
+    assert!(is_current(silver, Some(t(6, 15, 5)), t(6, 15, 5)));
+}
+
+#[tokio::test]
+async fn an_upstream_failure_skips_downstream_and_they_run_on_the_next_tick() {
+    let t_ = TestProject::shipped();
+    t_.write_fixture_events();
+    let good = std::fs::read_to_string(t_.path().join("sql/silver/fact_payouts.sql")).unwrap();
+    std::fs::write(
+        t_.path().join("sql/silver/fact_payouts.sql"),
+        good.replace("e.city AS city", "e.no_such AS city"),
+    )
+    .unwrap();
+    let p = t_.project();
+    let engine = t_.engine(&p);
+    let clock = ManualClock::at(t(6, 12, 1));
+    let (_, runs) =
+        strata::scheduler::tick(&p, &engine, engine.catalog(), &clock, &Stop::never()).await.unwrap();
+    let outcome = |m: &str| runs.iter().find(|r| r.model == id(m)).map(|r| r.outcome.clone());
+    assert!(matches!(outcome("silver.fact_payouts"), Some(Outcome::Failed(_))));
+    assert_eq!(
+        outcome("ops.payout_backlog"),
+        Some(Outcome::Skipped("upstream silver.fact_payouts failed".into()))
+    );
+    assert!(
+        matches!(outcome("ops.live_bookings"), Some(Outcome::Published(_))),
+        "independent models still run"
+    );
+
+    // Fixed; the next tick runs the failed model and its downstream for the missed firing.
+    std::fs::write(t_.path().join("sql/silver/fact_payouts.sql"), good).unwrap();
+    let p = t_.project();
+    clock.set(t(6, 12, 6));
+    let (_, runs) =
+        strata::scheduler::tick(&p, &engine, engine.catalog(), &clock, &Stop::never()).await.unwrap();
+    for m in ["silver.fact_payouts", "ops.payout_backlog"] {
+        let r = runs.iter().find(|r| r.model == id(m)).unwrap();
+        assert!(matches!(r.outcome, Outcome::Published(_)), "{m}: {:?}", r.outcome);
+    }
+}
+
+#[test]
+fn two_ticks_started_together_run_each_model_window_once() {
+    let t_ = TestProject::shipped();
+    t_.write_fixture_events();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["tick", "--at", "2025-11-06T12:01:00Z", "--log-format", "json", "-v"])
+            .current_dir(t_.path())
+            .env_remove("STRATA_ENGINE")
+            .env_remove("STRATA_STORAGE")
+            .env_remove("STRATA_STATE_DIR")
+            .env_remove("STRATA_PROFILE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("strata starts")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let mut published: Vec<String> = Vec::new();
+    for out in [&a.stderr, &b.stderr] {
+        for line in String::from_utf8_lossy(out).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if v["outcome"] == "published" {
+                published.push(v["model"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    published.sort();
+    let mut expected: Vec<String> = [
+        "silver.fact_bookings",
+        "silver.fact_payouts",
+        "silver.fact_search_impressions",
+        "gold.mart_city_daily",
+        "gold.mart_search_funnel",
+        "ops.live_bookings",
+        "ops.payout_backlog",
+        "bronze.events",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expected.sort();
+    assert_eq!(published, expected, "each model's window published by exactly one of the two ticks");
+}
+
+#[test]
+fn a_backfill_interrupted_after_4_of_10_days_resumes_and_publishes_once() {
+    let t_ = TestProject::shipped();
+    t_.write_fixture_events();
+    let (code, _, err) = strata(
+        t_.path(),
+        &["run", "+gold.mart_city_daily", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let version = |t_: &TestProject| {
+        let (_, out, _) = strata(t_.path(), &["status", "gold.mart_city_daily"]);
+        out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap()
+    };
+    let before = version(&t_);
+    let backfill = |failpoint: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args([
+            "backfill",
+            "gold.mart_city_daily",
+            "--from",
+            "2025-10-28",
+            "--to",
+            "2025-11-07",
+            "--parallel",
+            "1",
+        ])
+        .current_dir(t_.path())
+        .env_remove("STRATA_ENGINE")
+        .env_remove("STRATA_STORAGE")
+        .env_remove("STRATA_STATE_DIR");
+        match failpoint {
+            Some(f) => cmd.env("STRATA_FAILPOINT", f),
+            None => cmd.env_remove("STRATA_FAILPOINT"),
+        };
+        cmd.output().unwrap()
+    };
+    let done_windows = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains(": window ") && l.contains(" done ("))
+            .map(|l| l.split(": window ").nth(1).unwrap()[..10].to_string())
+            .collect()
+    };
+    let first = backfill(Some("backfill-window:4"));
+    assert!(!first.status.success(), "the first attempt is killed after 4 windows");
+    assert_eq!(done_windows(&first).len(), 4);
+    assert_eq!(version(&t_), before, "readers still see the version from before the backfill");
+
+    let second = backfill(None);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("resuming, 4 of 10 windows already done"));
+    let mut all = done_windows(&first);
+    all.extend(done_windows(&second));
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((all.len(), unique.len()), (10, 10), "every day computed exactly once: {all:?}");
+    assert_ne!(version(&t_), before, "published once, at the end");
+    let (_, out, _) = strata(
+        t_.path(),
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, sum(gmv_cents) AS gmv FROM gold.mart_city_daily",
+        ],
+    );
+    assert_eq!(
+        out.lines().nth(1),
+        Some("3,40000"),
+        "the same marts as before: the fixture has two days of data"
+    );
+}
+
+#[test]
+fn a_tick_exits_cleanly_on_sigterm_without_publishing_half() {
+    // SIGTERM before anything is due still exits 0 promptly; a tick with work in flight
+    // stops starting models and exits within the ECS grace period.
+    let t_ = TestProject::shipped();
+    t_.write_fixture_events();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["run", "--daemon"])
+        .current_dir(t_.path())
+        .env_remove("STRATA_ENGINE")
+        .env_remove("STRATA_STORAGE")
+        .env_remove("STRATA_STATE_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the daemon has finished its first round (it prints a table), then stop it.
+    let started = std::time::Instant::now();
+    let state = t_.path().join(".strata/catalog.sqlite");
+    while !state.exists() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20 + 20), "stopped within 20 s of SIGTERM");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stopping"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "a daemon stopped by SIGTERM exits 0");
+}
