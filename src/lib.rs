@@ -3,6 +3,7 @@
 
 pub mod athena;
 pub mod backfill;
+pub mod callback;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod demo;
 pub mod engine;
 pub mod lifecycle;
 pub mod local;
+pub mod metrics;
 pub mod planner;
 pub mod project;
 pub mod render;

@@ -250,26 +250,31 @@ impl LocalEngine {
                 manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
             }
         }
-        self.catalog.stage(
-            &job.database,
-            &job.table,
-            &Version {
-                version: job.version.clone(),
-                kind: "managed".into(),
-                location: dir.clone(),
-                ddl: String::new(),
-                schema: schema_to_bytes(&written.schema),
-                manifest,
-                run_id: job.run_id.clone(),
-                created_at: job.now.clone(),
-            },
-        )?;
-        Ok(Staged {
-            job: job.clone(),
-            expected: head.map(|h| h.current),
-            changed: true,
-            stats: written_stats,
-        })
+        self.record_staged(job, dir, schema_to_bytes(&written.schema), manifest, head, written_stats)
+    }
+
+    /// Records a managed version as staged (invisible to readers until published).
+    fn record_staged(
+        &self,
+        job: &Job,
+        location: String,
+        schema: Vec<u8>,
+        manifest: Manifest,
+        head: Option<catalog::TableHead>,
+        stats: StepStats,
+    ) -> Result<Staged, EngineError> {
+        let version = Version {
+            version: job.version.clone(),
+            kind: "managed".into(),
+            location,
+            ddl: String::new(),
+            schema,
+            manifest,
+            run_id: job.run_id.clone(),
+            created_at: job.now.clone(),
+        };
+        self.catalog.stage(&job.database, &job.table, &version)?;
+        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats })
     }
 }
 
@@ -426,26 +431,7 @@ impl Engine for LocalEngine {
             manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
         }
         let rows = manifest.rows();
-        self.catalog.stage(
-            &job.database,
-            &job.table,
-            &Version {
-                version: job.version.clone(),
-                kind: "managed".into(),
-                location: dir,
-                ddl: String::new(),
-                schema,
-                manifest,
-                run_id: job.run_id.clone(),
-                created_at: job.now.clone(),
-            },
-        )?;
-        Ok(Staged {
-            job: job.clone(),
-            expected: head.map(|h| h.current),
-            changed: true,
-            stats: StepStats { rows, ..StepStats::default() },
-        })
+        self.record_staged(job, dir, schema, manifest, head, StepStats { rows, ..StepStats::default() })
     }
 
     async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {

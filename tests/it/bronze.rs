@@ -102,7 +102,7 @@ async fn reads_values_payload_and_nested_fields() {
     let lines = vec![
         event_line("search.impression", 1, "u1"),
         // Mixed-case keys, numeric strings, an offset timestamp, missing fields, unknown ones.
-        r#"{"EVENT":"search.impression","V":"2","Occurred_At":"2025-11-06 17:00:00.5+02:00","User_Id":"u2","City":"Z\u00fcrich","Session_Id":12345,"Device":{"OS":"android"},"Money":{"Amount_Cents":"250"},"Payload":{ "query" : "hat", "tags": [ "a b" ] },"extra":{"ignored":true}}"#.to_string(),
+        r#"{"EVENT":"search.impression","V":"2","Occurred_At":"2025-11-06 17:00:00.5+02:00","User_Id":"u2","City":"Z\u00fcrich","Session_Id":12345,"Device":{"OS":"android"},"Money":{"Amount_Cents":"250"},"Payload":{ "query" : "hat \"big\"", "tags": [ "a b" ] },"extra":{"ignored":true}}"#.to_string(),
     ];
     let lake =
         lake_with(DDL, &[(part_file(&root, "2025-11-06", "15", "prod", "search.impression"), lines)], tmp);
@@ -146,7 +146,7 @@ async fn reads_values_payload_and_nested_fields() {
                 "NULL",
                 "NULL",
                 "250",
-                r#"{"query":"hat","tags":["a b"]}"#,
+                r#"{"query":"hat \"big\"","tags":["a b"]}"#,
                 "2025-11-06",
                 "15",
                 "prod",
@@ -172,6 +172,7 @@ async fn malformed_lines_are_quarantined_and_valid_rows_kept() {
         String::new(),
         r#"{"event":"payout.paid","occurred_at":"yesterday"}"#.to_string(),
         event_line("payout.paid", 7, "u7"),
+        r#"{"event":"payout.paid","v":8} {"v":9}"#.to_string(),
     ];
     let file = part_file(&root, "2025-11-06", "15", "prod", "payout.paid");
     let lake = lake_with(DDL, &[(file, lines.clone())], tmp);
@@ -179,13 +180,13 @@ async fn malformed_lines_are_quarantined_and_valid_rows_kept() {
     // The query succeeds and returns every valid row of the file.
     let got = rows(&lake.ctx, "SELECT user_id, v FROM bronze_events ORDER BY v").await;
     assert_eq!(got, vec![vec!["u1", "1"], vec!["u7", "7"]]);
-    assert_eq!(lake.stats.snapshot().malformed_lines, 4);
+    assert_eq!(lake.stats.snapshot().malformed_lines, 5);
 
     let qfile = lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
     let first = std::fs::read_to_string(&qfile).unwrap();
     let records: Vec<serde_json::Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let line_numbers: Vec<u64> = records.iter().map(|r| r["line"].as_u64().unwrap()).collect();
-    assert_eq!(line_numbers, vec![2, 3, 4, 6]);
+    assert_eq!(line_numbers, vec![2, 3, 4, 6, 8]);
     for r in &records {
         let n = r["line"].as_u64().unwrap() as usize;
         assert_eq!(r["source"], "dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.json.gz");
@@ -195,12 +196,13 @@ async fn malformed_lines_are_quarantined_and_valid_rows_kept() {
     assert!(records[1]["error"].as_str().unwrap().contains("object"));
     assert!(records[2]["error"].as_str().unwrap().contains("column v"));
     assert!(records[3]["error"].as_str().unwrap().contains("occurred_at"));
+    assert!(records[4]["error"].as_str().unwrap().contains("trailing"));
 
     // Whatever the projection, the same lines are malformed and the file is rewritten identically.
     let count = rows(&lake.ctx, "SELECT count(*) FROM bronze_events").await;
     assert_eq!(count, vec![vec!["2"]]);
     assert_eq!(std::fs::read_to_string(&qfile).unwrap(), first);
-    assert_eq!(lake.stats.snapshot().malformed_lines, 8);
+    assert_eq!(lake.stats.snapshot().malformed_lines, 10);
     let leftovers: Vec<_> = std::fs::read_dir(qfile.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temp files left behind");
 }
@@ -370,4 +372,71 @@ fn ddl_errors_name_the_position() {
 
     let e = err("CREATE TABLE t (a int) PARTITIONED BY (a string)");
     assert!(e.to_string().contains("duplicate column `a`"), "{e}");
+}
+
+#[tokio::test]
+async fn malformed_lines_match_a_strict_json_parser() {
+    // Mutated lines are malformed exactly when they are not a JSON object, and
+    // string columns hold the same JSON as the source.
+    let base = r#"{"a":"x y","b":[1,-2.5e3,{"c":null}],"payload":{"k":"v \"w\"","n":0,"t":true,"arr":[[],{}]},"z":{"y":["q"]}}"#;
+    let alphabet = b"{}[]\",:\\ 0-1.eatrn\t";
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut lines = Vec::new();
+    for _ in 0..3000 {
+        let mut line = base.as_bytes().to_vec();
+        for _ in 0..1 + rand(2) {
+            let at = rand(line.len());
+            match rand(4) {
+                0 => line.truncate(at),
+                1 => {
+                    line.remove(at);
+                }
+                2 => line.insert(at, alphabet[rand(alphabet.len())]),
+                _ => line[at] = alphabet[rand(alphabet.len())],
+            }
+            if line.is_empty() {
+                line.push(b'x');
+            }
+        }
+        lines.push(String::from_utf8(line).unwrap());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let lake = lake_with(
+        "CREATE EXTERNAL TABLE fz (a string, b string, payload string) LOCATION '/fz'",
+        &[(root.join("part-0.json.gz"), lines.clone())],
+        tmp,
+    );
+    let got = rows(&lake.ctx, "SELECT a, b, payload FROM fz").await;
+    let expected: Vec<&String> = lines
+        .iter()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()))
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    let bad = lines.len() - expected.len();
+    assert_eq!(lake.stats.snapshot().malformed_lines, bad as u64);
+    assert!(bad > 1000 && expected.len() > 300, "{bad} malformed");
+    for (row, line) in got.iter().zip(expected) {
+        let source: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (i, key) in ["a", "b", "payload"].iter().enumerate() {
+            let have = &row[i];
+            match &source[*key] {
+                serde_json::Value::Null => assert_eq!(have, "NULL", "{line}"),
+                serde_json::Value::String(s) => assert_eq!(have, s, "{line}"),
+                serde_json::Value::Number(n) => {
+                    assert_eq!(have.parse::<f64>().ok(), n.as_f64(), "{line}")
+                }
+                nested => {
+                    let parsed: serde_json::Value = serde_json::from_str(have).unwrap();
+                    assert_eq!(&parsed, nested, "{line}");
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test module links into it, so the suite links once.
 
 mod bronze;
+mod callback;
 mod cli;
 mod common;
 mod functions;

@@ -262,3 +262,28 @@ fn a_tick_exits_cleanly_on_sigterm_without_publishing_half() {
     );
     assert!(out.status.success(), "a daemon stopped by SIGTERM exits 0");
 }
+
+#[test]
+fn schedules_accept_unix_cron_eventbridge_cron_and_rate() {
+    use strata::schedule::Schedule;
+    // Unix day-of-week: 1-5 is Monday to Friday (the cron crate alone would read Sunday
+    // to Thursday). 2025-11-07 is a Friday, 2025-11-08 a Saturday.
+    let weekdays = Schedule::parse("0 6 * * 1-5").unwrap();
+    assert_eq!(weekdays.next_after(t(7, 7, 0)), Some(t(10, 6, 0)), "Friday 07:00 -> Monday 06:00");
+    let sunday = Schedule::parse("30 1 * * 0").unwrap();
+    assert_eq!(sunday.next_after(t(7, 0, 0)), Some(t(9, 1, 30)));
+    assert_eq!(Schedule::parse("30 1 * * 7").unwrap().next_after(t(7, 0, 0)), Some(t(9, 1, 30)));
+    // EventBridge: day-of-week 1-7 with Sunday 1, a year field, `?`.
+    let eb = Schedule::parse("cron(0/15 * ? * MON-FRI *)").unwrap();
+    assert_eq!(eb.next_after(t(7, 23, 50)), Some(t(10, 0, 0)));
+    let rate = Schedule::parse("rate(5 minutes)").unwrap();
+    assert_eq!(rate.next_after(t(6, 12, 7)), Some(t(6, 12, 10)));
+    assert_eq!(Schedule::parse("rate(1 hour)").unwrap().next_after(t(6, 12, 7)), Some(t(6, 13, 0)));
+    // What the cron crate cannot do is refused with a clear message.
+    for bad in ["cron(0 12 L * ? *)", "cron(0 12 ? * 6#3 *)", "cron(0 12 15W * ? *)", "0 12 L * *"] {
+        let e = Schedule::parse(bad).unwrap_err();
+        assert!(e.contains("the L, W and # forms are not supported"), "{bad}: {e}");
+    }
+    assert!(Schedule::parse("rate(0 minutes)").unwrap_err().contains("positive"));
+    assert!(Schedule::parse("cron(0 12 * * ?)").unwrap_err().contains("6 fields"));
+}

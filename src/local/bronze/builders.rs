@@ -37,7 +37,7 @@ impl Validity {
     }
 
     fn finish(&mut self) -> Option<NullBuffer> {
-        let bits = std::mem::take(&mut self.bits);
+        let bits = take_sized(&mut self.bits);
         let nulls = std::mem::take(&mut self.nulls);
         if nulls == 0 {
             return None;
@@ -223,8 +223,8 @@ impl ColBuilder {
         let dt = &self.data_type;
         let array: ArrayRef = match &mut self.kind {
             Kind::Utf8 { offsets, data } => {
-                let offs = std::mem::replace(offsets, vec![0]);
-                let bytes = std::mem::take(data);
+                let offs = take_offsets(offsets);
+                let bytes = take_sized(data);
                 Arc::new(StringArray::try_new(
                     OffsetBuffer::new(ScalarBuffer::from(offs)),
                     Buffer::from_vec(bytes),
@@ -232,7 +232,7 @@ impl ColBuilder {
                 )?)
             }
             Kind::Int { values, .. } => {
-                let v = std::mem::take(values);
+                let v = take_sized(values);
                 match dt {
                     DataType::Int8 => {
                         Arc::new(Int8Array::new(v.into_iter().map(|x| x as i8).collect(), nulls))
@@ -247,18 +247,18 @@ impl ColBuilder {
                 }
             }
             Kind::Float(v) => {
-                let v = std::mem::take(v);
+                let v = take_sized(v);
                 if *dt == DataType::Float32 {
                     Arc::new(Float32Array::new(v.into_iter().map(|x| x as f32).collect(), nulls))
                 } else {
                     Arc::new(Float64Array::new(v.into(), nulls))
                 }
             }
-            Kind::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(std::mem::take(v)), nulls)),
-            Kind::Date(v) => Arc::new(Date32Array::new(std::mem::take(v).into(), nulls)),
-            Kind::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(std::mem::take(v).into(), nulls)),
+            Kind::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(take_sized(v)), nulls)),
+            Kind::Date(v) => Arc::new(Date32Array::new(take_sized(v).into(), nulls)),
+            Kind::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(take_sized(v).into(), nulls)),
             Kind::Decimal { values, precision, scale } => Arc::new(
-                Decimal128Array::new(std::mem::take(values).into(), nulls)
+                Decimal128Array::new(take_sized(values).into(), nulls)
                     .with_precision_and_scale(*precision, *scale)?,
             ),
             Kind::Struct { fields, children, .. } => {
@@ -271,7 +271,7 @@ impl ColBuilder {
                 };
                 let entry_array =
                     StructArray::try_new(kv.clone(), vec![keys.finish()?, values.finish()?], None)?;
-                let offs = std::mem::replace(offsets, vec![0]);
+                let offs = take_offsets(offsets);
                 Arc::new(MapArray::try_new(
                     entries.clone(),
                     OffsetBuffer::new(ScalarBuffer::from(offs)),
@@ -281,7 +281,7 @@ impl ColBuilder {
                 )?)
             }
             Kind::List { item, offsets, child } => {
-                let offs = std::mem::replace(offsets, vec![0]);
+                let offs = take_offsets(offsets);
                 Arc::new(ListArray::try_new(
                     item.clone(),
                     OffsetBuffer::new(ScalarBuffer::from(offs)),
@@ -292,4 +292,18 @@ impl ColBuilder {
         };
         Ok(array)
     }
+}
+
+/// Takes the values out, leaving room for as many in the next batch (batches are
+/// usually alike, so this spares the regrowth copies).
+fn take_sized<T>(v: &mut Vec<T>) -> Vec<T> {
+    let capacity = v.len();
+    std::mem::replace(v, Vec::with_capacity(capacity))
+}
+
+/// Like [`take_sized`] for offsets, which always start with 0.
+fn take_offsets(v: &mut Vec<i32>) -> Vec<i32> {
+    let mut next = Vec::with_capacity(v.len());
+    next.push(0);
+    std::mem::replace(v, next)
 }

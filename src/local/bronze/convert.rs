@@ -1,6 +1,10 @@
-//! Lenient text-to-value conversions of the OpenX JSON SerDe (timestamps, dates,
-//! decimals, numeric strings) and JSON compaction, kept free of any Arrow or serde
-//! state so they are cheap to call per value.
+//! Lenient value conversions of the OpenX JSON SerDe: JSON scalars into column
+//! types (numeric strings, ISO-8601 timestamps, dates, decimals) and JSON compaction.
+
+use datafusion::arrow::datatypes::DataType;
+
+use super::builders::{ColBuilder, Kind};
+use super::json::Lit;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
@@ -199,13 +203,9 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128
     Ok(if neg { -v } else { v })
 }
 
-/// Appends the JSON text `raw` (a valid object or array) to `out` without the
-/// whitespace outside strings, i.e. the compact form.
+/// Appends the JSON text `raw` (valid, with whitespace outside strings) to `out`
+/// in compact form: that whitespace dropped, strings copied as they are.
 pub(crate) fn push_compact_json(out: &mut Vec<u8>, raw: &[u8]) {
-    if is_compact(raw) {
-        out.extend_from_slice(raw);
-        return;
-    }
     let mut in_str = false;
     let mut escaped = false;
     for &b in raw {
@@ -227,90 +227,91 @@ pub(crate) fn push_compact_json(out: &mut Vec<u8>, raw: &[u8]) {
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit of each byte of `v` that equals `c`.
-fn eq_bytes(v: u64, c: u8) -> u64 {
-    let t = v ^ (LO * u64::from(c));
-    !(((t & !HI) + !HI) | t) & HI
+fn parse_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    t.parse::<i64>().ok().or_else(|| t.parse::<f64>().ok().and_then(integral))
 }
 
-/// High bit of each byte of `v` that is a space or a control character.
-fn space_bytes(v: u64) -> u64 {
-    !(((v & !HI) + LO * 0x5f) | v) & HI
+fn integral(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
 }
 
-/// Packs the high bits of the 8 bytes of `m` into 8 bits (byte i -> bit i).
-fn pack(m: u64) -> u64 {
-    (m.wrapping_mul(0x0002_0408_1020_4081)) >> 56
-}
-
-/// Bit i set iff an odd number of bits 0..=i of `x` are set.
-fn prefix_xor(mut x: u64) -> u64 {
-    for shift in [1, 2, 4, 8, 16, 32] {
-        x ^= x << shift;
+pub(crate) fn hive_type(dt: &DataType) -> String {
+    match dt {
+        DataType::Utf8 => "string".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(..) => "timestamp".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::Struct(_) => "struct".into(),
+        DataType::Map(..) => "map".into(),
+        DataType::List(_) => "array".into(),
+        other => other.to_string(),
     }
-    x
 }
 
-/// Whether valid JSON text has no whitespace outside its strings, checked 64 bytes
-/// at a time with word-wide bit tricks; blocks with escapes are checked byte-wise.
-fn is_compact(raw: &[u8]) -> bool {
-    let mut state = ScanState::default();
-    let mut blocks = raw.chunks_exact(64);
-    for block in &mut blocks {
-        let (mut quotes, mut escapes, mut spaces) = (0u64, 0u64, 0u64);
-        for (k, word) in block.chunks_exact(8).enumerate() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            let v = u64::from_le_bytes(w);
-            quotes |= pack(eq_bytes(v, b'"')) << (8 * k);
-            escapes |= pack(eq_bytes(v, b'\\')) << (8 * k);
-            spaces |= pack(space_bytes(v)) << (8 * k);
-        }
-        if escapes != 0 || state.escaped {
-            if !state.scan(block) {
-                return false;
-            }
-            continue;
-        }
-        let inside = if state.in_str { u64::MAX } else { 0 };
-        if spaces & !(prefix_xor(quotes) ^ inside) != 0 {
-            return false;
-        }
-        if quotes.count_ones() % 2 == 1 {
-            state.in_str = !state.in_str;
-        }
+/// Converts a scalar into the builder's (scalar) type, or says why it cannot.
+pub(crate) fn push_lit(b: &mut ColBuilder, lit: Lit<'_>) -> Result<(), String> {
+    if let Lit::Null = lit {
+        b.append_null();
+        return Ok(());
     }
-    state.scan(blocks.remainder())
-}
-
-/// Byte-wise string tracking for [`is_compact`].
-#[derive(Default)]
-struct ScanState {
-    in_str: bool,
-    escaped: bool,
-}
-
-impl ScanState {
-    /// Advances over `bytes`; false if whitespace outside a string was seen.
-    fn scan(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
-            if self.in_str {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_str = false;
-                }
-            } else if b == b'"' {
-                self.in_str = true;
-            } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                return false;
-            }
+    let ok = match (&mut b.kind, &lit) {
+        (Kind::Int { values, min, max }, l) => {
+            let v = match l {
+                Lit::Num(t, true) => t.parse::<i64>().ok(),
+                Lit::Num(t, false) => t.parse::<f64>().ok().and_then(integral),
+                Lit::Str(s) => parse_int(s),
+                _ => None,
+            };
+            v.filter(|v| (*min..=*max).contains(v)).map(|v| values.push(v)).is_some()
         }
-        true
+        (Kind::Float(values), Lit::Num(t, _)) => t.parse::<f64>().ok().map(|v| values.push(v)).is_some(),
+        (Kind::Float(values), Lit::Str(s)) => s.trim().parse::<f64>().ok().map(|v| values.push(v)).is_some(),
+        (Kind::Bool(values), l) => {
+            let v = match l {
+                Lit::Bool(v) => Some(*v),
+                Lit::Str(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+                Lit::Str(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+                _ => None,
+            };
+            v.map(|v| values.push(v)).is_some()
+        }
+        (Kind::Date(values), Lit::Str(s)) => parse_date_days(s).map(|v| values.push(v)).is_some(),
+        (Kind::Timestamp(values), l) => {
+            let v = match l {
+                Lit::Str(s) => parse_timestamp_millis(s),
+                Lit::Num(t, true) => t.parse::<i64>().ok(),
+                Lit::Num(t, false) => t.parse::<f64>().ok().and_then(integral),
+                _ => None,
+            };
+            v.map(|v| values.push(v)).is_some()
+        }
+        (Kind::Decimal { values, precision, scale }, Lit::Num(t, _)) => {
+            values.push(parse_decimal(t, *precision, *scale)?);
+            true
+        }
+        (Kind::Decimal { values, precision, scale }, Lit::Str(s)) => {
+            values.push(parse_decimal(s, *precision, *scale)?);
+            true
+        }
+        (Kind::Utf8 { offsets, data }, Lit::Str(s)) => {
+            data.extend_from_slice(s.as_bytes());
+            offsets.push(data.len() as i32);
+            true
+        }
+        _ => false,
+    };
+    if ok {
+        b.push_valid();
+        Ok(())
+    } else {
+        Err(format!("cannot convert {lit} to {}", hive_type(&b.data_type)))
     }
 }

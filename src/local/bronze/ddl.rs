@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 
 use super::lexer::{Tok, Token, tokenize};
 
@@ -81,19 +81,19 @@ fn end_position(text: &str) -> (usize, usize) {
     (line, column)
 }
 
-struct Parser {
+pub(crate) struct Parser {
     tokens: Vec<Token>,
-    pos: usize,
+    pub(crate) pos: usize,
     end_line: usize,
     end_column: usize,
 }
 
 impl Parser {
-    fn peek(&self) -> Option<&Tok> {
+    pub(crate) fn peek(&self) -> Option<&Tok> {
         self.tokens.get(self.pos).map(|t| &t.tok)
     }
 
-    fn error(&self, expected: &str) -> DdlError {
+    pub(crate) fn error(&self, expected: &str) -> DdlError {
         match self.tokens.get(self.pos) {
             Some(t) => DdlError::Unexpected {
                 expected: expected.to_string(),
@@ -109,15 +109,15 @@ impl Parser {
         }
     }
 
-    fn here(&self) -> (usize, usize) {
+    pub(crate) fn here(&self) -> (usize, usize) {
         self.tokens.get(self.pos).map_or((self.end_line, self.end_column), |t| (t.line, t.column))
     }
 
-    fn is_kw(&self, kw: &str) -> bool {
+    pub(crate) fn is_kw(&self, kw: &str) -> bool {
         matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
     }
 
-    fn eat_kw(&mut self, kw: &str) -> bool {
+    pub(crate) fn eat_kw(&mut self, kw: &str) -> bool {
         let hit = self.is_kw(kw);
         if hit {
             self.pos += 1;
@@ -125,11 +125,11 @@ impl Parser {
         hit
     }
 
-    fn expect_kw(&mut self, kw: &str) -> Result<(), DdlError> {
+    pub(crate) fn expect_kw(&mut self, kw: &str) -> Result<(), DdlError> {
         if self.eat_kw(kw) { Ok(()) } else { Err(self.error(&format!("keyword {kw}"))) }
     }
 
-    fn eat_punct(&mut self, c: char) -> bool {
+    pub(crate) fn eat_punct(&mut self, c: char) -> bool {
         let hit = self.peek() == Some(&Tok::Punct(c));
         if hit {
             self.pos += 1;
@@ -137,11 +137,11 @@ impl Parser {
         hit
     }
 
-    fn expect_punct(&mut self, c: char) -> Result<(), DdlError> {
+    pub(crate) fn expect_punct(&mut self, c: char) -> Result<(), DdlError> {
         if self.eat_punct(c) { Ok(()) } else { Err(self.error(&format!("'{c}'"))) }
     }
 
-    fn ident(&mut self, what: &str) -> Result<String, DdlError> {
+    pub(crate) fn ident(&mut self, what: &str) -> Result<String, DdlError> {
         match self.peek() {
             Some(Tok::Word(w) | Tok::Quoted(w)) => {
                 let w = w.to_lowercase();
@@ -152,7 +152,7 @@ impl Parser {
         }
     }
 
-    fn string(&mut self, what: &str) -> Result<String, DdlError> {
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, DdlError> {
         match self.peek() {
             Some(Tok::Str(s)) => {
                 let s = s.clone();
@@ -163,7 +163,7 @@ impl Parser {
         }
     }
 
-    fn number(&mut self, what: &str) -> Result<u64, DdlError> {
+    pub(crate) fn number(&mut self, what: &str) -> Result<u64, DdlError> {
         let (line, column) = self.here();
         match self.peek() {
             Some(Tok::Num(n)) => {
@@ -339,106 +339,4 @@ impl Parser {
             }
         }
     }
-
-    fn data_type(&mut self) -> Result<DataType, DdlError> {
-        let (line, column) = self.here();
-        let word = match self.peek() {
-            Some(Tok::Word(w)) => w.to_lowercase(),
-            _ => return Err(self.error("column type")),
-        };
-        self.pos += 1;
-        let ty = match word.as_str() {
-            "string" => DataType::Utf8,
-            "varchar" | "char" => {
-                if self.eat_punct('(') {
-                    self.number("length")?;
-                    self.expect_punct(')')?;
-                }
-                DataType::Utf8
-            }
-            "tinyint" => DataType::Int8,
-            "smallint" => DataType::Int16,
-            "int" | "integer" => DataType::Int32,
-            "bigint" => DataType::Int64,
-            "double" => {
-                self.eat_kw("PRECISION");
-                DataType::Float64
-            }
-            "float" | "real" => DataType::Float32,
-            "boolean" => DataType::Boolean,
-            "date" => DataType::Date32,
-            "timestamp" => DataType::Timestamp(TimeUnit::Millisecond, None),
-            "decimal" | "numeric" => self.decimal(line, column)?,
-            "struct" => {
-                self.expect_punct('<')?;
-                let mut fields = Vec::new();
-                loop {
-                    let (fl, fc) = self.here();
-                    let name = self.ident("struct field name")?;
-                    self.expect_punct(':')?;
-                    let ty = self.data_type()?;
-                    if self.eat_kw("COMMENT") {
-                        self.string("field comment string")?;
-                    }
-                    if fields.iter().any(|f: &Field| f.name() == &name) {
-                        return Err(DdlError::DuplicateColumn { name, line: fl, column: fc });
-                    }
-                    fields.push(Field::new(name, ty, true));
-                    if self.eat_punct('>') {
-                        break;
-                    }
-                    if !self.eat_punct(',') {
-                        return Err(self.error("',' or '>' in struct type"));
-                    }
-                }
-                DataType::Struct(Fields::from(fields))
-            }
-            "map" => {
-                self.expect_punct('<')?;
-                let key = self.data_type()?;
-                self.expect_punct(',')?;
-                let value = self.data_type()?;
-                self.expect_punct('>')?;
-                map_type(key, value)
-            }
-            "array" => {
-                self.expect_punct('<')?;
-                let item = self.data_type()?;
-                self.expect_punct('>')?;
-                DataType::List(Arc::new(Field::new("item", item, true)))
-            }
-            _ => {
-                return Err(DdlError::UnsupportedType { name: word, line, column });
-            }
-        };
-        Ok(ty)
-    }
-
-    fn decimal(&mut self, line: usize, column: usize) -> Result<DataType, DdlError> {
-        let (mut precision, mut scale) = (10, 0);
-        if self.eat_punct('(') {
-            precision = self.number("decimal precision")?;
-            if self.eat_punct(',') {
-                scale = self.number("decimal scale")?;
-            }
-            self.expect_punct(')')?;
-        }
-        if !(1..=38).contains(&precision) || scale > precision {
-            return Err(DdlError::Invalid {
-                what: "decimal type",
-                detail: format!(
-                    "decimal({precision},{scale}) needs 1 <= precision <= 38 and scale <= precision"
-                ),
-                line,
-                column,
-            });
-        }
-        Ok(DataType::Decimal128(precision as u8, scale as i8))
-    }
-}
-
-/// The Arrow type of a Hive `map<key, value>`.
-pub(crate) fn map_type(key: DataType, value: DataType) -> DataType {
-    let entries = Fields::from(vec![Field::new("key", key, false), Field::new("value", value, true)]);
-    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
 }

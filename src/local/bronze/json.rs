@@ -74,19 +74,12 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Scanner {
-            text,
-            b: text.as_bytes(),
-            i: 0,
-            depth: 0,
-        }
+        Scanner { text, b: text.as_bytes(), i: 0, depth: 0 }
     }
 
+    #[cold]
     pub(crate) fn error<T>(&self, msg: impl Into<String>) -> JResult<T> {
-        Err(JsonError {
-            msg: msg.into(),
-            pos: self.i,
-        })
+        Err(JsonError { msg: msg.into(), pos: self.i })
     }
 
     /// The text between two byte offsets (both at ASCII delimiters).
@@ -214,10 +207,7 @@ impl<'a> Scanner<'a> {
         }
         match serde_json::from_str::<String>(self.slice(start - 1, end + 1)) {
             Ok(s) => Ok(Cow::Owned(s)),
-            Err(e) => Err(JsonError {
-                msg: format!("invalid string: {e}"),
-                pos: at,
-            }),
+            Err(e) => Err(JsonError { msg: format!("invalid string: {e}"), pos: at }),
         }
     }
 
@@ -234,6 +224,12 @@ impl<'a> Scanner<'a> {
     /// Reads a number at `i`: its text and whether it is an integer.
     pub(crate) fn number(&mut self) -> JResult<(&'a str, bool)> {
         let start = self.i;
+        let integer = self.scan_number()?;
+        Ok((self.slice(start, self.i), integer))
+    }
+
+    /// Validates and skips a number at `i`; true if it has no fraction or exponent.
+    fn scan_number(&mut self) -> JResult<bool> {
         let digits = |s: &mut Self| {
             let from = s.i;
             while s.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -269,7 +265,7 @@ impl<'a> Scanner<'a> {
                 return self.error("invalid number");
             }
         }
-        Ok((self.slice(start, self.i), integer))
+        Ok(integer)
     }
 
     fn literal(&mut self, word: &str) -> JResult<()> {
@@ -304,48 +300,65 @@ impl<'a> Scanner<'a> {
     /// clears `compact` if whitespace occurs inside it outside strings.
     pub(crate) fn skip_value(&mut self, compact: &mut bool) -> JResult<()> {
         self.skip_ws();
+        self.skip_here(compact)
+    }
+
+    fn skip_here(&mut self, compact: &mut bool) -> JResult<()> {
         match self.peek() {
-            Some(b'"') => self.scan_string().map(|_| ()),
+            Some(b'"') => self.scan_string().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.scan_number().map(drop),
+            Some(b'{') => self.skip_container(b'}', compact),
+            Some(b'[') => self.skip_container(b']', compact),
             Some(b'n') => self.literal("null"),
             Some(b't') => self.literal("true"),
             Some(b'f') => self.literal("false"),
-            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
-            Some(open @ (b'{' | b'[')) => {
-                let (close, what) = if open == b'{' {
-                    (b'}', "an object")
-                } else {
-                    (b']', "an array")
-                };
-                self.enter()?;
-                *compact &= !self.skip_ws();
-                if self.peek() == Some(close) {
-                    self.i += 1;
-                } else {
-                    loop {
-                        *compact &= !self.skip_ws();
-                        if open == b'{' {
-                            match self.peek() {
-                                Some(b'"') => {}
-                                None => return self.error("EOF while parsing an object"),
-                                Some(_) => return self.error("expected a string key"),
-                            }
-                            self.scan_string()?;
-                            *compact &= !self.skip_ws();
-                            self.expect(b':', "`:`")?;
-                            *compact &= !self.skip_ws();
-                        }
-                        self.skip_value(compact)?;
-                        *compact &= !self.skip_ws();
-                        if !self.more(close, what)? {
-                            break;
-                        }
-                    }
-                }
-                self.leave();
-                Ok(())
-            }
             None => self.error("EOF while parsing a value"),
             Some(_) => self.error("expected value"),
         }
+    }
+
+    /// Skips an object (`close` = `}`) or array (`]`) starting at `i`.
+    fn skip_container(&mut self, close: u8, compact: &mut bool) -> JResult<()> {
+        let object = close == b'}';
+        self.enter()?;
+        *compact &= !self.skip_ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            self.leave();
+            return Ok(());
+        }
+        loop {
+            if object {
+                match self.peek() {
+                    Some(b'"') => self.scan_string().map(drop)?,
+                    None => return self.error("EOF while parsing an object"),
+                    Some(_) => return self.error("expected a string key"),
+                }
+                *compact &= !self.skip_ws();
+                match self.peek() {
+                    Some(b':') => self.i += 1,
+                    None => return self.error("EOF while parsing an object"),
+                    Some(_) => return self.error("expected `:`"),
+                }
+                *compact &= !self.skip_ws();
+            }
+            self.skip_here(compact)?;
+            *compact &= !self.skip_ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    *compact &= !self.skip_ws();
+                }
+                Some(c) if c == close => {
+                    self.i += 1;
+                    break;
+                }
+                None if object => return self.error("EOF while parsing an object"),
+                None => return self.error("EOF while parsing an array"),
+                Some(_) => return self.error(format!("expected `,` or `{}`", close as char)),
+            }
+        }
+        self.leave();
+        Ok(())
     }
 }

@@ -11,6 +11,8 @@ mod convert;
 pub mod ddl;
 mod decode;
 mod exec;
+mod hive_types;
+mod json;
 mod layout;
 mod lexer;
 mod reader;
