@@ -229,9 +229,9 @@ fn a_backfill_interrupted_after_4_of_10_days_resumes_and_publishes_once() {
 }
 
 #[test]
-fn a_tick_exits_cleanly_on_sigterm_without_publishing_half() {
-    // SIGTERM before anything is due still exits 0 promptly; a tick with work in flight
-    // stops starting models and exits within the ECS grace period.
+fn an_idle_daemon_exits_0_on_sigterm() {
+    // Between rounds the daemon sleeps until the next firing; SIGTERM wakes it and it exits
+    // 0 at once (work in flight is covered by the backfill test below).
     let t_ = TestProject::shipped();
     t_.write_fixture_events();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -286,4 +286,56 @@ fn schedules_accept_unix_cron_eventbridge_cron_and_rate() {
     }
     assert!(Schedule::parse("rate(0 minutes)").unwrap_err().contains("positive"));
     assert!(Schedule::parse("cron(0 12 * * ?)").unwrap_err().contains("6 fields"));
+}
+
+#[test]
+fn sigterm_during_a_backfill_stops_it_unpublished_and_resumable() {
+    use std::io::{BufRead, BufReader};
+    let t_ = TestProject::shipped();
+    t_.write_fixture_events();
+    let (code, _, err) = strata(
+        t_.path(),
+        &["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let version = || {
+        let (_, out, _) = strata(t_.path(), &["status", "silver.fact_payouts"]);
+        out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap()
+    };
+    let before = version();
+    // 30 days of hourly windows, one at a time: far more work than happens before SIGTERM.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "backfill",
+            "silver.fact_payouts",
+            "--from",
+            "2025-10-08",
+            "--to",
+            "2025-11-07",
+            "--parallel",
+            "1",
+        ])
+        .current_dir(t_.path())
+        .env_remove("STRATA_ENGINE")
+        .env_remove("STRATA_STORAGE")
+        .env_remove("STRATA_STATE_DIR")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains(" done (") {
+        line.clear();
+    }
+    assert!(line.contains(" done ("), "the backfill got going");
+    let sent = std::time::Instant::now();
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(sent.elapsed() < std::time::Duration::from_secs(20), "stopped within 20 s");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(rest.contains("interrupted after") && rest.contains("of 720 windows"), "{rest}");
+    assert_eq!(version(), before, "nothing of the backfill is visible");
 }
