@@ -151,21 +151,30 @@ pub fn expect(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter().map(|r| r.iter().map(|s| s.to_string()).collect()).collect()
 }
 
+/// The built `strata` binary, to run in `dir`, with no `STRATA_*` variable of the
+/// developer's shell leaking in.
+pub fn strata_cmd(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.current_dir(dir);
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("STRATA_")) {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Runs the built `strata` binary in `dir` and returns (exit code, stdout, stderr).
 pub fn strata(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("STRATA_ENGINE")
-        .env_remove("STRATA_PROFILE")
-        .env_remove("STRATA_STORAGE")
-        .env_remove("STRATA_ENV")
-        .env_remove("STRATA_STATE_DIR")
-        .output()
-        .expect("strata runs");
+    let out = strata_cmd(dir).args(args).output().expect("strata runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The version `strata status` shows as current for `model`.
+pub fn current_version(dir: &Path, model: &str) -> String {
+    let (code, out, err) = strata(dir, &["status", model]);
+    assert_eq!(code, 0, "{err}");
+    out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap_or_default()
 }

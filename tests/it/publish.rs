@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use strata::engine::{Engine, EngineError, Job, JobKind};
 use strata::project::{Audit, ModelId};
 
-use crate::common::{TestProject, query, strata};
+use crate::common::{TestProject, current_version, query, strata, strata_cmd};
 
 /// Version `k` of the test table: `n(k)` rows over three partitions, each row `(k, i)`.
 fn rows_of(k: u64) -> u64 {
@@ -151,9 +151,7 @@ fn version_dirs(t: &TestProject, table: &str) -> Vec<String> {
 }
 
 fn current(t: &TestProject, model: &str) -> String {
-    let (code, out, err) = strata(t.path(), &["status", model]);
-    assert_eq!(code, 0, "{err}");
-    out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap_or_default()
+    current_version(t.path(), model)
 }
 
 /// A crash after each step of the protocol leaves the published version as it was; the
@@ -170,16 +168,11 @@ fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
     .unwrap();
     t.write_fixture_events();
     let run = |failpoint: Option<&str>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.args(["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"])
-            .current_dir(t.path());
-        for var in ["STRATA_ENGINE", "STRATA_PROFILE", "STRATA_STORAGE", "STRATA_ENV", "STRATA_STATE_DIR"] {
-            cmd.env_remove(var);
+        let mut cmd = strata_cmd(t.path());
+        cmd.args(["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"]);
+        if let Some(f) = failpoint {
+            cmd.env("STRATA_FAILPOINT", format!("{f}:silver.fact_payouts"));
         }
-        match failpoint {
-            Some(f) => cmd.env("STRATA_FAILPOINT", format!("{f}:silver.fact_payouts")),
-            None => cmd.env_remove("STRATA_FAILPOINT"),
-        };
         cmd.output().expect("strata runs")
     };
     assert!(run(None).status.success());

@@ -7,7 +7,7 @@ use strata::planner::{Decision, decide, is_current};
 use strata::project::ModelId;
 use strata::runner::{Outcome, Stop};
 
-use crate::common::{TestProject, strata};
+use crate::common::{TestProject, current_version, strata, strata_cmd};
 
 fn t(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 11, d, h, m, 0).unwrap()
@@ -112,13 +112,8 @@ fn two_ticks_started_together_run_each_model_window_once() {
     let t_ = TestProject::shipped();
     t_.write_fixture_events();
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        strata_cmd(t_.path())
             .args(["tick", "--at", "2025-11-06T12:01:00Z", "--log-format", "json", "-v"])
-            .current_dir(t_.path())
-            .env_remove("STRATA_ENGINE")
-            .env_remove("STRATA_STORAGE")
-            .env_remove("STRATA_STATE_DIR")
-            .env_remove("STRATA_PROFILE")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -163,13 +158,10 @@ fn a_backfill_interrupted_after_4_of_10_days_resumes_and_publishes_once() {
         &["run", "+gold.mart_city_daily", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"],
     );
     assert_eq!(code, 0, "{err}");
-    let version = |t_: &TestProject| {
-        let (_, out, _) = strata(t_.path(), &["status", "gold.mart_city_daily"]);
-        out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap()
-    };
+    let version = |t_: &TestProject| current_version(t_.path(), "gold.mart_city_daily");
     let before = version(&t_);
     let backfill = |failpoint: Option<&str>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        let mut cmd = strata_cmd(t_.path());
         cmd.args([
             "backfill",
             "gold.mart_city_daily",
@@ -179,15 +171,10 @@ fn a_backfill_interrupted_after_4_of_10_days_resumes_and_publishes_once() {
             "2025-11-07",
             "--parallel",
             "1",
-        ])
-        .current_dir(t_.path())
-        .env_remove("STRATA_ENGINE")
-        .env_remove("STRATA_STORAGE")
-        .env_remove("STRATA_STATE_DIR");
-        match failpoint {
-            Some(f) => cmd.env("STRATA_FAILPOINT", f),
-            None => cmd.env_remove("STRATA_FAILPOINT"),
-        };
+        ]);
+        if let Some(f) = failpoint {
+            cmd.env("STRATA_FAILPOINT", f);
+        }
         cmd.output().unwrap()
     };
     let done_windows = |out: &std::process::Output| -> Vec<String> {
@@ -234,12 +221,8 @@ fn an_idle_daemon_exits_0_on_sigterm() {
     // 0 at once (work in flight is covered by the backfill test below).
     let t_ = TestProject::shipped();
     t_.write_fixture_events();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+    let child = strata_cmd(t_.path())
         .args(["run", "--daemon"])
-        .current_dir(t_.path())
-        .env_remove("STRATA_ENGINE")
-        .env_remove("STRATA_STORAGE")
-        .env_remove("STRATA_STATE_DIR")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -298,13 +281,10 @@ fn sigterm_during_a_backfill_stops_it_unpublished_and_resumable() {
         &["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"],
     );
     assert_eq!(code, 0, "{err}");
-    let version = || {
-        let (_, out, _) = strata(t_.path(), &["status", "silver.fact_payouts"]);
-        out.lines().nth(3).and_then(|l| l.split('┆').nth(2)).map(|s| s.trim().to_string()).unwrap()
-    };
+    let version = || current_version(t_.path(), "silver.fact_payouts");
     let before = version();
     // 30 days of hourly windows, one at a time: far more work than happens before SIGTERM.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+    let mut child = strata_cmd(t_.path())
         .args([
             "backfill",
             "silver.fact_payouts",
@@ -315,10 +295,6 @@ fn sigterm_during_a_backfill_stops_it_unpublished_and_resumable() {
             "--parallel",
             "1",
         ])
-        .current_dir(t_.path())
-        .env_remove("STRATA_ENGINE")
-        .env_remove("STRATA_STORAGE")
-        .env_remove("STRATA_STATE_DIR")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
