@@ -112,6 +112,24 @@ impl Gen {
         }
     }
 
+    /// One `lbg.<state>` event of a booking.
+    #[allow(clippy::too_many_arguments)]
+    fn booking(
+        &mut self,
+        state: &str,
+        t: DateTime<Utc>,
+        user: &str,
+        anon: &str,
+        session: &str,
+        city: &str,
+        lbg: &str,
+        cents: i64,
+    ) {
+        let payload = json!({"lbg_id": lbg, "amount_cents": cents, "currency": CURRENCY, "state": state});
+        let ids = json!({"lbg_id": lbg});
+        self.emit(&format!("lbg.{state}"), t, Some(user), anon, session, city, ids, Some(cents), payload);
+    }
+
     fn session(&mut self, city: &str, start: DateTime<Utc>) {
         let signed_in = self.rng.random_bool(0.7);
         let user = signed_in.then(|| self.id("u"));
@@ -141,60 +159,18 @@ impl Gen {
         let user = user.expect("signed in");
         let lbg = self.id("lbg");
         let cents: i64 = self.rng.random_range(20..400) * 500;
-        let booking =
-            |state: &str| json!({"lbg_id": lbg, "amount_cents": cents, "currency": CURRENCY, "state": state});
         t += Duration::seconds(self.rng.random_range(30..600));
-        self.emit(
-            "lbg.requested",
-            t,
-            Some(&user),
-            &anon,
-            &session,
-            city,
-            json!({"lbg_id": lbg}),
-            Some(cents),
-            booking("requested"),
-        );
+        self.booking("requested", t, &user, &anon, &session, city, &lbg, cents);
         if !self.rng.random_bool(0.75) {
             t += Duration::minutes(self.rng.random_range(5..60));
-            self.emit(
-                "lbg.declined",
-                t,
-                Some(&user),
-                &anon,
-                &session,
-                city,
-                json!({"lbg_id": lbg}),
-                Some(cents),
-                booking("declined"),
-            );
+            self.booking("declined", t, &user, &anon, &session, city, &lbg, cents);
             return;
         }
         t += Duration::minutes(self.rng.random_range(1..30));
-        self.emit(
-            "lbg.confirmed",
-            t,
-            Some(&user),
-            &anon,
-            &session,
-            city,
-            json!({"lbg_id": lbg}),
-            Some(cents),
-            booking("confirmed"),
-        );
+        self.booking("confirmed", t, &user, &anon, &session, city, &lbg, cents);
         if self.rng.random_bool(0.08) {
             t += Duration::minutes(self.rng.random_range(10..120));
-            self.emit(
-                "lbg.cancelled",
-                t,
-                Some(&user),
-                &anon,
-                &session,
-                city,
-                json!({"lbg_id": lbg}),
-                Some(cents),
-                booking("cancelled"),
-            );
+            self.booking("cancelled", t, &user, &anon, &session, city, &lbg, cents);
             return;
         }
         // Payout legs: the provider's share is paid out after confirmation.

@@ -7,7 +7,7 @@
 pub mod bronze;
 pub mod catalog;
 pub mod functions;
-mod table;
+pub(crate) mod table;
 mod write;
 
 use std::path::PathBuf;

@@ -67,6 +67,20 @@ pub fn prune(
     Ok(keep)
 }
 
+/// Splits `items` into at most `n` groups of about equal total size (largest first, each to
+/// the lightest group), so parallel scans finish together. Ties keep the input order.
+pub fn balance<T>(mut items: Vec<T>, n: usize, size: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+    let n = n.max(1).min(items.len());
+    items.sort_by_key(|i| std::cmp::Reverse(size(i)));
+    let mut groups: Vec<(u64, Vec<T>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for item in items {
+        let g = groups.iter_mut().min_by_key(|(total, _)| *total).expect("n >= 1 when there are items");
+        g.0 += size(&item);
+        g.1.push(item);
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
 /// True when every column the expression uses is one of `columns`.
 pub fn only_references(expr: &Expr, columns: &[String]) -> bool {
     let cols = expr.column_refs();
@@ -142,15 +156,7 @@ impl TableProvider for ManifestTable {
         if files.is_empty() {
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let target = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
-        files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
-        let mut sizes = vec![0u64; groups.len()];
-        for f in files {
-            let i = (0..sizes.len()).min_by_key(|&i| sizes[i]).expect("at least one group");
-            sizes[i] += f.object_meta.size;
-            groups[i].push(f);
-        }
+        let groups = balance(files, state.config().target_partitions(), |f| f.object_meta.size);
         let partition_fields = self.schema.fields()[self.file_schema.fields().len()..].to_vec();
         let table_schema = TableSchema::builder(self.file_schema.clone())
             .with_table_partition_cols(partition_fields)

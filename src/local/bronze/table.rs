@@ -245,20 +245,11 @@ fn partition_batch(schema: &SchemaRef, cands: &[Candidate]) -> Result<RecordBatc
 /// Splits files into at most `n` groups of similar total size (largest first,
 /// each to the lightest group); each group is then read in path order.
 fn balance(mut files: Vec<BronzeFile>, n: usize) -> Vec<Vec<BronzeFile>> {
-    let n = n.max(1).min(files.len());
-    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.relative_path.cmp(&b.relative_path)));
-    let mut groups: Vec<(u64, Vec<BronzeFile>)> = vec![(0, Vec::new()); n];
-    for file in files {
-        if let Some(g) = groups.iter_mut().min_by_key(|(size, _)| *size) {
-            g.0 += file.size;
-            g.1.push(file);
-        }
+    // Path order first so equal sizes balance the same way every time.
+    files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    let mut groups = crate::local::table::balance(files, n, |f| f.size);
+    for g in &mut groups {
+        g.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
     }
     groups
-        .into_iter()
-        .map(|(_, mut g)| {
-            g.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
-            g
-        })
-        .collect()
 }
