@@ -10,12 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::athena::AthenaEngine;
 use crate::callback::TaskCallback;
 use crate::clock::{Clock, SystemClock, parse_instant};
 use crate::config::{EngineKind, Settings};
 use crate::engine::Engine;
 use crate::lifecycle;
 use crate::local::LocalEngine;
+use crate::local::catalog::Catalog;
 use crate::project::{ModelId, Project, select};
 use crate::runner::{self, ModelRun, Outcome, RunOptions};
 
@@ -253,6 +255,57 @@ fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
     Ok(LocalEngine::for_settings(&project.settings)?)
 }
 
+/// The Athena engine (AWS clients from the standard chain) and the local run-state
+/// catalog (leases, run history) of the state directory.
+async fn athena_engine(project: &Project) -> Result<(AthenaEngine, Catalog), Failure> {
+    let clients = crate::athena::Clients::from_chain(&project.settings).await;
+    let engine = AthenaEngine::new(clients, &project.settings)?;
+    std::fs::create_dir_all(&project.settings.state_dir)
+        .with_context(|| format!("creating {}", project.settings.state_dir.display()))?;
+    let catalog = Catalog::open(&project.settings.catalog_path())?;
+    Ok((engine, catalog))
+}
+
+/// The engine a command runs on, and the catalog that keeps its run state.
+enum Engines {
+    Local(LocalEngine),
+    Athena(AthenaEngine, Catalog),
+}
+
+impl Engines {
+    async fn for_project(project: &Project) -> Result<Self, Failure> {
+        Ok(match project.settings.engine {
+            EngineKind::Local => Self::Local(local_engine(project)?),
+            EngineKind::Athena => {
+                let (e, c) = athena_engine(project).await?;
+                Self::Athena(e, c)
+            }
+        })
+    }
+
+    fn engine(&self) -> &dyn Engine {
+        match self {
+            Self::Local(e) => e,
+            Self::Athena(e, _) => e,
+        }
+    }
+
+    fn catalog(&self) -> &Catalog {
+        match self {
+            Self::Local(e) => e.catalog(),
+            Self::Athena(_, c) => c,
+        }
+    }
+
+    /// On Athena the run state starts from what Glue says is published.
+    async fn hydrate(&self, project: &Project, clock: &dyn Clock) -> Result<(), Failure> {
+        if let Self::Athena(e, c) = self {
+            e.hydrate_run_state(project, c, &crate::clock::stamp(clock.now())).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs one parsed command. `env` is the process environment, `clock` the time source.
 async fn execute(
     cli: Cli,
@@ -304,12 +357,14 @@ async fn execute(
         }
         Command::Run { daemon: true, .. } => {
             let project = load(dir, &env)?;
-            let engine = local_engine(&project)?;
+            let engines = Engines::for_project(&project).await?;
             let stop = stop_on_signals();
             loop {
-                let (_, runs) = crate::scheduler::tick(&project, &engine, engine.catalog(), clock, &stop)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                engines.hydrate(&project, clock).await?;
+                let (_, runs) =
+                    crate::scheduler::tick(&project, engines.engine(), engines.catalog(), clock, &stop)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
                 if !runs.is_empty() {
                     report(&runs, metrics, clock.now());
                 }
@@ -328,13 +383,15 @@ async fn execute(
         }
         Command::Tick { at } => {
             let project = load(dir, &env)?;
-            let engine = local_engine(&project)?;
+            let engines = Engines::for_project(&project).await?;
             let stop = stop_on_signals();
             let at = at_or_now(at.as_deref(), clock, "--at")?;
             let fixed = crate::clock::ManualClock::at(at);
-            let (plan, runs) = crate::scheduler::tick(&project, &engine, engine.catalog(), &fixed, &stop)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            engines.hydrate(&project, &fixed).await?;
+            let (plan, runs) =
+                crate::scheduler::tick(&project, engines.engine(), engines.catalog(), &fixed, &stop)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
             if runs.is_empty() {
                 println!("nothing due at {}", crate::clock::stamp(at));
             } else {
@@ -382,12 +439,19 @@ async fn execute(
                 println!("{t}");
                 return Ok(EXIT_OK);
             }
-            let engine = local_engine(&project)?;
+            let engines = Engines::for_project(&project).await?;
             let stop = stop_on_signals();
             let progress = BackfillProgress::new();
-            let results =
-                crate::backfill::run(&project, &engine, engine.catalog(), clock, &spec, &stop, &progress)
-                    .await;
+            let results = crate::backfill::run(
+                &project,
+                engines.engine(),
+                engines.catalog(),
+                clock,
+                &spec,
+                &stop,
+                &progress,
+            )
+            .await;
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
             t.set_header([
@@ -439,15 +503,22 @@ async fn execute(
             let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
-            if project.settings.engine != EngineKind::Local {
-                return Err(anyhow::anyhow!(
-                    "engine '{}' is not available in this build; use --engine local",
-                    project.settings.engine.as_str()
-                )
-                .into());
-            }
-            let engine = local_engine(&project)?;
-            let runs = runner::run(&project, &engine, clock, &selected, &RunOptions { at, from }).await;
+            let engines = Engines::for_project(&project).await?;
+            let stop = stop_on_signals();
+            let plan: Vec<runner::Planned> = selected
+                .iter()
+                .map(|id| runner::Planned { id: id.clone(), opts: RunOptions { at, from } })
+                .collect();
+            let runs = runner::run_planned(
+                &project,
+                engines.engine(),
+                clock,
+                &plan,
+                project.settings.max_concurrency,
+                &stop,
+                &runner::NoGuard,
+            )
+            .await;
             report(&runs, metrics, clock.now());
             let code = exit_for(&runs);
             answer("run", runs).await?;
@@ -483,6 +554,47 @@ async fn execute(
         Command::Status { selectors } => {
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+            let engines = Engines::for_project(&project).await?;
+            if let Engines::Athena(engine, _) = &engines {
+                let mut t = Table::new();
+                t.load_preset(UTF8_FULL_CONDENSED);
+                t.set_header([
+                    "model",
+                    "table",
+                    "current version",
+                    "published at",
+                    "by run",
+                    "data up to",
+                    "kept versions",
+                ]);
+                for id in &selected {
+                    let table = &project.models[id].table;
+                    let db = project.database(id);
+                    let row = match engine.status(db, table, project.settings.retention).await? {
+                        Some(s) => [
+                            id.to_string(),
+                            format!("{db}.{table}"),
+                            s.version,
+                            s.published_at,
+                            s.run_id,
+                            s.window_end.unwrap_or_default(),
+                            s.kept.len().to_string(),
+                        ],
+                        None => [
+                            id.to_string(),
+                            format!("{db}.{table}"),
+                            "(never published)".into(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                        ],
+                    };
+                    t.add_row(row);
+                }
+                println!("{t}");
+                return Ok(EXIT_OK);
+            }
             let engine = local_engine(&project)?;
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
@@ -528,11 +640,19 @@ async fn execute(
         Command::Rollback { model, to } => {
             let project = load(dir, &env)?;
             let id = resolve_model(&project, &model)?;
-            let engine = local_engine(&project)?;
             let now = clock.now();
             let run_id = runner::new_id("rollback-", now);
             let db = project.database(&id);
             let table = &project.models[&id].table;
+            if let Engines::Athena(engine, _) = Engines::for_project(&project).await? {
+                let v = engine
+                    .rollback(db, table, to.as_deref(), project.settings.retention, &crate::clock::stamp(now))
+                    .await
+                    .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+                println!("{id}: {db}.{table} is now at version {v}");
+                return Ok(EXIT_OK);
+            }
+            let engine = local_engine(&project)?;
             let v = lifecycle::rollback(
                 engine.catalog(),
                 db,
@@ -548,12 +668,37 @@ async fn execute(
         }
         Command::Gc { dry_run } => {
             let project = load(dir, &env)?;
-            let engine = local_engine(&project)?;
             let now = clock.now();
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
             t.set_header(["table", "version", "bytes", "why"]);
             let (mut total, mut count) = (0u64, 0usize);
+            if let Engines::Athena(engine, _) = Engines::for_project(&project).await? {
+                for id in &project.dag.order {
+                    let table = &project.models[id].table;
+                    let items = engine
+                        .gc(id.layer, project.database(id), table, project.settings.retention, now, dry_run)
+                        .await
+                        .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+                    for i in &items {
+                        t.add_row([
+                            i.table.clone(),
+                            i.dir.as_ref().map(|d| d.relative()).or(i.forget.clone()).unwrap_or_default(),
+                            human_bytes(i.bytes),
+                            i.reason.clone(),
+                        ]);
+                        total += i.bytes;
+                        count += 1;
+                    }
+                }
+                if count > 0 {
+                    println!("{t}");
+                }
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!("{verb} {count} versions, {}", human_bytes(total));
+                return Ok(EXIT_OK);
+            }
+            let engine = local_engine(&project)?;
             for (db, table, _) in engine.catalog().tables()? {
                 let Some(layer) = project.settings.layer_of(&db) else { continue };
                 let items = lifecycle::plan_table(
@@ -592,9 +737,12 @@ async fn execute(
             env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
             let settings = Settings::load(dir, &env)?;
             let project = Project::load(settings)?;
-            let engine = local_engine(&project)?;
-            let result =
-                engine.query(&sql).await.map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+            let engines = Engines::for_project(&project).await?;
+            let result = engines
+                .engine()
+                .query(&sql)
+                .await
+                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
             print_batches(&result, format)?;
             Ok(EXIT_OK)
         }
@@ -741,6 +889,16 @@ fn print_runs(runs: &[ModelRun]) {
         ]);
     }
     println!("{t}");
+    for r in runs.iter().filter(|r| r.stats.statements > 0) {
+        println!(
+            "{}: {} Athena statements, {} scanned, {} ms queued, {} ms executing",
+            r.model,
+            r.stats.statements,
+            human_bytes(r.stats.bytes_read),
+            r.stats.queue_ms,
+            r.stats.engine_ms
+        );
+    }
     for r in runs {
         match &r.outcome {
             Outcome::Failed(e) => eprintln!("error: {}: {e}", r.model),

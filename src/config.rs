@@ -92,6 +92,8 @@ pub struct AthenaSettings {
     pub output_location: Option<String>,
     pub region: Option<String>,
     pub catalog: Option<String>,
+    /// A run stops starting statements once its statements scanned this many bytes.
+    pub max_bytes_scanned_per_run: Option<u64>,
 }
 
 /// Where tables live: a local directory or an S3 prefix.
@@ -130,6 +132,9 @@ pub struct Settings {
     pub retention: crate::lifecycle::Retention,
     /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
     pub failpoint: Option<String>,
+    /// `AWS_ENDPOINT_URL`: every AWS client talks to this endpoint (a test server), and S3
+    /// uses path-style addressing.
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl Settings {
@@ -288,6 +293,7 @@ impl Settings {
                 }
             },
             failpoint: env.get("STRATA_FAILPOINT").cloned(),
+            aws_endpoint_url: env.get("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()).cloned(),
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct Job {
     pub version: String,
     /// When the run staged it (RFC 3339, from the run's clock).
     pub now: String,
+    /// The end of the run's logical window (RFC 3339): how far the published data reaches.
+    pub window_end: String,
     pub kind: JobKind,
     pub audits: Vec<Audit>,
 }
@@ -59,6 +61,11 @@ pub struct StepStats {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub malformed: u64,
+    /// Statements sent to the query engine (Athena), and their time in its queue and
+    /// executing, in milliseconds.
+    pub statements: u64,
+    pub queue_ms: u64,
+    pub engine_ms: u64,
 }
 
 impl std::ops::AddAssign for StepStats {
@@ -67,6 +74,9 @@ impl std::ops::AddAssign for StepStats {
         self.bytes_read += o.bytes_read;
         self.bytes_written += o.bytes_written;
         self.malformed += o.malformed;
+        self.statements += o.statements;
+        self.queue_ms += o.queue_ms;
+        self.engine_ms += o.engine_ms;
     }
 }
 
@@ -87,6 +97,12 @@ pub enum EngineError {
     Audit { audit: String, detail: String },
     #[error(transparent)]
     Catalog(#[from] crate::local::catalog::CatalogError),
+    /// Another run published first: the compare-and-swap failed, nothing changed.
+    #[error("{0}")]
+    Conflict(String),
+    /// An AWS call failed in a way retrying did not fix.
+    #[error("{0}")]
+    Aws(String),
     #[error("{0}")]
     Io(String),
 }
@@ -108,4 +124,7 @@ pub trait Engine: Send + Sync {
     async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError>;
     /// Runs a query against published tables.
     async fn query(&self, sql: &str) -> Result<QueryResult, EngineError>;
+    /// Stops every statement still running on the engine's side (on SIGTERM / Ctrl-C). The
+    /// embedded engine stops when its futures are dropped; a remote one needs a call.
+    async fn cancel(&self) {}
 }

@@ -37,6 +37,20 @@ pub struct VersionDir {
 }
 
 impl VersionDir {
+    /// The directory of `version` of a managed table, if all three parts are what strata
+    /// makes: a managed layer (never Bronze), a table identifier and a version id.
+    pub(crate) fn checked(layer: Layer, table: &str, version: &str) -> Option<Self> {
+        (layer != Layer::Bronze && is_identifier(table) && is_version_id(version)).then(|| Self {
+            layer,
+            table: table.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// `<layer>/<table>/<version>`, relative to the storage root.
     pub fn relative(&self) -> String {
         format!("{}/{}/{}", self.layer.as_str(), self.table, self.version)
@@ -75,7 +89,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// A version id as strata makes them: `v<digits>T<digits>Z-<hex>`.
-fn is_version_id(s: &str) -> bool {
+pub(crate) fn is_version_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('v') else { return false };
     let Some((stamp, suffix)) = rest.split_once('-') else { return false };
     stamp.len() >= 16

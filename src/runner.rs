@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::athena::sql::{StageTarget, statements};
 use crate::clock::Clock;
 use crate::config::EngineKind;
 use crate::engine::{Engine, EngineError, Job, JobKind, StepStats};
@@ -110,6 +109,7 @@ pub fn job_for(
         run_id: run_id.to_string(),
         version: version.to_string(),
         now: crate::clock::stamp(now),
+        window_end: crate::clock::stamp(window.end),
         kind,
         audits: model.config.audits.clone(),
     })
@@ -241,7 +241,10 @@ pub async fn run_planned(
                             );
                             let result = tokio::select! {
                                 r = work => r,
-                                () = stop.wait() => Err(("stopped before publishing".to_string(), StepStats::default())),
+                                () = stop.wait() => {
+                                    engine.cancel().await;
+                                    Err(("stopped before publishing".to_string(), StepStats::default()))
+                                }
                             };
                             let (o, s) = match result {
                                 Ok(r) => r,
@@ -352,18 +355,8 @@ pub fn render_statements(
     );
     match project.settings.engine {
         EngineKind::Athena => {
-            let staging =
-                format!("\"{}\".\"{}__{}\"", project.database(id), model.table, version.replace('-', "_"));
-            let location =
-                project.settings.storage.uri(&format!("{}/{}/{}/", id.layer.as_str(), model.table, version));
-            let parts = (model.config.materialized == Materialization::Incremental)
-                .then(|| replaced_partitions(&window));
-            let target = StageTarget {
-                staging_relation: &staging,
-                external_location: &location,
-                partitions: parts.as_deref(),
-            };
-            for s in statements(model, &body, &target)? {
+            let job = job_for(project, id, window, &new_id("r", now), &version, now)?;
+            for s in crate::athena::sql::statements(&job, &project.settings.storage)? {
                 out.push_str(&s);
                 out.push_str(";\n");
             }

@@ -1,3 +1,849 @@
-//! The Athena side of strata: the statements a model becomes on Athena.
+//! The Athena engine: models run as Athena statements, versions are Glue tables, and the
+//! published name is switched with one Glue `UpdateTable` guarded by `VersionId`.
+//!
+//! Layout of a managed model `db.t` (Silver, Gold, ops):
+//! - each run writes `s3://<root>/<layer>/t/<version>/` with a CTAS that creates the
+//!   version table `db.t__<version>`; an incremental run then registers the partitions it
+//!   did not replace, pointing at the older versions' prefixes (nothing is copied);
+//! - `db.t` is a view `SELECT * FROM db.t__<version>`; publishing replaces the view with
+//!   one compare-and-swap, so readers switch from one complete version to the next;
+//! - the view's parameters name the version, its table, the run, and how far its window
+//!   reaches (`strata_window_end`): the run state a scheduled tick starts from. Glue keeps
+//!   every replaced view as a table version: that is the publish history.
+//!
+//! Bronze (an external table) is staged as `db.t__<version>` by its DDL and published by
+//! copying that definition onto `db.t` with the same compare-and-swap.
 
+pub mod glue;
+pub mod query;
 pub mod sql;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use aws_sdk_glue::types::{Partition, Table};
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+use self::glue::{Glue, all_columns, as_input, view_input};
+use self::query::{QueryConfig, Statement, Statements, api_message};
+use crate::config::{Settings, Storage};
+use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
+use crate::lifecycle::{GcItem, Retention, VersionDir, is_version_id};
+use crate::project::{Audit, Layer};
+
+/// Parameters strata keeps on a published table.
+pub const P_VERSION: &str = "strata_version";
+pub const P_TABLE: &str = "strata_table";
+pub const P_RUN: &str = "strata_run_id";
+pub const P_PUBLISHED_AT: &str = "strata_published_at";
+pub const P_WINDOW_END: &str = "strata_window_end";
+pub const P_DDL: &str = "strata_ddl_hash";
+
+/// The AWS clients of the Athena engine.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub athena: aws_sdk_athena::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Clients {
+    /// From the standard AWS chain (environment, profile, SSO, ECS task role), with the
+    /// region of `[athena] region` when set. With an endpoint override (`AWS_ENDPOINT_URL`,
+    /// e.g. a test server), S3 uses path-style addressing.
+    pub async fn from_chain(settings: &Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &settings.athena.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.aws_endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        let config = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(settings.aws_endpoint_url.is_some())
+            .build();
+        Self {
+            athena: aws_sdk_athena::Client::new(&config),
+            glue: aws_sdk_glue::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}
+
+/// The Athena engine of one invocation.
+#[derive(Debug, Clone)]
+pub struct AthenaEngine {
+    statements: Statements,
+    glue: Glue,
+    s3: aws_sdk_s3::Client,
+    storage: Storage,
+    /// Database of each layer, for queries that name a layer.
+    default_database: String,
+}
+
+/// A stable 128-bit hash as hex (FNV-1a), for comparing definitions.
+fn hash_hex(s: &str) -> String {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in s.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    format!("{h:032x}")
+}
+
+fn param<'a>(t: &'a Table, key: &str) -> Option<&'a str> {
+    t.parameters().and_then(|p| p.get(key)).map(String::as_str)
+}
+
+fn describe(columns: &[String], values: &[String]) -> String {
+    columns.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/")
+}
+
+impl AthenaEngine {
+    pub fn new(clients: Clients, settings: &Settings) -> Result<Self, EngineError> {
+        if !matches!(settings.storage, Storage::S3 { .. }) {
+            return Err(EngineError::Io(format!(
+                "the athena engine needs an s3:// storage root; storage is {}",
+                settings.storage.uri("")
+            )));
+        }
+        let a = &settings.athena;
+        let config = QueryConfig {
+            workgroup: a.workgroup.clone().unwrap_or_else(|| "primary".into()),
+            catalog: a.catalog.clone().unwrap_or_else(|| "AwsDataCatalog".into()),
+            output_location: a.output_location.clone(),
+            max_bytes_scanned: a.max_bytes_scanned_per_run,
+            ..QueryConfig::default()
+        };
+        Ok(Self::with_config(
+            clients,
+            settings.storage.clone(),
+            settings.database(Layer::Silver).into(),
+            config,
+        ))
+    }
+
+    /// An engine with explicit statement settings (tests shorten the backoff).
+    pub fn with_config(
+        clients: Clients,
+        storage: Storage,
+        default_database: String,
+        config: QueryConfig,
+    ) -> Self {
+        Self {
+            statements: Statements::new(clients.athena, config),
+            glue: Glue::new(clients.glue),
+            s3: clients.s3,
+            storage,
+            default_database,
+        }
+    }
+
+    pub fn glue(&self) -> &Glue {
+        &self.glue
+    }
+
+    /// Bytes scanned by this invocation so far.
+    pub fn scanned(&self) -> u64 {
+        self.statements.scanned()
+    }
+
+    async fn run_statements(
+        &self,
+        job: &Job,
+        stmts: &[String],
+        ctas: bool,
+    ) -> Result<StepStats, EngineError> {
+        let mut stats = StepStats::default();
+        let model = job.model.to_string();
+        for (index, sql) in stmts.iter().enumerate() {
+            let st = Statement {
+                sql,
+                database: &job.database,
+                run_id: &job.run_id,
+                version: &job.version,
+                model: &model,
+                index,
+            };
+            let finished = self
+                .statements
+                .run(&st, || async {
+                    if index == 0 && ctas {
+                        // A failed CTAS may have left files and a table: the retry needs
+                        // its empty location back. Both belong to this version only.
+                        self.glue.delete_table(&job.database, &sql::version_table(job)).await?;
+                        self.delete_version_objects(job).await?;
+                        Ok(())
+                    } else if index == 0 {
+                        self.glue.delete_table(&job.database, &sql::version_table(job)).await
+                    } else {
+                        Err(EngineError::Query(format!(
+                            "{}: statement {} (an INSERT) failed and may have written part of its partitions; not retried: run the model again",
+                            job.model,
+                            index + 1
+                        )))
+                    }
+                })
+                .await?;
+            stats += finished.stats;
+            if ctas {
+                stats.rows += self.output_rows(&finished.query_id).await;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Rows a statement wrote, from its runtime statistics (0 when Athena has none).
+    async fn output_rows(&self, id: &str) -> u64 {
+        match self.statements.client().get_query_runtime_statistics().query_execution_id(id).send().await {
+            Ok(out) => out
+                .query_runtime_statistics()
+                .and_then(|s| s.rows())
+                .and_then(|r| r.output_rows())
+                .unwrap_or(0)
+                .max(0) as u64,
+            Err(e) => {
+                tracing::debug!(query_id = id, "GetQueryRuntimeStatistics: {}", api_message(&e));
+                0
+            }
+        }
+    }
+
+    fn s3_key(&self, relative: &str) -> (String, String) {
+        let Storage::S3 { bucket, prefix } = &self.storage else { unreachable!("checked in new") };
+        let key = if prefix.is_empty() { relative.to_string() } else { format!("{prefix}/{relative}") };
+        (bucket.clone(), key)
+    }
+
+    async fn delete_version_objects(&self, job: &Job) -> Result<u64, EngineError> {
+        let dir = VersionDir::checked(job.model.layer, &job.table, &job.version).ok_or_else(|| {
+            EngineError::Io(format!("refusing to delete under {}: not a version directory", job.version))
+        })?;
+        self.delete_dir(&dir).await
+    }
+
+    /// Deletes every object under one version directory; returns the bytes freed.
+    async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError> {
+        let (bucket, prefix) = self.s3_key(&format!("{}/", dir.relative()));
+        let mut freed = 0;
+        loop {
+            let page = glue::retrying!(
+                "ListObjectsV2",
+                self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).send()
+            )
+            .map_err(|e| {
+                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
+            })?;
+            let objects: Vec<_> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    freed += o.size().unwrap_or(0).max(0) as u64;
+                    o.key().map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build())
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| EngineError::Aws(e.to_string()))?;
+            if objects.is_empty() {
+                return Ok(freed);
+            }
+            let delete = aws_sdk_s3::types::Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| EngineError::Aws(e.to_string()))?;
+            let out = glue::retrying!(
+                "DeleteObjects",
+                self.s3.delete_objects().bucket(&bucket).delete(delete.clone()).send()
+            )
+            .map_err(|e| {
+                EngineError::Aws(format!("S3 DeleteObjects s3://{bucket}/{prefix}: {}", api_message(&e)))
+            })?;
+            if let Some(e) = out.errors().first() {
+                return Err(EngineError::Aws(format!(
+                    "S3 DeleteObjects {}: {}",
+                    e.key().unwrap_or("?"),
+                    e.message().unwrap_or("failed")
+                )));
+            }
+        }
+    }
+
+    async fn stage_external(&self, job: &Job, ddl: &str) -> Result<Staged, EngineError> {
+        let current = self.glue.table(&job.database, &job.table).await?;
+        if let Some(t) = &current
+            && param(t, P_DDL) == Some(hash_hex(ddl).as_str())
+        {
+            return Ok(Staged {
+                job: job.clone(),
+                expected: t.version_id().map(str::to_string),
+                changed: false,
+                stats: StepStats::default(),
+            });
+        }
+        let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
+        let stats = self.run_statements(job, &stmts, false).await?;
+        self.version_table(job).await?;
+        Ok(Staged {
+            job: job.clone(),
+            expected: current.and_then(|t| t.version_id().map(str::to_string)),
+            changed: true,
+            stats,
+        })
+    }
+
+    async fn version_table(&self, job: &Job) -> Result<Table, EngineError> {
+        let name = sql::version_table(job);
+        self.glue.table(&job.database, &name).await?.ok_or_else(|| {
+            EngineError::Aws(format!(
+                "{}: Athena reported success but Glue has no table {}.{name}",
+                job.model, job.database
+            ))
+        })
+    }
+
+    async fn stage_select(
+        &self,
+        job: &Job,
+        partition_by: &[String],
+        replaces: Option<&Vec<Vec<String>>>,
+    ) -> Result<Staged, EngineError> {
+        let view = self.glue.table(&job.database, &job.table).await?;
+        let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
+        let stats = self.run_statements(job, &stmts, true).await?;
+        let staged = self.version_table(job).await?;
+        let name = sql::version_table(job);
+        if let Some(window) = replaces {
+            let written = self.glue.partitions(&job.database, &name).await?;
+            if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
+                return Err(EngineError::Query(format!(
+                    "the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
+                    describe(partition_by, outside.values())
+                )));
+            }
+            if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
+                if all_columns(&current) != all_columns(&staged) {
+                    return Err(EngineError::Query(
+                        "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
+                    ));
+                }
+                let kept: Vec<Partition> = self
+                    .glue
+                    .partitions(&job.database, current.name())
+                    .await?
+                    .into_iter()
+                    .filter(|p| !window.contains(&p.values().to_vec()))
+                    .collect();
+                self.glue.add_partitions(&job.database, &name, &kept).await?;
+            }
+        }
+        Ok(Staged {
+            job: job.clone(),
+            expected: view.and_then(|t| t.version_id().map(str::to_string)),
+            changed: true,
+            stats,
+        })
+    }
+
+    /// The version table the published view reads.
+    async fn current_version_table(
+        &self,
+        job: &Job,
+        view: Option<&Table>,
+    ) -> Result<Option<Table>, EngineError> {
+        let Some(target) = view.and_then(|v| param(v, P_TABLE)) else { return Ok(None) };
+        let t = self.glue.table(&job.database, target).await?;
+        if t.is_none() {
+            return Err(EngineError::Aws(format!(
+                "{}.{} reads {target}, which is not in Glue",
+                job.database, job.table
+            )));
+        }
+        Ok(t)
+    }
+
+    /// Runs a SELECT and returns its first rows as text.
+    async fn select_rows(
+        &self,
+        job: &Job,
+        sql: &str,
+        index: usize,
+        limit: usize,
+    ) -> Result<((Vec<String>, Vec<Vec<Option<String>>>), StepStats), EngineError> {
+        let model = job.model.to_string();
+        let st = Statement {
+            sql,
+            database: &job.database,
+            run_id: &job.run_id,
+            version: &job.version,
+            model: &model,
+            index,
+        };
+        let finished = self.statements.run(&st, || async { Ok(()) }).await?;
+        Ok((self.statements.rows(&finished.query_id, limit).await?, finished.stats))
+    }
+
+    async fn count(&self, job: &Job, relation: &str, index: usize) -> Result<u64, EngineError> {
+        let ((_, rows), _) =
+            self.select_rows(job, &format!("SELECT count(*) FROM {relation}"), index, 1).await?;
+        rows.first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| EngineError::Query(format!("counting the rows of {relation} returned no number")))
+    }
+}
+
+fn format_sample(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    t.set_header(columns);
+    for r in rows {
+        t.add_row(r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())));
+    }
+    t.to_string()
+}
+
+#[async_trait::async_trait]
+impl Engine for AthenaEngine {
+    async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
+        match &job.kind {
+            JobKind::External { ddl } => self.stage_external(job, ddl).await,
+            JobKind::Select { partition_by, replaces, .. } => {
+                self.stage_select(job, partition_by, replaces.as_ref()).await
+            }
+        }
+    }
+
+    async fn stage_part(&self, job: &Job, _keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+        Err(EngineError::Query(format!(
+            "{}: backfill is not available on the athena engine yet; run the range with `strata run --from`",
+            job.model
+        )))
+    }
+
+    async fn seal(&self, job: &Job, _replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+        Err(EngineError::Query(format!("{}: backfill is not available on the athena engine yet", job.model)))
+    }
+
+    async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
+        if staged.job.audits.is_empty() || !staged.changed {
+            return Ok(());
+        }
+        let job = &staged.job;
+        let this = sql::version_relation(job);
+        // Audit statements follow the staging statements in the run's token sequence.
+        let base = 100;
+        for (i, audit) in job.audits.iter().enumerate() {
+            if let Audit::MaxRowChangePct(pct) = audit {
+                let view = self.glue.table(&job.database, &job.table).await?;
+                let Some(current) = self.current_version_table(job, view.as_ref()).await? else { continue };
+                let before = self
+                    .count(job, &format!("\"{}\".\"{}\"", job.database, current.name()), base + 2 * i)
+                    .await?;
+                let after = self.count(job, &this, base + 2 * i + 1).await?;
+                let change = if before == 0 {
+                    0.0
+                } else {
+                    (after as f64 - before as f64).abs() * 100.0 / before as f64
+                };
+                if change > *pct {
+                    return Err(EngineError::Audit {
+                        audit: format!("max_row_change_pct({pct})"),
+                        detail: format!(
+                            "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
+                        ),
+                    });
+                }
+                continue;
+            }
+            let (name, sql) = crate::local::audit_sql(audit, &this);
+            let ((columns, rows), _) =
+                self.select_rows(job, &format!("SELECT * FROM ({sql}) LIMIT 5"), base + 2 * i, 5).await?;
+            if !rows.is_empty() {
+                return Err(EngineError::Audit {
+                    audit: name,
+                    detail: format!("sample of offending rows:\n{}", format_sample(&columns, &rows)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError> {
+        if !staged.changed {
+            return Ok(());
+        }
+        let job = &staged.job;
+        let target = self.version_table(job).await?;
+        let mut params: HashMap<String, String> = [
+            (P_VERSION, job.version.clone()),
+            (P_TABLE, target.name().to_string()),
+            (P_RUN, job.run_id.clone()),
+            (P_PUBLISHED_AT, now.to_string()),
+            (P_WINDOW_END, job.window_end.clone()),
+            ("strata_bytes_scanned", staged.stats.bytes_read.to_string()),
+            ("strata_statements", staged.stats.statements.to_string()),
+            ("strata_queue_ms", staged.stats.queue_ms.to_string()),
+            ("strata_engine_ms", staged.stats.engine_ms.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let input = match &job.kind {
+            JobKind::External { ddl } => {
+                params.insert(P_DDL.into(), hash_hex(ddl));
+                as_input(&target, &job.table, params)
+            }
+            JobKind::Select { .. } => view_input(
+                &job.table,
+                &job.database,
+                &format!("\"{}\".\"{}\"", job.database, target.name()),
+                &all_columns(&target),
+                params,
+            ),
+        };
+        self.glue.swap(&job.database, input, staged.expected.as_deref()).await?;
+        if matches!(job.kind, JobKind::External { .. }) {
+            // The published table holds the whole definition (and Glue its history).
+            if let Err(e) = self.glue.delete_table(&job.database, target.name()).await {
+                tracing::warn!(model = %job.model, "removing the staged definition: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn query(&self, sql_text: &str) -> Result<QueryResult, EngineError> {
+        let st = Statement {
+            sql: sql_text,
+            database: &self.default_database,
+            run_id: &crate::runner::new_id("q", Utc::now()),
+            version: "",
+            model: "query",
+            index: 0,
+        };
+        let finished = self.statements.run(&st, || async { Ok(()) }).await?;
+        let (columns, rows) = self.statements.rows(&finished.query_id, usize::MAX).await?;
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect::<Vec<_>>(),
+        ));
+        let arrays: Vec<ArrayRef> = (0..columns.len())
+            .map(|i| {
+                Arc::new(rows.iter().map(|r| r.get(i).cloned().flatten()).collect::<StringArray>())
+                    as ArrayRef
+            })
+            .collect();
+        let batches = if columns.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| EngineError::Query(e.to_string()))?,
+            ]
+        };
+        let mut stats = finished.stats;
+        stats.rows = rows.len() as u64;
+        Ok(QueryResult { schema, batches, stats })
+    }
+
+    async fn cancel(&self) {
+        self.statements.cancel().await;
+    }
+}
+
+/// One published table on Athena, for `strata status`.
+#[derive(Debug, Clone)]
+pub struct PublishedState {
+    pub version: String,
+    pub published_at: String,
+    pub run_id: String,
+    pub window_end: Option<String>,
+    /// Published versions still kept, newest first.
+    pub kept: Vec<String>,
+}
+
+/// The distinct strata versions of a table's Glue history, newest first.
+fn history(versions: &[(String, Table)]) -> Vec<(String, String, Table)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (id, t) in versions {
+        if let Some(v) = param(t, P_VERSION)
+            && seen.insert(v.to_string())
+        {
+            out.push((v.to_string(), id.clone(), t.clone()));
+        }
+    }
+    out
+}
+
+fn version_time(version: &str) -> Option<DateTime<Utc>> {
+    let stamp = version.strip_prefix('v')?.split('-').next()?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ").ok().map(|t| t.and_utc())
+}
+
+impl AthenaEngine {
+    /// The published state of `db.table`, or `None` if it was never published.
+    pub async fn status(
+        &self,
+        db: &str,
+        table: &str,
+        retention: Retention,
+    ) -> Result<Option<PublishedState>, EngineError> {
+        let Some(t) = self.glue.table(db, table).await? else { return Ok(None) };
+        let Some(version) = param(&t, P_VERSION) else {
+            return Err(EngineError::Aws(format!(
+                "{db}.{table} exists in Glue but was not published by strata"
+            )));
+        };
+        let versions = self.glue.versions(db, table).await?;
+        let kept = history(&versions).into_iter().take(retention.versions).map(|(v, _, _)| v).collect();
+        Ok(Some(PublishedState {
+            version: version.to_string(),
+            published_at: param(&t, P_PUBLISHED_AT).unwrap_or_default().to_string(),
+            run_id: param(&t, P_RUN).unwrap_or_default().to_string(),
+            window_end: param(&t, P_WINDOW_END).map(str::to_string),
+            kept,
+        }))
+    }
+
+    /// Publishes an older kept version again (default: the previous one) with the same
+    /// compare-and-swap as a run. Returns the version now current.
+    pub async fn rollback(
+        &self,
+        db: &str,
+        table: &str,
+        to: Option<&str>,
+        retention: Retention,
+        now: &str,
+    ) -> Result<String, EngineError> {
+        let current = self
+            .glue
+            .table(db, table)
+            .await?
+            .ok_or_else(|| EngineError::Query(format!("{db}.{table} has never been published")))?;
+        let current_version = param(&current, P_VERSION).unwrap_or_default().to_string();
+        let versions = self.glue.versions(db, table).await?;
+        let kept: Vec<(String, String, Table)> =
+            history(&versions).into_iter().take(retention.versions).collect();
+        let target = match to {
+            Some(v) => kept.iter().find(|(k, _, _)| k == v).ok_or_else(|| {
+                EngineError::Query(format!(
+                    "{v} is not a kept version of {db}.{table}; kept: {}",
+                    kept.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?,
+            None => kept.iter().find(|(k, _, _)| *k != current_version).ok_or_else(|| {
+                EngineError::Query(format!("{db}.{table} has no previous version to roll back to"))
+            })?,
+        };
+        if target.0 == current_version {
+            return Err(EngineError::Query(format!(
+                "{} is already the current version of {db}.{table}",
+                target.0
+            )));
+        }
+        if let Some(t) = param(&target.2, P_TABLE).filter(|_| target.2.table_type() == Some("VIRTUAL_VIEW"))
+            && self.glue.table(db, t).await?.is_none()
+        {
+            return Err(EngineError::Query(format!("{}: its table {db}.{t} no longer exists", target.0)));
+        }
+        let params: HashMap<String, String> = [
+            (P_PUBLISHED_AT.to_string(), now.to_string()),
+            (P_RUN.to_string(), format!("rollback of {current_version}")),
+        ]
+        .into();
+        let input = as_input(&target.2, table, params);
+        self.glue.swap(db, input, current.version_id()).await?;
+        Ok(target.0.clone())
+    }
+
+    /// What gc deletes for one managed table, and (unless `dry_run`) deletes it: version
+    /// tables and their prefixes past retention that no kept version reads, leftovers of
+    /// crashed runs past the grace period, and Glue history past retention.
+    pub async fn gc(
+        &self,
+        layer: Layer,
+        db: &str,
+        table: &str,
+        retention: Retention,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<GcItem>, EngineError> {
+        let mut items = Vec::new();
+        if layer == Layer::Bronze {
+            return Ok(items); // strata never deletes what it does not own
+        }
+        let Some(view) = self.glue.table(db, table).await? else { return Ok(items) };
+        let versions = self.glue.versions(db, table).await?;
+        let hist = history(&versions);
+        let mut kept: BTreeSet<String> =
+            hist.iter().take(retention.versions.max(2)).map(|(v, _, _)| v.clone()).collect();
+        kept.extend(param(&view, P_VERSION).map(str::to_string));
+        let published: BTreeSet<&str> = hist.iter().map(|(v, _, _)| v.as_str()).collect();
+        let young = |v: &str| version_time(v).is_none_or(|t| now - t < retention.orphan_grace);
+        let prefix = format!("{table}__v");
+        let tables = self.glue.tables_with_prefix(db, &prefix).await?;
+        let version_of = |t: &Table| -> Option<String> {
+            let v = param(t, P_VERSION).map(str::to_string).or_else(|| {
+                t.storage_descriptor()
+                    .and_then(|sd| sd.location())
+                    .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                    .map(str::to_string)
+            })?;
+            is_version_id(&v).then_some(v)
+        };
+        // Prefixes every kept version reads (its own and, through carried-over partitions,
+        // older ones); versions possibly still being written are kept too.
+        let mut protected: BTreeSet<String> = kept.clone();
+        let mut doomed = Vec::new();
+        for t in &tables {
+            let Some(v) = version_of(t) else { continue };
+            let keep = kept.contains(&v) || (!published.contains(v.as_str()) && young(&v));
+            if keep {
+                protected.insert(v.clone());
+                for p in self.glue.partitions(db, t.name()).await? {
+                    if let Some(loc) = p.storage_descriptor().and_then(|sd| sd.location()) {
+                        protected.extend(dir_version(loc, layer, table));
+                    }
+                }
+            } else {
+                doomed.push((t.name().to_string(), v));
+            }
+        }
+        for (name, v) in &doomed {
+            let dir = (!protected.contains(v)).then(|| VersionDir::checked(layer, table, v)).flatten();
+            items.push(GcItem {
+                table: format!("{db}.{table}"),
+                dir,
+                forget: Some(name.clone()),
+                bytes: 0,
+                reason: if published.contains(v.as_str()) {
+                    "version past retention".into()
+                } else {
+                    "staged, never published".into()
+                },
+            });
+        }
+        // Prefixes with no version table: a run that crashed before its CTAS finished.
+        let known: BTreeSet<String> = tables.iter().filter_map(&version_of).collect();
+        for v in self.list_version_prefixes(layer, table).await? {
+            if known.contains(&v) || protected.contains(&v) || young(&v) {
+                continue;
+            }
+            if let Some(dir) = VersionDir::checked(layer, table, &v) {
+                items.push(GcItem {
+                    table: format!("{db}.{table}"),
+                    dir: Some(dir),
+                    forget: None,
+                    bytes: 0,
+                    reason: "left by a run that never recorded it".into(),
+                });
+            }
+        }
+        if dry_run {
+            return Ok(items);
+        }
+        // Re-read what is published now: never delete what became current or previous.
+        let now_view = self.glue.table(db, table).await?;
+        let now_hist = history(&self.glue.versions(db, table).await?);
+        let live: BTreeSet<String> = now_view
+            .iter()
+            .filter_map(|t| param(t, P_VERSION).map(str::to_string))
+            .chain(now_hist.iter().take(2).map(|(v, _, _)| v.clone()))
+            .collect();
+        for item in &mut items {
+            if let Some(dir) = &item.dir {
+                if live.contains(dir.version()) {
+                    return Err(EngineError::Io(format!(
+                        "refusing to delete {}: it became current or previous",
+                        dir.relative()
+                    )));
+                }
+                item.bytes = self.delete_dir(dir).await?;
+            }
+        }
+        for item in &items {
+            if let Some(name) = &item.forget {
+                self.glue.delete_table(db, name).await?;
+            }
+        }
+        // Glue history of versions no longer kept (never the table's current version).
+        let current_id = now_view.as_ref().and_then(|t| t.version_id()).unwrap_or_default();
+        let stale: Vec<String> = versions
+            .iter()
+            .filter(|(id, t)| id != current_id && param(t, P_VERSION).is_none_or(|v| !kept.contains(v)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !stale.is_empty() {
+            self.glue.delete_versions(db, table, &stale).await?;
+        }
+        Ok(items)
+    }
+
+    /// Names of the version-like prefixes directly under `<layer>/<table>/`.
+    async fn list_version_prefixes(&self, layer: Layer, table: &str) -> Result<Vec<String>, EngineError> {
+        let (bucket, prefix) = self.s3_key(&format!("{}/{table}/", layer.as_str()));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = glue::retrying!(
+                "ListObjectsV2",
+                self.s3
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(&prefix)
+                    .delimiter("/")
+                    .set_continuation_token(token.clone())
+                    .send()
+            )
+            .map_err(|e| {
+                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
+            })?;
+            for p in page.common_prefixes() {
+                if let Some(name) =
+                    p.prefix().and_then(|p| p.strip_prefix(&prefix)).map(|p| p.trim_end_matches('/'))
+                {
+                    if is_version_id(name) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Brings the local run state up to what Glue says is published: a scheduled task
+    /// starts with an empty state directory, and the published views carry how far each
+    /// model's data reaches.
+    pub async fn hydrate_run_state(
+        &self,
+        project: &crate::project::Project,
+        catalog: &crate::local::catalog::Catalog,
+        now: &str,
+    ) -> Result<(), EngineError> {
+        for id in &project.dag.order {
+            let table = &project.models[id].table;
+            let Some(t) = self.glue.table(project.database(id), table).await? else { continue };
+            let Some(end) = param(&t, P_WINDOW_END) else { continue };
+            let model = id.to_string();
+            let local = catalog.last_at(&model)?;
+            if local.as_deref().is_none_or(|l| l < end) {
+                catalog.set_last_at(&model, end, param(&t, P_RUN).unwrap_or_default(), now)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The version a partition location of `<layer>/<table>/` lives in.
+fn dir_version(location: &str, layer: Layer, table: &str) -> Option<String> {
+    let marker = format!("/{}/{table}/", layer.as_str());
+    let at = location.find(&marker)?;
+    let rest = &location[at + marker.len()..];
+    let v = rest.split('/').next()?;
+    is_version_id(v).then(|| v.to_string())
+}

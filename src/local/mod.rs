@@ -227,6 +227,7 @@ impl LocalEngine {
             bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
             bytes_written: written.manifest.bytes(),
             malformed: stats.snapshot().malformed_lines,
+            ..StepStats::default()
         };
         let mut manifest = written.manifest;
         if let Some(window) = replaces {
@@ -286,7 +287,8 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
+/// An audit as a query that returns the offending rows, and its name.
+pub(crate) fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
     match audit {
         Audit::NotEmpty => (
             "not_empty".into(),
@@ -368,6 +370,7 @@ impl LocalEngine {
             bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
             bytes_written: written.manifest.bytes(),
             malformed: stats.snapshot().malformed_lines,
+            ..StepStats::default()
         })
     }
 }
@@ -521,6 +524,7 @@ impl Engine for LocalEngine {
             bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
             bytes_written: 0,
             malformed: stats.snapshot().malformed_lines,
+            ..StepStats::default()
         };
         Ok(QueryResult { schema, batches, stats })
     }

@@ -21,7 +21,7 @@ fn run(model: &str, outcome: Outcome) -> ModelRun {
         model: ModelId::parse(model).unwrap(),
         window: Window::ending_at(end, Grain::Hour, 1),
         outcome,
-        stats: StepStats { rows: 10, bytes_read: 1000, bytes_written: 500, malformed: 0 },
+        stats: StepStats { rows: 10, bytes_read: 1000, bytes_written: 500, ..StepStats::default() },
         elapsed: std::time::Duration::from_millis(1500),
     }
 }

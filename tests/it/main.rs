@@ -1,5 +1,7 @@
 //! The one integration-test binary: every test module links into it, so the suite links once.
 
+mod athena;
+mod athena_faults;
 mod bronze;
 mod callback;
 mod cli;

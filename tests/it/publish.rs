@@ -26,6 +26,7 @@ fn job(k: u64, audits: Vec<Audit>) -> Job {
         run_id: format!("r{k}"),
         version: format!("v20250101T000000000Z-{k:06x}"),
         now: "2025-01-01T00:00:00.000Z".into(),
+        window_end: "2025-01-01T00:00:00.000Z".into(),
         kind: JobKind::Select {
             sql: format!(
                 "SELECT CAST({k} AS BIGINT) AS v, value AS i, CAST(value % 3 AS VARCHAR) AS dt FROM generate_series(0, {})",

@@ -24,7 +24,7 @@ fn stable(text: &str) -> String {
         let len =
             tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(tail.len());
         out.push_str(&rest[..i]);
-        if len >= 24 && tail.as_bytes()[9] == b'T' {
+        if len >= 24 && tail.as_bytes()[9].eq_ignore_ascii_case(&b'T') {
             out.push_str("<version>")
         } else {
             out.push_str(&tail[..len])
