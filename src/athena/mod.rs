@@ -803,10 +803,9 @@ impl AthenaEngine {
             for p in page.common_prefixes() {
                 if let Some(name) =
                     p.prefix().and_then(|p| p.strip_prefix(&prefix)).map(|p| p.trim_end_matches('/'))
+                    && is_version_id(name)
                 {
-                    if is_version_id(name) {
-                        out.push(name.to_string());
-                    }
+                    out.push(name.to_string());
                 }
             }
             token = page.next_continuation_token().map(str::to_string);

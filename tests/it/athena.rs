@@ -234,7 +234,7 @@ async fn statements(aws: &Clients) -> Vec<String> {
 fn redact(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
-    while let Some(i) = rest.find(|c: char| c == 'v' || c == 'V') {
+    while let Some(i) = rest.find(['v', 'V']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         let len = tail
