@@ -151,7 +151,10 @@ def _create_ctas(account_id, glue, db, name, create):
     if CTAS_PARTITIONS and os.path.exists(CTAS_PARTITIONS):
         with open(CTAS_PARTITIONS) as f:
             seeded = json.load(f)
-    values_list = next((v for prefix, v in seeded.items() if name.startswith(prefix + "__")), [])
+    # "<table>" seeds every CTAS of that table's versions; "*<suffix>" one backfill window.
+    values_list = next((v for key, v in seeded.items() if key.startswith("*") and name.endswith(key[1:])), None)
+    if values_list is None:
+        values_list = next((v for key, v in seeded.items() if name.startswith(key + "__")), [])
     table = glue.get_table(db, name)
     for values in values_list:
         sub = "/".join(f"{k}={v}" for k, v in zip(keys, values))

@@ -68,19 +68,15 @@ impl Glue {
         }
     }
 
-    /// Names of the tables of `db` that start with `prefix`.
+    /// The tables of `db` whose names start with `prefix`. Filtered here: Glue's
+    /// `Expression` is a pattern whose dialect differs between catalogs.
     pub async fn tables_with_prefix(&self, db: &str, prefix: &str) -> Result<Vec<Table>, EngineError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let page = retrying!(
                 "GetTables",
-                self.client
-                    .get_tables()
-                    .database_name(db)
-                    .expression(format!("{prefix}*"))
-                    .set_next_token(token.clone())
-                    .send()
+                self.client.get_tables().database_name(db).set_next_token(token.clone()).send()
             )
             .map_err(|e| aws(&format!("GetTables {db}"), api_message(&e)))?;
             out.extend(page.table_list().iter().filter(|t| t.name().starts_with(prefix)).cloned());

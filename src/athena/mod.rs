@@ -151,11 +151,15 @@ impl AthenaEngine {
         self.statements.scanned()
     }
 
+    /// Runs a model's statements in order. `table` is what the first statement creates and
+    /// `clean` the sub-directory of the version it writes (`Some("")` for the version
+    /// itself): a retried first statement needs both gone.
     async fn run_statements(
         &self,
         job: &Job,
         stmts: &[String],
-        ctas: bool,
+        table: &str,
+        clean: Option<&str>,
     ) -> Result<StepStats, EngineError> {
         let mut stats = StepStats::default();
         let model = job.model.to_string();
@@ -171,25 +175,24 @@ impl AthenaEngine {
             let finished = self
                 .statements
                 .run(&st, || async {
-                    if index == 0 && ctas {
-                        // A failed CTAS may have left files and a table: the retry needs
-                        // its empty location back. Both belong to this version only.
-                        self.glue.delete_table(&job.database, &sql::version_table(job)).await?;
-                        self.delete_version_objects(job).await?;
-                        Ok(())
-                    } else if index == 0 {
-                        self.glue.delete_table(&job.database, &sql::version_table(job)).await
-                    } else {
-                        Err(EngineError::Query(format!(
+                    if index > 0 {
+                        return Err(EngineError::Query(format!(
                             "{}: statement {} (an INSERT) failed and may have written part of its partitions; not retried: run the model again",
                             job.model,
                             index + 1
-                        )))
+                        )));
                     }
+                    // A failed CTAS may have left files and a table: the retry needs its
+                    // empty location back. Both belong to this version only.
+                    self.glue.delete_table(&job.database, table).await?;
+                    if let Some(sub) = clean {
+                        self.delete_version_objects(job, sub).await?;
+                    }
+                    Ok(())
                 })
                 .await?;
             stats += finished.stats;
-            if ctas {
+            if clean.is_some() {
                 stats.rows += self.output_rows(&finished.query_id).await;
             }
         }
@@ -218,16 +221,38 @@ impl AthenaEngine {
         (bucket.clone(), key)
     }
 
-    async fn delete_version_objects(&self, job: &Job) -> Result<u64, EngineError> {
+    /// Deletes what a run wrote under its own version directory: all of it (`sub` empty)
+    /// or one backfill window's `_parts/<unit>`.
+    async fn delete_version_objects(&self, job: &Job, sub: &str) -> Result<u64, EngineError> {
         let dir = VersionDir::checked(job.model.layer, &job.table, &job.version).ok_or_else(|| {
             EngineError::Io(format!("refusing to delete under {}: not a version directory", job.version))
         })?;
-        self.delete_dir(&dir).await
+        self.delete_under(&dir, sub).await
     }
 
     /// Deletes every object under one version directory; returns the bytes freed.
     async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError> {
-        let (bucket, prefix) = self.s3_key(&format!("{}/", dir.relative()));
+        self.delete_under(dir, "").await
+    }
+
+    /// Deletes every object under `<version dir>/<sub>`, where `sub` is empty or a
+    /// backfill window's `_parts/<unit>`; nothing else can be named.
+    async fn delete_under(&self, dir: &VersionDir, sub: &str) -> Result<u64, EngineError> {
+        let part_ok = sub
+            .strip_prefix("_parts/")
+            .is_some_and(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !(sub.is_empty() || part_ok) {
+            return Err(EngineError::Io(format!(
+                "refusing to delete {}/{sub}: not a backfill part",
+                dir.relative()
+            )));
+        }
+        let relative = if sub.is_empty() {
+            format!("{}/", dir.relative())
+        } else {
+            format!("{}/{sub}/", dir.relative())
+        };
+        let (bucket, prefix) = self.s3_key(&relative);
         let mut freed = 0;
         loop {
             let page = glue::retrying!(
@@ -284,7 +309,7 @@ impl AthenaEngine {
             });
         }
         let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
-        let stats = self.run_statements(job, &stmts, false).await?;
+        let stats = self.run_statements(job, &stmts, &sql::version_table(job), None).await?;
         self.version_table(job).await?;
         Ok(Staged {
             job: job.clone(),
@@ -312,7 +337,7 @@ impl AthenaEngine {
     ) -> Result<Staged, EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
         let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
-        let stats = self.run_statements(job, &stmts, true).await?;
+        let stats = self.run_statements(job, &stmts, &sql::version_table(job), Some("")).await?;
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
         if let Some(window) = replaces {
@@ -416,15 +441,99 @@ impl Engine for AthenaEngine {
         }
     }
 
-    async fn stage_part(&self, job: &Job, _keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
-        Err(EngineError::Query(format!(
-            "{}: backfill is not available on the athena engine yet; run the range with `strata run --from`",
-            job.model
-        )))
+    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+        let JobKind::Select { partition_by, replaces, .. } = &job.kind else {
+            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
+        };
+        let (Some(window), [_]) = (replaces, keep) else {
+            return Err(EngineError::Query(
+                "internal error: a backfill window keeps one unit of its partitions (a bug)".into(),
+            ));
+        };
+        // Each window is written as its own table under the version's `_parts/<unit>/`;
+        // an interrupted attempt's table and files are removed first.
+        let name = sql::part_table(job, keep);
+        let sub = format!("_parts/{}", sql::part_suffix(keep));
+        self.glue.delete_table(&job.database, &name).await?;
+        self.delete_version_objects(job, &sub).await?;
+        let relation = format!("\"{}\".\"{name}\"", job.database);
+        let location = sql::part_location(job, &self.storage, keep);
+        let stmts = sql::statements_into(job, &relation, &location).map_err(EngineError::Query)?;
+        let stats = self.run_statements(job, &stmts, &name, Some(&sub)).await?;
+        let written = self.glue.partitions(&job.database, &name).await?;
+        if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
+            return Err(EngineError::Query(format!(
+                "the SELECT returned rows for partition {} outside the run's window",
+                describe(partition_by, outside.values())
+            )));
+        }
+        Ok(stats)
     }
 
-    async fn seal(&self, job: &Job, _replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
-        Err(EngineError::Query(format!("{}: backfill is not available on the athena engine yet", job.model)))
+    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+        if !matches!(job.kind, JobKind::Select { .. }) {
+            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
+        }
+        let name = sql::version_table(job);
+        let parts = self.glue.tables_with_prefix(&job.database, &format!("{name}__p")).await?;
+        let view = self.glue.table(&job.database, &job.table).await?;
+        let current = self.current_version_table(job, view.as_ref()).await?;
+        let Some(template) = parts.first().or(current.as_ref()) else {
+            return Err(EngineError::Query(
+                "the backfill wrote no rows and the table has never been published".into(),
+            ));
+        };
+        if let Some(c) = &current
+            && all_columns(c) != all_columns(template)
+        {
+            return Err(EngineError::Query(
+                "the backfill's columns differ from the published table's".into(),
+            ));
+        }
+        // The version table: the windows' definition at the version's location, with each
+        // window's own unit and, from the current version, every partition not replaced.
+        let location = sql::version_location(job, &self.storage);
+        let sd = template.storage_descriptor().cloned().map(|sd| {
+            aws_sdk_glue::types::StorageDescriptor::builder()
+                .set_columns(Some(sd.columns().to_vec()))
+                .location(&location)
+                .set_input_format(sd.input_format().map(str::to_string))
+                .set_output_format(sd.output_format().map(str::to_string))
+                .set_serde_info(sd.serde_info().cloned())
+                .set_compressed(Some(sd.compressed()))
+                .build()
+        });
+        let mut input = as_input(template, &name, HashMap::new());
+        input.storage_descriptor = sd;
+        self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
+        self.glue.swap(&job.database, input, None).await?;
+        let mut partitions = Vec::new();
+        for part in &parts {
+            let unit = part.name().rsplit("__p").next().unwrap_or_default();
+            partitions.extend(
+                self.glue
+                    .partitions(&job.database, part.name())
+                    .await?
+                    .into_iter()
+                    .filter(|p| sql::part_suffix(&[p.values().to_vec()]) == unit),
+            );
+        }
+        if let Some(c) = &current {
+            partitions.extend(
+                self.glue
+                    .partitions(&job.database, c.name())
+                    .await?
+                    .into_iter()
+                    .filter(|p| !replaces.contains(&p.values().to_vec())),
+            );
+        }
+        self.glue.add_partitions(&job.database, &name, &partitions).await?;
+        Ok(Staged {
+            job: job.clone(),
+            expected: view.and_then(|t| t.version_id().map(str::to_string)),
+            changed: true,
+            stats: StepStats::default(),
+        })
     }
 
     async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
@@ -505,6 +614,12 @@ impl Engine for AthenaEngine {
             ),
         };
         self.glue.swap(&job.database, input, staged.expected.as_deref()).await?;
+        // A backfill's window tables: their partitions now belong to the version table.
+        for part in self.glue.tables_with_prefix(&job.database, &format!("{}__p", target.name())).await? {
+            if let Err(e) = self.glue.delete_table(&job.database, part.name()).await {
+                tracing::warn!(model = %job.model, "removing backfill window table {}: {e}", part.name());
+            }
+        }
         if matches!(job.kind, JobKind::External { .. }) {
             // The published table holds the whole definition (and Glue its history).
             if let Err(e) = self.glue.delete_table(&job.database, target.name()).await {

@@ -33,7 +33,27 @@ pub fn version_location(job: &Job, storage: &Storage) -> String {
 /// creating the version table; for a SELECT a CTAS into the version's empty prefix, and
 /// INSERTs when the run writes more than 100 partitions.
 pub fn statements(job: &Job, storage: &Storage) -> Result<Vec<String>, String> {
-    let relation = version_relation(job);
+    statements_into(job, &version_relation(job), &version_location(job, storage))
+}
+
+/// The unit a backfill window keeps, as a name part: `2025_11_05_13`.
+pub fn part_suffix(keep: &[Vec<String>]) -> String {
+    keep.first().map(|v| v.join("_")).unwrap_or_default().to_lowercase().replace(['-', '/', ' '], "_")
+}
+
+/// A backfill window's table: `<table>__<version>__p<unit>`.
+pub fn part_table(job: &Job, keep: &[Vec<String>]) -> String {
+    format!("{}__p{}", version_table(job), part_suffix(keep))
+}
+
+/// Where a backfill window writes: `<version location>_parts/<unit>/`.
+pub fn part_location(job: &Job, storage: &Storage, keep: &[Vec<String>]) -> String {
+    format!("{}_parts/{}/", version_location(job, storage), part_suffix(keep))
+}
+
+/// The statements of `job` written as `relation` at `location` (a CTAS and INSERTs).
+pub fn statements_into(job: &Job, relation: &str, location: &str) -> Result<Vec<String>, String> {
+    let relation = relation.to_string();
     let out = match &job.kind {
         // Hive DDL quotes identifiers with backticks.
         JobKind::External { ddl } => {
@@ -44,7 +64,7 @@ pub fn statements(job: &Job, storage: &Storage) -> Result<Vec<String>, String> {
             let mut props = vec![
                 "format = 'PARQUET'".to_string(),
                 format!("parquet_compression = '{}'", compression.to_uppercase()),
-                format!("external_location = '{}'", version_location(job, storage)),
+                format!("external_location = '{location}'"),
             ];
             if !partition_by.is_empty() {
                 let cols: Vec<String> = partition_by.iter().map(|p| format!("'{p}'")).collect();

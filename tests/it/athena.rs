@@ -230,24 +230,26 @@ async fn statements(aws: &Clients) -> Vec<String> {
     out
 }
 
-/// Version ids (and the version-table names made from them) replaced by `<v>`.
+/// Version ids (also in version-table names, lower-cased) replaced by `<v>`.
 fn redact(s: &str) -> String {
+    let b = s.as_bytes();
     let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find(['v', 'V']) {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let len = tail
-            .char_indices()
-            .take_while(|(_, c)| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .last()
-            .map_or(1, |(j, c)| j + c.len_utf8());
-        let token = &tail[..len];
-        let digits = token.chars().skip(1).take(8).all(|c| c.is_ascii_digit()) && token.len() > 16;
-        out.push_str(if digits { "<v>" } else { token });
-        rest = &tail[len..];
+    let mut i = 0;
+    while i < b.len() {
+        let starts = (b[i] == b'v' || b[i] == b'V')
+            && b.len() > i + 9
+            && b[i + 1..i + 9].iter().all(u8::is_ascii_digit)
+            && b[i + 9].eq_ignore_ascii_case(&b't');
+        if starts {
+            let len =
+                b[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'-' || **c == b'_').count();
+            out.push_str("<v>");
+            i += len;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
     }
-    out.push_str(rest);
     out
 }
 
@@ -356,7 +358,42 @@ async fn the_demo_pipeline_runs_on_athena_and_publishes_through_glue() {
         sent[1]
     );
     assert!(sent[2].contains("NOT IN ('queued', 'paid', 'failed')"), "{}", sent[2]);
+    // Every model: what render prints is what was sent, then one statement per audit.
     let all = statements(&aws).await;
+    let models = [
+        ("bronze.events", "rastup_bronze", "bronze_events", 0),
+        ("silver.fact_payouts", "rastup_silver", "fact_payouts", 2),
+        ("silver.fact_bookings", "rastup_silver", "fact_bookings", 1),
+        ("silver.fact_search_impressions", "rastup_silver", "fact_search_impressions", 1),
+        ("gold.mart_city_daily", "rastup_gold", "mart_city_daily", 2),
+        ("gold.mart_search_funnel", "rastup_gold", "mart_search_funnel", 1),
+        ("ops.live_bookings", "rastup_ops", "live_bookings", 1),
+        ("ops.payout_backlog", "rastup_ops", "payout_backlog", 2),
+    ];
+    for (model, db, name, audits) in models {
+        let published = table(&aws, db, name).await.unwrap_or_else(|| panic!("{model} was published"));
+        let version = param(&published, "strata_version");
+        let version_table = format!("{name}__{}", version.to_lowercase().replace('-', "_"));
+        let sent: Vec<&String> = all.iter().filter(|s| s.contains(&version_table)).collect();
+        let (code, rendered, err) = moto.strata(
+            t.path(),
+            &[
+                "render",
+                model,
+                "--engine",
+                "athena",
+                "--at",
+                "2025-11-06T12:00:00Z",
+                "--from",
+                "2025-11-06T08:00:00Z",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let first = rendered.split_once('\n').unwrap().1.trim().trim_end_matches(';');
+        assert_eq!(sent.len(), 1 + audits, "{model}: its statement and {audits} audits: {sent:#?}");
+        assert_eq!(redact(sent[0]), redact(first), "{model}: the statement sent is what render prints");
+    }
+
     // Bronze DDL; per model its CTAS and one statement per audit.
     assert_eq!(all.len(), 1 + (3 + 2 + 2) + (3 + 2) + (2 + 3), "{all:#?}");
     assert!(all[0].starts_with("CREATE EXTERNAL TABLE `rastup_bronze`.`bronze_events__v"), "{}", all[0]);
@@ -467,6 +504,78 @@ async fn the_demo_pipeline_runs_on_athena_and_publishes_through_glue() {
     assert!(!stdout.contains("gold.mart_city_daily"), "{stdout}");
     let gold = table(&aws, "rastup_gold", "mart_city_daily").await.unwrap();
     assert_eq!(param(&gold, "strata_version"), before_gold);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_on_athena_registers_each_windows_unit_and_publishes_once() {
+    let moto = Moto::start();
+    let aws = moto.clients();
+    provision(&aws).await;
+    let t = TestProject::shipped();
+    moto.seed_ctas(json!({"fact_payouts": hours("2025-11-06", 8..12)}));
+    let (code, out, err) = moto.strata(
+        t.path(),
+        &["run", "silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-06T08:00:00Z"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v1 = param(&table(&aws, "rastup_silver", "fact_payouts").await.unwrap(), "strata_version");
+    let before = statements(&aws).await.len();
+
+    // Three hourly windows; each also computes the next hour (lookback 1), of which only
+    // its own unit is kept.
+    moto.seed_ctas(json!({
+        "*__p2025_11_05_00": hours("2025-11-05", 0..2),
+        "*__p2025_11_05_01": hours("2025-11-05", 1..3),
+        "*__p2025_11_05_02": hours("2025-11-05", 2..4),
+    }));
+    let (code, out, err) = moto.strata(
+        t.path(),
+        &[
+            "backfill",
+            "silver.fact_payouts",
+            "--from",
+            "2025-11-05T00:00:00Z",
+            "--to",
+            "2025-11-05T03:00:00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let view = table(&aws, "rastup_silver", "fact_payouts").await.unwrap();
+    let vb = param(&view, "strata_version");
+    assert_ne!(vb, v1, "the backfill published a new version");
+    let target = param(&view, "strata_table");
+    let mut expected: BTreeMap<Vec<String>, String> =
+        (0..3).map(|h| (vec!["2025-11-05".to_string(), format!("{h:02}")], vb.clone())).collect();
+    expected.extend((8..12).map(|h| (vec!["2025-11-06".to_string(), format!("{h:02}")], v1.clone())));
+    assert_eq!(partitions(&aws, "rastup_silver", &target).await, expected);
+    let locations: Vec<String> = aws
+        .glue
+        .get_partitions()
+        .database_name("rastup_silver")
+        .table_name(&target)
+        .send()
+        .await
+        .unwrap()
+        .partitions()
+        .iter()
+        .filter_map(|p| p.storage_descriptor().and_then(|sd| sd.location()).map(str::to_string))
+        .collect();
+    assert!(
+        locations.contains(&format!(
+            "s3://rastup-data/silver/fact_payouts/{vb}/_parts/2025_11_05_01/dt=2025-11-05/hour=01/"
+        )),
+        "{locations:#?}"
+    );
+    let left = aws.glue.get_tables().database_name("rastup_silver").send().await.unwrap();
+    assert!(
+        left.table_list().iter().all(|t| !t.name().contains("__p")),
+        "the windows' tables are removed once published"
+    );
+    let sent = statements(&aws).await;
+    let ctas: Vec<&String> = sent[before..].iter().filter(|s| s.starts_with("CREATE TABLE")).collect();
+    assert_eq!(ctas.len(), 3, "one CTAS per window");
+    assert!(ctas.iter().all(|s| s.contains("/_parts/2025_11_05_0")), "{ctas:#?}");
+    assert_eq!(sent.len() - before, 3 + 2, "three windows, then the two audits of the sealed version");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
