@@ -157,6 +157,7 @@ async fn one(
 
     let mut pending = todo.into_iter();
     let mut running = FuturesUnordered::new();
+    let mut cancelled = false;
     loop {
         while running.len() < spec.parallel.max(1) && !stop.raised() {
             let Some(w) = pending.next() else { break };
@@ -166,7 +167,17 @@ async fn one(
             };
             running.push(async move { (w, engine.stage_part(&job, &kept(w)).await) });
         }
-        let Some((w, r)) = running.next().await else { break };
+        // On a stop, statements still running on a remote engine are cancelled, so the
+        // windows in flight end now rather than when their queries would have.
+        let next = tokio::select! {
+            r = running.next() => r,
+            () = stop.wait(), if !cancelled => {
+                engine.cancel().await;
+                cancelled = true;
+                continue;
+            }
+        };
+        let Some((w, r)) = next else { break };
         match r {
             Ok(stats) => {
                 if let Err(e) = catalog.backfill_mark(&key, &id.to_string(), &fmt_ts(w.start), &version) {

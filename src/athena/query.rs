@@ -459,6 +459,8 @@ async fn poll_loop(inner: Arc<Inner>) {
     let cfg = &inner.config;
     let mut idle_rounds = 0u32;
     let mut throttled = 0u32;
+    // Ids Athena keeps reporting as unprocessed (unknown to it): given up after a while.
+    let mut unprocessed: BTreeMap<String, u32> = BTreeMap::new();
     loop {
         let ids: Vec<String> = inner.waiting.lock().expect("not poisoned").keys().cloned().collect();
         if ids.is_empty() {
@@ -515,11 +517,21 @@ async fn poll_loop(inner: Arc<Inner>) {
                 }
             }
             for u in out.unprocessed_query_execution_ids() {
-                tracing::debug!(
-                    query_id = u.query_execution_id().unwrap_or_default(),
-                    "unprocessed by BatchGetQueryExecution: {}",
-                    u.error_message().unwrap_or_default()
-                );
+                let id = u.query_execution_id().unwrap_or_default().to_string();
+                let message = u.error_message().unwrap_or_default().to_string();
+                tracing::debug!(query_id = %id, "unprocessed by BatchGetQueryExecution: {message}");
+                let n = unprocessed.entry(id.clone()).or_default();
+                *n += 1;
+                if *n >= 10 {
+                    inner.in_flight.lock().expect("not poisoned").remove(&id);
+                    if let Some(tx) = inner.waiting.lock().expect("not poisoned").remove(&id) {
+                        let _ = tx.send(Err(EngineError::Aws(format!(
+                            "Athena does not know query {id}: {} ({message})",
+                            u.error_code().unwrap_or("unprocessed")
+                        ))));
+                    }
+                    progressed = true;
+                }
             }
         }
         idle_rounds = if progressed { 0 } else { idle_rounds + 1 };
