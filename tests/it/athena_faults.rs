@@ -378,3 +378,33 @@ async fn per_entry_errors_of_a_partition_batch_fail_the_call_and_name_the_partit
     assert!(text.contains("[2025-11-06/11] AlreadyExistsException: Partition already exists."), "{text}");
     assert_eq!(create.num_calls(), 1, "the first batch of 100 failed; the second was not sent");
 }
+
+#[test]
+fn failures_are_classified_from_athena_error_and_known_transient_causes() {
+    use strata::athena::query::{Failure, classify};
+    let failed = |e: AthenaError| execution("q", QueryExecutionState::Failed, Some(e), 0);
+    let transient = |e: AthenaError| matches!(classify(&failed(e)), Failure::Transient(_));
+    // Marked retryable by Athena.
+    assert!(transient(athena_error(1, 1000, true, "GENERIC_INTERNAL_ERROR")));
+    // Throttling of Glue, S3 or Athena (ErrorType 1400-1406), even when not marked.
+    assert!(transient(athena_error(1, 1401, false, "Rate exceeded for Glue")));
+    assert!(transient(athena_error(1, 1406, false, "throttled")));
+    // Known transient messages.
+    assert!(transient(athena_error(
+        3,
+        0,
+        false,
+        "HIVE_CANNOT_OPEN_SPLIT: Please reduce your request rate. (Service: Amazon S3; Status Code: 503; Error Code: SlowDown)"
+    )));
+    assert!(transient(athena_error(3, 0, false, "ICEBERG_COMMIT_ERROR: Failed to commit Iceberg update")));
+    // Never: user errors (category 2), timeouts, exhausted resources, unknown system errors.
+    assert!(!transient(athena_error(2, 1401, true, "SYNTAX_ERROR: line 1:1: mismatched input")));
+    assert!(!transient(athena_error(1, 1000, true, "Query exhausted resources at this scale factor")));
+    assert!(!transient(athena_error(1, 1000, true, "Query timeout")));
+    assert!(!transient(athena_error(1, 1000, false, "HIVE_BAD_DATA: malformed Parquet file")));
+    let Failure::Permanent(detail) = classify(&failed(athena_error(2, 1100, false, "COLUMN_NOT_FOUND: x")))
+    else {
+        panic!("a user error is permanent")
+    };
+    assert_eq!(detail, "COLUMN_NOT_FOUND: x (ErrorCategory 2, ErrorType 1100)");
+}
