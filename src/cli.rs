@@ -555,84 +555,47 @@ async fn execute(
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             let engines = Engines::for_project(&project).await?;
-            if let Engines::Athena(engine, _) = &engines {
-                let mut t = Table::new();
-                t.load_preset(UTF8_FULL_CONDENSED);
-                t.set_header([
-                    "model",
-                    "table",
-                    "current version",
-                    "published at",
-                    "by run",
-                    "data up to",
-                    "kept versions",
-                ]);
-                for id in &selected {
-                    let table = &project.models[id].table;
-                    let db = project.database(id);
-                    let row = match engine.status(db, table, project.settings.retention).await? {
-                        Some(s) => [
-                            id.to_string(),
-                            format!("{db}.{table}"),
-                            s.version,
-                            s.published_at,
-                            s.run_id,
-                            s.window_end.unwrap_or_default(),
-                            s.kept.len().to_string(),
-                        ],
-                        None => [
-                            id.to_string(),
-                            format!("{db}.{table}"),
-                            "(never published)".into(),
-                            String::new(),
-                            String::new(),
-                            String::new(),
-                            String::new(),
-                        ],
-                    };
-                    t.add_row(row);
-                }
-                println!("{t}");
-                return Ok(EXIT_OK);
-            }
-            let engine = local_engine(&project)?;
+            let retention = project.settings.retention;
+            let mut header = vec!["model", "table", "current version", "published at", "by run"];
+            header.extend(match &engines {
+                Engines::Athena(..) => ["data up to", "kept versions"].as_slice(),
+                Engines::Local(_) => ["rows", "bytes", "kept versions"].as_slice(),
+            });
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header([
-                "model",
-                "table",
-                "current version",
-                "published at",
-                "by run",
-                "rows",
-                "bytes",
-                "kept versions",
-            ]);
+            t.set_header(&header);
             for id in &selected {
                 let table = &project.models[id].table;
                 let db = project.database(id);
-                match lifecycle::status(engine.catalog(), db, table, project.settings.retention)? {
-                    Some(s) => t.add_row([
-                        id.to_string(),
-                        format!("{db}.{table}"),
-                        s.head.current.clone(),
-                        s.head.published_at.clone(),
-                        s.head.published_by.clone(),
-                        if s.kind == "external" { "-".into() } else { s.rows.to_string() },
-                        if s.kind == "external" { "-".into() } else { human_bytes(s.bytes) },
-                        s.kept.len().to_string(),
-                    ]),
-                    None => t.add_row([
-                        id.to_string(),
-                        format!("{db}.{table}"),
-                        "(never published)".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ]),
-                };
+                let mut row = vec![id.to_string(), format!("{db}.{table}")];
+                match &engines {
+                    Engines::Athena(engine, _) => {
+                        if let Some(s) = engine.status(db, table, retention).await? {
+                            row.extend([
+                                s.version,
+                                s.published_at,
+                                s.run_id,
+                                s.window_end.unwrap_or_default(),
+                            ]);
+                            row.push(s.kept.len().to_string());
+                        }
+                    }
+                    Engines::Local(engine) => {
+                        if let Some(s) = lifecycle::status(engine.catalog(), db, table, retention)? {
+                            let external = s.kind == "external";
+                            row.extend([s.head.current.clone(), s.head.published_at.clone()]);
+                            row.push(s.head.published_by.clone());
+                            row.push(if external { "-".into() } else { s.rows.to_string() });
+                            row.push(if external { "-".into() } else { human_bytes(s.bytes) });
+                            row.push(s.kept.len().to_string());
+                        }
+                    }
+                }
+                if row.len() == 2 {
+                    row.push("(never published)".into());
+                }
+                row.resize(header.len(), String::new());
+                t.add_row(row);
             }
             println!("{t}");
             Ok(EXIT_OK)

@@ -128,3 +128,18 @@ pub trait Engine: Send + Sync {
     /// embedded engine stops when its futures are dropped; a remote one needs a call.
     async fn cancel(&self) {}
 }
+
+/// The `max_row_change_pct` audit: the staged version's row count may differ from the
+/// published one's by at most `pct` percent.
+pub fn check_row_change(pct: f64, before: u64, after: u64) -> Result<(), EngineError> {
+    let change = if before == 0 { 0.0 } else { (after as f64 - before as f64).abs() * 100.0 / before as f64 };
+    if change > pct {
+        return Err(EngineError::Audit {
+            audit: format!("max_row_change_pct({pct})"),
+            detail: format!(
+                "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
+            ),
+        });
+    }
+    Ok(())
+}

@@ -164,14 +164,7 @@ impl AthenaEngine {
         let mut stats = StepStats::default();
         let model = job.model.to_string();
         for (index, sql) in stmts.iter().enumerate() {
-            let st = Statement {
-                sql,
-                database: &job.database,
-                run_id: &job.run_id,
-                version: &job.version,
-                model: &model,
-                index,
-            };
+            let st = Statement::of(job, &model, sql, index);
             let finished = self
                 .statements
                 .run(&st, || async {
@@ -398,14 +391,7 @@ impl AthenaEngine {
         limit: usize,
     ) -> Result<((Vec<String>, Vec<Vec<Option<String>>>), StepStats), EngineError> {
         let model = job.model.to_string();
-        let st = Statement {
-            sql,
-            database: &job.database,
-            run_id: &job.run_id,
-            version: &job.version,
-            model: &model,
-            index,
-        };
+        let st = Statement::of(job, &model, sql, index);
         let finished = self.statements.run(&st, || async { Ok(()) }).await?;
         Ok((self.statements.rows(&finished.query_id, limit).await?, finished.stats))
     }
@@ -552,19 +538,7 @@ impl Engine for AthenaEngine {
                     .count(job, &format!("\"{}\".\"{}\"", job.database, current.name()), base + 2 * i)
                     .await?;
                 let after = self.count(job, &this, base + 2 * i + 1).await?;
-                let change = if before == 0 {
-                    0.0
-                } else {
-                    (after as f64 - before as f64).abs() * 100.0 / before as f64
-                };
-                if change > *pct {
-                    return Err(EngineError::Audit {
-                        audit: format!("max_row_change_pct({pct})"),
-                        detail: format!(
-                            "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
-                        ),
-                    });
-                }
+                crate::engine::check_row_change(*pct, before, after)?;
                 continue;
             }
             let (name, sql) = crate::local::audit_sql(audit, &this);

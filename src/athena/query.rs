@@ -66,6 +66,13 @@ pub struct Statement<'a> {
     pub index: usize,
 }
 
+impl<'a> Statement<'a> {
+    /// Statement `index` of a model run's job (`model` is the job's model id as text).
+    pub fn of(job: &'a crate::engine::Job, model: &'a str, sql: &'a str, index: usize) -> Self {
+        Self { sql, database: &job.database, run_id: &job.run_id, version: &job.version, model, index }
+    }
+}
+
 /// A finished statement.
 #[derive(Debug, Clone)]
 pub struct Finished {

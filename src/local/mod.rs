@@ -465,20 +465,7 @@ impl Engine for LocalEngine {
             if let Audit::MaxRowChangePct(pct) = audit {
                 let Some(expected) = &staged.expected else { continue };
                 let before = self.catalog.version(&job.database, &job.table, expected)?.manifest.rows();
-                let after = version.manifest.rows();
-                let change = if before == 0 {
-                    0.0
-                } else {
-                    (after as f64 - before as f64).abs() * 100.0 / before as f64
-                };
-                if change > *pct {
-                    return Err(EngineError::Audit {
-                        audit: format!("max_row_change_pct({pct})"),
-                        detail: format!(
-                            "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
-                        ),
-                    });
-                }
+                crate::engine::check_row_change(*pct, before, version.manifest.rows())?;
                 continue;
             }
             let (name, sql) = audit_sql(audit, "\"__strata\".\"staged\"");
