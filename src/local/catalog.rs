@@ -169,8 +169,10 @@ impl Catalog {
             match setup {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                        && attempt < 100 =>
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && attempt < 100 =>
                 {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(20 + 10 * attempt.min(10)));
