@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -184,8 +185,10 @@ def bench_nrt(args, bins, threads):
         idle.append(time.perf_counter() - t)
         if p.returncode != 0:
             raise SystemExit(f"idle tick failed: {p.stderr}")
+    statuses = re.findall(r"┆ (published|unchanged|FAILED|skipped) ┆", p.stdout)
+    summary = "nothing due" if "nothing due" in p.stdout else f"statuses: {', '.join(statuses)}"
     r["idle_tick"] = {"median_ms": statistics.median(idle) * 1e3, "min_ms": min(idle) * 1e3,
-                      "output": p.stdout.strip()}
+                      "output": summary}
     shutil.rmtree(data, ignore_errors=True)
     return r
 
