@@ -105,11 +105,8 @@ impl Gen {
             env["money"] = json!({"amount_cents": cents, "currency": CURRENCY});
         }
         let line = env.to_string();
-        let slot = if self.slot_minutes == 0 {
-            0
-        } else {
-            chrono::Timelike::minute(&received) / self.slot_minutes
-        };
+        let slot =
+            if self.slot_minutes == 0 { 0 } else { chrono::Timelike::minute(&received) / self.slot_minutes };
         let key = (fmt_dt(received), fmt_hour(received), event.to_string(), slot);
         let lines = self.out.entry(key).or_default();
         lines.push(line.clone());
@@ -376,7 +373,9 @@ fn write_keys(
         if spec.malformed && i % 97 == 3 {
             let bad = match i % 3 {
                 0 => lines[0][..lines[0].len() / 2].to_string(),
-                1 => "{\"event\": \"payout.paid\", \"v\": \"one\", \"occurred_at\": \"yesterday\"}".to_string(),
+                1 => {
+                    "{\"event\": \"payout.paid\", \"v\": \"one\", \"occurred_at\": \"yesterday\"}".to_string()
+                }
                 _ => "[1, 2, 3]".to_string(),
             };
             lines.push(bad);

@@ -132,7 +132,17 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
 fn main() {
     let cli = Cli::parse();
     let out = match cli.cmd {
-        Cmd::Gen { root, start, days, sessions_per_hour, seed, env, lines_per_file, slot_minutes, writers } => {
+        Cmd::Gen {
+            root,
+            start,
+            days,
+            sessions_per_hour,
+            seed,
+            env,
+            lines_per_file,
+            slot_minutes,
+            writers,
+        } => {
             let spec = strata::demo::StreamSpec {
                 start: parse_ts(&start),
                 days,
@@ -152,7 +162,9 @@ fn main() {
                 "raw_bytes": raw, "secs": t.elapsed().as_secs_f64(),
             })
         }
-        Cmd::Silver { project, from, to, chunk_hours } => rt().block_on(silver(&project, &from, &to, chunk_hours)),
+        Cmd::Silver { project, from, to, chunk_hours } => {
+            rt().block_on(silver(&project, &from, &to, chunk_hours))
+        }
         Cmd::Floor { root, threads, events, inflate_only } => floor(&root, threads, &events, inflate_only),
         Cmd::Nrt { project, staging, start, ticks, slot_minutes } => {
             rt().block_on(nrt(&project, &staging, parse_ts(&start), ticks, slot_minutes))
@@ -195,8 +207,9 @@ async fn silver(project: &Path, from: &str, to: &str, chunk_hours: i64) -> serde
     let (project, engine) = load(project);
     let (from, to) = (parse_ts(from), parse_ts(to));
     let clock = SystemClock;
-    let bronze = runner::run(&project, &engine, &clock, &[id("bronze.events")], &RunOptions { at: to, from: None })
-        .await;
+    let bronze =
+        runner::run(&project, &engine, &clock, &[id("bronze.events")], &RunOptions { at: to, from: None })
+            .await;
     check(&bronze);
     let models = [id("silver.fact_payouts"), id("silver.fact_search_impressions")];
     let mut per: BTreeMap<String, (StepStats, f64, usize)> = BTreeMap::new();
@@ -204,7 +217,8 @@ async fn silver(project: &Path, from: &str, to: &str, chunk_hours: i64) -> serde
     let mut start = from;
     while start < to {
         let end = if chunk_hours > 0 { (start + chrono::Duration::hours(chunk_hours)).min(to) } else { to };
-        let runs = runner::run(&project, &engine, &clock, &models, &RunOptions { at: end, from: Some(start) }).await;
+        let runs =
+            runner::run(&project, &engine, &clock, &models, &RunOptions { at: end, from: Some(start) }).await;
         check(&runs);
         for r in runs {
             let e = per.entry(r.model.to_string()).or_default();
@@ -218,8 +232,11 @@ async fn silver(project: &Path, from: &str, to: &str, chunk_hours: i64) -> serde
     let models: serde_json::Map<String, serde_json::Value> = per
         .into_iter()
         .map(|(m, (s, el, n))| {
-            (m, json!({"rows": s.rows, "bytes_read": s.bytes_read, "bytes_written": s.bytes_written,
-                       "malformed": s.malformed, "secs": el, "runs": n}))
+            (
+                m,
+                json!({"rows": s.rows, "bytes_read": s.bytes_read, "bytes_written": s.bytes_written,
+                       "malformed": s.malformed, "secs": el, "runs": n}),
+            )
         })
         .collect();
     json!({"secs": secs, "models": models, "root": engine.root()})
@@ -346,7 +363,13 @@ fn hour_of(path: &Path) -> Option<DateTime<Utc>> {
     Some(parse_ts(&format!("{dt}T{hour}:00:00Z")))
 }
 
-async fn nrt(project: &Path, staging: &Path, start: DateTime<Utc>, ticks: usize, slot_minutes: i64) -> serde_json::Value {
+async fn nrt(
+    project: &Path,
+    staging: &Path,
+    start: DateTime<Utc>,
+    ticks: usize,
+    slot_minutes: i64,
+) -> serde_json::Value {
     let (project, engine) = load(project);
     let lake = engine.root().to_path_buf();
     let all = bronze_files(staging, &[String::new()]);
@@ -377,8 +400,13 @@ async fn nrt(project: &Path, staging: &Path, start: DateTime<Utc>, ticks: usize,
     };
     // History: everything that arrived before the first tick, then one catch-up run.
     land(start, &mut pending, &mut landed);
-    let nrt_models: Vec<ModelId> =
-        project.dag.order.iter().filter(|m| project.models[*m].config.tags.iter().any(|t| t == "nrt")).cloned().collect();
+    let nrt_models: Vec<ModelId> = project
+        .dag
+        .order
+        .iter()
+        .filter(|m| project.models[*m].config.tags.iter().any(|t| t == "nrt"))
+        .cloned()
+        .collect();
     let mut warm = vec![id("bronze.events")];
     warm.extend(nrt_models.iter().cloned());
     let clock = ManualClock::at(start);
@@ -394,7 +422,12 @@ async fn nrt(project: &Path, staging: &Path, start: DateTime<Utc>, ticks: usize,
     for m in &project.dag.order {
         engine
             .catalog()
-            .set_last_at(&m.to_string(), &strata::clock::stamp(start), "bench-warmup", &strata::clock::stamp(start))
+            .set_last_at(
+                &m.to_string(),
+                &strata::clock::stamp(start),
+                "bench-warmup",
+                &strata::clock::stamp(start),
+            )
             .expect("run state");
     }
     let stop = Stop::never();
@@ -510,7 +543,8 @@ fn plan(dir: &Path, n: usize, repeat: usize) -> serde_json::Value {
             project.render(m, project.settings.engine, w).expect("render");
         }
         let t2 = Instant::now();
-        let catalog = strata::local::catalog::Catalog::open(&project.settings.catalog_path()).expect("catalog");
+        let catalog =
+            strata::local::catalog::Catalog::open(&project.settings.catalog_path()).expect("catalog");
         let plan = strata::scheduler::plan_tick(&project, &catalog, now).expect("plan");
         due = plan.due.len();
         let t3 = Instant::now();
@@ -562,7 +596,8 @@ async fn dag(dir: &Path, n: usize, cap: usize, min_ms: u64, max_ms: u64, seed: u
     let project = Project::load(settings).unwrap_or_else(|e| panic!("project:\n{e}"));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (lo, hi) = ((min_ms as f64).ln(), (max_ms as f64).ln());
-    let models: Vec<ModelId> = project.dag.order.iter().filter(|m| m.layer.as_str() != "bronze").cloned().collect();
+    let models: Vec<ModelId> =
+        project.dag.order.iter().filter(|m| m.layer.as_str() != "bronze").cloned().collect();
     let latency: BTreeMap<ModelId, Duration> = models
         .iter()
         .map(|m| (m.clone(), Duration::from_secs_f64(rng.random_range(lo..hi).exp() / 1e3)))
@@ -570,7 +605,8 @@ async fn dag(dir: &Path, n: usize, cap: usize, min_ms: u64, max_ms: u64, seed: u
     // Lower bound: the longest chain, or the total work spread over the cap.
     let mut finish: BTreeMap<&ModelId, Duration> = BTreeMap::new();
     for m in &models {
-        let ready = project.dag.upstream(m).iter().filter_map(|u| finish.get(u)).max().copied().unwrap_or_default();
+        let ready =
+            project.dag.upstream(m).iter().filter_map(|u| finish.get(u)).max().copied().unwrap_or_default();
         finish.insert(m, ready + latency[m]);
     }
     let critical = finish.values().max().copied().unwrap_or_default();
@@ -578,10 +614,12 @@ async fn dag(dir: &Path, n: usize, cap: usize, min_ms: u64, max_ms: u64, seed: u
     let bound = critical.max(work / cap as u32);
     let engine = SimAthena { latency, running: AtomicUsize::new(0), peak: AtomicUsize::new(0) };
     let at = parse_ts("2026-11-20T12:15:00Z");
-    let plan: Vec<Planned> = models.iter().map(|m| Planned { id: m.clone(), opts: RunOptions { at, from: None } }).collect();
+    let plan: Vec<Planned> =
+        models.iter().map(|m| Planned { id: m.clone(), opts: RunOptions { at, from: None } }).collect();
     let clock = Arc::new(SystemClock);
     let t = Instant::now();
-    let runs = runner::run_planned(&project, &engine, clock.as_ref(), &plan, cap, &Stop::never(), &NoGuard).await;
+    let runs =
+        runner::run_planned(&project, &engine, clock.as_ref(), &plan, cap, &Stop::never(), &NoGuard).await;
     let makespan = t.elapsed();
     check(&runs);
     json!({"models": models.len(), "cap": cap, "peak_concurrency": engine.peak.load(Ordering::SeqCst),
