@@ -45,8 +45,11 @@ fn ts(t: DateTime<Utc>) -> String {
 struct Gen {
     rng: ChaCha8Rng,
     env: String,
-    /// (dt, hour, event) -> lines
-    out: BTreeMap<(String, String, String), Vec<String>>,
+    /// (dt, hour, event, slot) -> lines; slot is the 5-minute arrival slot in the hour for
+    /// the streaming generator, 0 otherwise.
+    out: BTreeMap<(String, String, String, u32), Vec<String>>,
+    /// Minutes per arrival slot (files are cut per slot), or 0 for one slot per hour.
+    slot_minutes: u32,
     summary: DemoSummary,
     seq: u64,
     now: DateTime<Utc>,
@@ -102,7 +105,9 @@ impl Gen {
             env["money"] = json!({"amount_cents": cents, "currency": CURRENCY});
         }
         let line = env.to_string();
-        let key = (fmt_dt(received), fmt_hour(received), event.to_string());
+        let slot =
+            if self.slot_minutes == 0 { 0 } else { chrono::Timelike::minute(&received) / self.slot_minutes };
+        let key = (fmt_dt(received), fmt_hour(received), event.to_string(), slot);
         let lines = self.out.entry(key).or_default();
         lines.push(line.clone());
         self.summary.events += 1;
@@ -212,6 +217,7 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         rng: ChaCha8Rng::seed_from_u64(spec.seed),
         env: spec.env.clone(),
         out: BTreeMap::new(),
+        slot_minutes: 0,
         summary: DemoSummary::default(),
         seq: 0,
         now: spec.at,
@@ -250,7 +256,7 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         lines.push(bad);
         g.summary.malformed += 1;
     }
-    for ((dt, hour, event), lines) in &g.out {
+    for ((dt, hour, event, _), lines) in &g.out {
         let dir = root
             .join("bronze/events")
             .join(format!("dt={dt}"))
@@ -274,4 +280,161 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         }
     }
     Ok(g.summary)
+}
+
+/// What the streaming generator writes: whole days of events at a steady rate, files
+/// written as generation goes (memory holds about half a day of events, whatever the
+/// number of days), optionally cut into arrival slots the way Firehose buffers by time.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// First hour of events (floored to the hour); events received at or after
+    /// `start + days` are not written.
+    pub start: DateTime<Utc>,
+    pub days: u32,
+    /// Booking sessions per city and hour, before the daily load curve.
+    pub sessions_per_hour: u32,
+    pub seed: u64,
+    pub env: String,
+    /// Lines per file at most.
+    pub lines_per_file: usize,
+    /// Cut files per arrival slot of this many minutes (`part-<slot>-<n>`), or 0 for
+    /// files per hour.
+    pub slot_minutes: u32,
+    /// Add the malformed lines real feeds have (about one file in 97).
+    pub malformed: bool,
+    /// Threads that compress and write files.
+    pub writers: usize,
+}
+
+/// Events arrive at most this long after their session starts (late ones included).
+const MAX_SPREAD_HOURS: i64 = 12;
+
+/// Writes `spec`'s events under `<root>/bronze/events/` in the Firehose layout, streaming:
+/// deterministic for a seed, like [`generate`], but never holding more than about
+/// [`MAX_SPREAD_HOURS`] of events. Returns what was written and the uncompressed bytes.
+pub fn generate_stream(root: &Path, spec: &StreamSpec) -> std::io::Result<(DemoSummary, u64)> {
+    let start = crate::window::Grain::Hour.floor(spec.start);
+    let end = start + Duration::days(spec.days as i64);
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(spec.seed),
+        env: spec.env.clone(),
+        out: BTreeMap::new(),
+        slot_minutes: spec.slot_minutes,
+        summary: DemoSummary::default(),
+        seq: 0,
+        now: end,
+    };
+    let mut flushed = 0usize;
+    let mut raw = 0u64;
+    let mut hour = start;
+    while hour < end {
+        for city in CITIES {
+            let h: u32 = fmt_hour(hour).parse().expect("two digits");
+            let load = if (17..23).contains(&h) {
+                2
+            } else if h < 6 {
+                0
+            } else {
+                1
+            };
+            let n = spec.sessions_per_hour * (1 + load) / 2 + 1;
+            for _ in 0..n {
+                let offset = Duration::seconds(g.rng.random_range(0..3600));
+                g.session(city, hour + offset);
+            }
+        }
+        hour += Duration::hours(1);
+        // Every event received before this hour has been generated.
+        let done = hour - Duration::hours(MAX_SPREAD_HOURS);
+        let cut = (fmt_dt(done), fmt_hour(done), String::new(), 0);
+        let rest = g.out.split_off(&cut);
+        let ready = std::mem::replace(&mut g.out, rest);
+        raw += write_keys(root, spec, ready, &mut flushed, &mut g.summary)?;
+    }
+    let ready = std::mem::take(&mut g.out);
+    raw += write_keys(root, spec, ready, &mut flushed, &mut g.summary)?;
+    Ok((g.summary, raw))
+}
+
+type Keyed = BTreeMap<(String, String, String, u32), Vec<String>>;
+
+/// Writes finished keys as gzip files (in parallel); returns the uncompressed bytes.
+fn write_keys(
+    root: &Path,
+    spec: &StreamSpec,
+    ready: Keyed,
+    flushed: &mut usize,
+    summary: &mut DemoSummary,
+) -> std::io::Result<u64> {
+    let mut jobs: Vec<(std::path::PathBuf, Vec<String>)> = Vec::new();
+    for ((dt, hour, event, slot), mut lines) in ready {
+        let i = *flushed;
+        *flushed += 1;
+        if spec.malformed && i % 97 == 3 {
+            let bad = match i % 3 {
+                0 => lines[0][..lines[0].len() / 2].to_string(),
+                1 => {
+                    "{\"event\": \"payout.paid\", \"v\": \"one\", \"occurred_at\": \"yesterday\"}".to_string()
+                }
+                _ => "[1, 2, 3]".to_string(),
+            };
+            lines.push(bad);
+            summary.malformed += 1;
+        }
+        let dir = root
+            .join("bronze/events")
+            .join(format!("dt={dt}"))
+            .join(format!("hour={hour}"))
+            .join(format!("env={}", spec.env))
+            .join(format!("event={event}"));
+        std::fs::create_dir_all(&dir)?;
+        let per = spec.lines_per_file.max(1);
+        let n_chunks = lines.len().div_ceil(per);
+        let mut lines = lines.into_iter();
+        for part in 0..n_chunks {
+            let chunk: Vec<String> = lines.by_ref().take(per).collect();
+            let name = if spec.slot_minutes == 0 {
+                format!("part-{part:05}-demo{:x}.json.gz", spec.seed)
+            } else {
+                format!("part-{slot:02}-{part:05}-demo{:x}.json.gz", spec.seed)
+            };
+            jobs.push((dir.join(name), chunk));
+        }
+    }
+    let writers = spec.writers.max(1);
+    let results: Vec<std::io::Result<(u64, u64, usize)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let jobs = &jobs;
+                s.spawn(move || -> std::io::Result<(u64, u64, usize)> {
+                    let (mut gz_bytes, mut raw, mut files) = (0u64, 0u64, 0usize);
+                    for (path, chunk) in jobs.iter().skip(w).step_by(writers) {
+                        let tmp = path.with_extension("tmp");
+                        let file = std::fs::File::create(&tmp)?;
+                        let out = std::io::BufWriter::with_capacity(256 << 10, file);
+                        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                        for line in chunk {
+                            gz.write_all(line.as_bytes())?;
+                            gz.write_all(b"\n")?;
+                            raw += line.len() as u64 + 1;
+                        }
+                        gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+                        std::fs::rename(&tmp, path)?;
+                        gz_bytes += std::fs::metadata(path)?.len();
+                        files += 1;
+                    }
+                    Ok((gz_bytes, raw, files))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread")).collect()
+    });
+    let mut raw = 0;
+    for r in results {
+        let (gz_bytes, r, files) = r?;
+        summary.bytes += gz_bytes;
+        summary.files += files;
+        raw += r;
+    }
+    Ok(raw)
 }
