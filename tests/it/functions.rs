@@ -398,6 +398,13 @@ async fn json_extract_scalar_follows_trino_examples() {
             (r#"json_extract_scalar('{"a": 1', '$.a')"#, None),
             ("json_extract_scalar('not json', '$')", None),
             ("json_extract_scalar(NULL, '$.a')", None),
+            // The first of duplicate keys wins; escaped keys match; a document with
+            // trailing text is not JSON.
+            (r#"json_extract_scalar('{"a": 1, "a": 2}', '$.a')"#, Some("1")),
+            (r#"json_extract_scalar('{"k\u0065y": 5}', '$.key')"#, Some("5")),
+            (r#"json_extract_scalar('{"a": [1, {"b": 7}], "c": {}}', '$.a[1].b')"#, Some("7")),
+            (r#"json_extract_scalar('{"a": 1} x', '$.a')"#, None),
+            (r#"json_extract_scalar('{"a": {"b": 1}}', '$.a.b.c')"#, None),
         ],
     )
     .await;

@@ -95,26 +95,106 @@ fn elements(v: &RawValue) -> Option<Vec<&RawValue>> {
     serde_json::from_str(v.get()).ok()
 }
 
-fn first_byte(v: &RawValue) -> Option<u8> {
-    v.get().trim_start().bytes().next()
-}
-
 /// Follows `path` through `doc`. `None` when the document is not JSON, a key or index
 /// is missing, or the path steps into a scalar.
+///
+/// One pass per step: the value is validated while the wanted member or element is
+/// picked out, keys are compared as they are read (no allocation for unescaped keys),
+/// and everything else is skipped.
 pub(super) fn navigate<'a>(doc: &'a str, path: &[String]) -> Option<&'a RawValue> {
-    let mut current: &RawValue = serde_json::from_str(doc).ok()?;
-    for key in path {
-        current = match first_byte(current)? {
-            // The first member with the key wins, as in Trino's streaming extractor.
-            b'{' => members(current)?.into_iter().find(|(k, _)| k == key)?.1,
-            b'[' => {
-                let index = usize::try_from(key.parse::<i32>().ok()?).ok()?;
-                *elements(current)?.get(index)?
-            }
-            _ => return None,
-        };
+    if path.is_empty() {
+        return serde_json::from_str(doc).ok();
     }
-    Some(current)
+    let mut text = doc;
+    let mut current = None;
+    for key in path {
+        let step = Step { key, index: key.parse::<i32>().ok().and_then(|i| usize::try_from(i).ok()) };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let found: &'a RawValue = serde::de::DeserializeSeed::deserialize(step, &mut de).ok()??;
+        de.end().ok()?;
+        text = found.get();
+        current = Some(found);
+    }
+    current
+}
+
+/// One step of a path: a member key, or an array index (`key` parsed as a number).
+#[derive(Clone, Copy)]
+struct Step<'k> {
+    key: &'k str,
+    index: Option<usize>,
+}
+
+impl<'de, 'k> serde::de::DeserializeSeed<'de> for Step<'k> {
+    type Value = Option<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'k> Visitor<'de> for Step<'k> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a json object or array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        // The first member with the key wins, as in Trino's streaming extractor.
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(self.key))? {
+            if hit && found.is_none() {
+                found = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut i = 0;
+        loop {
+            if Some(i) == self.index && found.is_none() {
+                match seq.next_element::<&'de RawValue>()? {
+                    Some(v) => found = Some(v),
+                    None => break,
+                }
+            } else if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+}
+
+/// Reads a member key and says whether it is the wanted one, without keeping it.
+struct KeyIs<'k>(&'k str);
+
+impl<'de, 'k> serde::de::DeserializeSeed<'de> for KeyIs<'k> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'k> Visitor<'de> for KeyIs<'k> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<bool, E> {
+        Ok(v == self.0)
+    }
 }
 
 /// The text of a scalar (strings unquoted, numbers as written); `None` for JSON null,
