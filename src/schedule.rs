@@ -81,19 +81,25 @@ impl Schedule {
         }
     }
 
-    /// The latest firing at or before `t`, searching back at most `horizon`.
+    /// The latest firing at or before `t`, searching back at most `horizon` (a firing
+    /// exactly `horizon` before `t` is not found).
     pub fn last_at_or_before(&self, t: DateTime<Utc>, horizon: Duration) -> Option<DateTime<Utc>> {
-        let mut cursor = self.next_after(t - horizon)?;
-        if cursor > t {
-            return None;
-        }
-        while let Some(next) = self.next_after(cursor) {
-            if next > t {
-                break;
+        let last = match &self.kind {
+            // Walks back from just after `t`: firings are on whole seconds.
+            Kind::Cron(c) => {
+                let mut back = c.after(&(t + Duration::seconds(1))).rev();
+                let mut last = back.next()?;
+                while last > t {
+                    last = back.next()?;
+                }
+                last
             }
-            cursor = next;
-        }
-        Some(cursor)
+            Kind::Rate(period) => {
+                let p = period.num_milliseconds();
+                DateTime::from_timestamp_millis(t.timestamp_millis().div_euclid(p) * p)?
+            }
+        };
+        (last > t - horizon).then_some(last)
     }
 }
 

@@ -262,6 +262,21 @@ fn schedules_accept_unix_cron_eventbridge_cron_and_rate() {
     let rate = Schedule::parse("rate(5 minutes)").unwrap();
     assert_eq!(rate.next_after(t(6, 12, 7)), Some(t(6, 12, 10)));
     assert_eq!(Schedule::parse("rate(1 hour)").unwrap().next_after(t(6, 12, 7)), Some(t(6, 13, 0)));
+    // The latest firing at or before an instant (a first tick runs only that one).
+    let day = chrono::Duration::days(1);
+    let five = Schedule::parse("*/5 * * * *").unwrap();
+    assert_eq!(five.last_at_or_before(t(6, 12, 7), day), Some(t(6, 12, 5)));
+    assert_eq!(five.last_at_or_before(t(6, 12, 5), day), Some(t(6, 12, 5)), "a firing at the instant counts");
+    let just_before = t(6, 12, 5) - chrono::Duration::milliseconds(1);
+    assert_eq!(five.last_at_or_before(just_before, day), Some(t(6, 12, 0)));
+    assert_eq!(
+        weekdays.last_at_or_before(t(8, 12, 0), day),
+        None,
+        "Saturday: Friday 06:00 is over a day back"
+    );
+    assert_eq!(weekdays.last_at_or_before(t(8, 12, 0), day * 2), Some(t(7, 6, 0)));
+    assert_eq!(rate.last_at_or_before(t(6, 12, 7), day), Some(t(6, 12, 5)));
+    assert_eq!(eb.last_at_or_before(t(10, 0, 14), day * 3), Some(t(10, 0, 0)));
     // What the cron crate cannot do is refused with a clear message.
     for bad in ["cron(0 12 L * ? *)", "cron(0 12 ? * 6#3 *)", "cron(0 12 15W * ? *)", "0 12 L * *"] {
         let e = Schedule::parse(bad).unwrap_err();
