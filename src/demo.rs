@@ -105,8 +105,7 @@ impl Gen {
             env["money"] = json!({"amount_cents": cents, "currency": CURRENCY});
         }
         let line = env.to_string();
-        let slot =
-            if self.slot_minutes == 0 { 0 } else { chrono::Timelike::minute(&received) / self.slot_minutes };
+        let slot = chrono::Timelike::minute(&received).checked_div(self.slot_minutes).unwrap_or(0);
         let key = (fmt_dt(received), fmt_hour(received), event.to_string(), slot);
         let lines = self.out.entry(key).or_default();
         lines.push(line.clone());
