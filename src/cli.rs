@@ -632,67 +632,58 @@ async fn execute(
         Command::Gc { dry_run } => {
             let project = load(dir, &env)?;
             let now = clock.now();
+            let retention = project.settings.retention;
+            let failed = |e: String| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) };
+            let mut items = Vec::new();
+            match Engines::for_project(&project).await? {
+                Engines::Athena(engine, _) => {
+                    for id in &project.dag.order {
+                        let (db, table) = (project.database(id), &project.models[id].table);
+                        items.extend(
+                            engine
+                                .gc(id.layer, db, table, retention, now, dry_run)
+                                .await
+                                .map_err(|e| failed(e.to_string()))?,
+                        );
+                    }
+                }
+                Engines::Local(engine) => {
+                    for (db, table, _) in engine.catalog().tables()? {
+                        let Some(layer) = project.settings.layer_of(&db) else { continue };
+                        let planned = lifecycle::plan_table(
+                            engine.catalog(),
+                            &engine,
+                            layer,
+                            &db,
+                            &table,
+                            retention,
+                            now,
+                        )?;
+                        if !dry_run && !planned.is_empty() {
+                            lifecycle::execute(engine.catalog(), &engine, (&db, &table), &planned)
+                                .map_err(failed)?;
+                        }
+                        items.extend(planned);
+                    }
+                }
+            }
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
             t.set_header(["table", "version", "bytes", "why"]);
-            let (mut total, mut count) = (0u64, 0usize);
-            if let Engines::Athena(engine, _) = Engines::for_project(&project).await? {
-                for id in &project.dag.order {
-                    let table = &project.models[id].table;
-                    let items = engine
-                        .gc(id.layer, project.database(id), table, project.settings.retention, now, dry_run)
-                        .await
-                        .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
-                    for i in &items {
-                        t.add_row([
-                            i.table.clone(),
-                            i.dir.as_ref().map(|d| d.relative()).or(i.forget.clone()).unwrap_or_default(),
-                            human_bytes(i.bytes),
-                            i.reason.clone(),
-                        ]);
-                        total += i.bytes;
-                        count += 1;
-                    }
-                }
-                if count > 0 {
-                    println!("{t}");
-                }
-                let verb = if dry_run { "would delete" } else { "deleted" };
-                println!("{verb} {count} versions, {}", human_bytes(total));
-                return Ok(EXIT_OK);
+            for i in &items {
+                t.add_row([
+                    i.table.clone(),
+                    i.dir.as_ref().map(|d| d.relative()).or(i.forget.clone()).unwrap_or_default(),
+                    human_bytes(i.bytes),
+                    i.reason.clone(),
+                ]);
             }
-            let engine = local_engine(&project)?;
-            for (db, table, _) in engine.catalog().tables()? {
-                let Some(layer) = project.settings.layer_of(&db) else { continue };
-                let items = lifecycle::plan_table(
-                    engine.catalog(),
-                    &engine,
-                    layer,
-                    &db,
-                    &table,
-                    project.settings.retention,
-                    now,
-                )?;
-                for i in &items {
-                    t.add_row([
-                        i.table.clone(),
-                        i.dir.as_ref().map(|d| d.relative()).or(i.forget.clone()).unwrap_or_default(),
-                        human_bytes(i.bytes),
-                        i.reason.clone(),
-                    ]);
-                    total += i.bytes;
-                    count += 1;
-                }
-                if !dry_run && !items.is_empty() {
-                    lifecycle::execute(engine.catalog(), &engine, (&db, &table), &items)
-                        .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
-                }
-            }
-            if count > 0 {
+            if !items.is_empty() {
                 println!("{t}");
             }
             let verb = if dry_run { "would delete" } else { "deleted" };
-            println!("{verb} {count} versions, {}", human_bytes(total));
+            let total: u64 = items.iter().map(|i| i.bytes).sum();
+            println!("{verb} {} versions, {}", items.len(), human_bytes(total));
             Ok(EXIT_OK)
         }
         Command::Query { sql, format } => {

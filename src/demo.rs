@@ -56,6 +56,26 @@ struct Gen {
 }
 
 impl Gen {
+    /// The booking sessions that start in `hour`, per city: busier in the evening,
+    /// quieter at night.
+    fn hour_of_sessions(&mut self, hour: DateTime<Utc>, sessions_per_hour: u32) {
+        for city in CITIES {
+            let h: u32 = fmt_hour(hour).parse().expect("two digits");
+            let load = if (17..23).contains(&h) {
+                2
+            } else if h < 6 {
+                0
+            } else {
+                1
+            };
+            let n = sessions_per_hour * (1 + load) / 2 + 1;
+            for _ in 0..n {
+                let offset = Duration::seconds(self.rng.random_range(0..3600));
+                self.session(city, hour + offset);
+            }
+        }
+    }
+
     fn id(&mut self, prefix: &str) -> String {
         self.seq += 1;
         format!("{prefix}_{:08x}{:04x}", self.seq, self.rng.random::<u16>())
@@ -225,59 +245,23 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
     let start = end - Duration::days(spec.days as i64);
     let mut hour = start;
     while hour <= end {
-        for city in CITIES {
-            // Busier in the evening, quieter at night.
-            let h: u32 = fmt_hour(hour).parse().expect("two digits");
-            let load = if (17..23).contains(&h) {
-                2
-            } else if h < 6 {
-                0
-            } else {
-                1
-            };
-            let n = spec.sessions_per_hour * (1 + load) / 2 + 1;
-            for _ in 0..n {
-                let offset = Duration::seconds(g.rng.random_range(0..3600));
-                g.session(city, hour + offset);
-            }
-        }
+        g.hour_of_sessions(hour, spec.sessions_per_hour);
         hour += Duration::hours(1);
     }
-    // A few records that do not parse, as real feeds have (truncated writes, bad types).
-    let keys: Vec<_> = g.out.keys().cloned().collect();
-    for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 97 == 3) {
-        let lines = g.out.get_mut(key).expect("key exists");
-        let bad = match i % 3 {
-            0 => lines[0][..lines[0].len() / 2].to_string(),
-            1 => "{\"event\": \"payout.paid\", \"v\": \"one\", \"occurred_at\": \"yesterday\"}".to_string(),
-            _ => "[1, 2, 3]".to_string(),
-        };
-        lines.push(bad);
-        g.summary.malformed += 1;
-    }
-    for ((dt, hour, event, _), lines) in &g.out {
-        let dir = root
-            .join("bronze/events")
-            .join(format!("dt={dt}"))
-            .join(format!("hour={hour}"))
-            .join(format!("env={}", spec.env))
-            .join(format!("event={event}"));
-        std::fs::create_dir_all(&dir)?;
-        for (part, chunk) in lines.chunks(400).enumerate() {
-            let path = dir.join(format!("part-{part:05}-demo{:x}.json.gz", spec.seed));
-            let tmp = path.with_extension("tmp");
-            let file = std::fs::File::create(&tmp)?;
-            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-            for line in chunk {
-                gz.write_all(line.as_bytes())?;
-                gz.write_all(b"\n")?;
-            }
-            gz.finish()?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            g.summary.bytes += std::fs::metadata(&path)?.len();
-            g.summary.files += 1;
-        }
-    }
+    // Files of at most 400 lines, with a few records that do not parse, as real feeds have.
+    let files = StreamSpec {
+        start,
+        days: spec.days,
+        sessions_per_hour: spec.sessions_per_hour,
+        seed: spec.seed,
+        env: spec.env.clone(),
+        lines_per_file: 400,
+        slot_minutes: 0,
+        malformed: true,
+        writers: 1,
+    };
+    let out = std::mem::take(&mut g.out);
+    write_keys(root, &files, out, &mut 0, &mut g.summary)?;
     Ok(g.summary)
 }
 
@@ -327,21 +311,7 @@ pub fn generate_stream(root: &Path, spec: &StreamSpec) -> std::io::Result<(DemoS
     let mut raw = 0u64;
     let mut hour = start;
     while hour < end {
-        for city in CITIES {
-            let h: u32 = fmt_hour(hour).parse().expect("two digits");
-            let load = if (17..23).contains(&h) {
-                2
-            } else if h < 6 {
-                0
-            } else {
-                1
-            };
-            let n = spec.sessions_per_hour * (1 + load) / 2 + 1;
-            for _ in 0..n {
-                let offset = Duration::seconds(g.rng.random_range(0..3600));
-                g.session(city, hour + offset);
-            }
-        }
+        g.hour_of_sessions(hour, spec.sessions_per_hour);
         hour += Duration::hours(1);
         // Every event received before this hour has been generated.
         let done = hour - Duration::hours(MAX_SPREAD_HOURS);
@@ -369,6 +339,7 @@ fn write_keys(
     for ((dt, hour, event, slot), mut lines) in ready {
         let i = *flushed;
         *flushed += 1;
+        // Truncated writes and bad types in about one file of 97.
         if spec.malformed && i % 97 == 3 {
             let bad = match i % 3 {
                 0 => lines[0][..lines[0].len() / 2].to_string(),

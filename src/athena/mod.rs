@@ -31,6 +31,7 @@ use self::query::{QueryConfig, Statement, Statements, api_message};
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
 use crate::lifecycle::{GcItem, Retention, VersionDir, is_version_id};
+use crate::local::describe;
 use crate::project::{Audit, Layer};
 
 /// Parameters strata keeps on a published table.
@@ -40,6 +41,8 @@ pub const P_RUN: &str = "strata_run_id";
 pub const P_PUBLISHED_AT: &str = "strata_published_at";
 pub const P_WINDOW_END: &str = "strata_window_end";
 pub const P_DDL: &str = "strata_ddl_hash";
+/// On a version table sealed from backfill windows: the prefix of its window tables.
+pub const P_PARTS: &str = "strata_window_tables";
 
 /// The AWS clients of the Athena engine.
 #[derive(Debug, Clone)]
@@ -84,22 +87,13 @@ pub struct AthenaEngine {
     default_database: String,
 }
 
-/// A stable 128-bit hash as hex (FNV-1a), for comparing definitions.
+/// A stable hash of a definition, as hex, to tell whether it changed.
 fn hash_hex(s: &str) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for b in s.bytes() {
-        h ^= b as u128;
-        h = h.wrapping_mul(0x0000000001000000000000000000013B);
-    }
-    format!("{h:032x}")
+    format!("{:032x}", query::fnv128(&[s]))
 }
 
 fn param<'a>(t: &'a Table, key: &str) -> Option<&'a str> {
     t.parameters().and_then(|p| p.get(key)).map(String::as_str)
-}
-
-fn describe(columns: &[String], values: &[String]) -> String {
-    columns.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/")
 }
 
 impl AthenaEngine {
@@ -489,7 +483,7 @@ impl Engine for AthenaEngine {
                 .set_compressed(Some(sd.compressed()))
                 .build()
         });
-        let mut input = as_input(template, &name, HashMap::new());
+        let mut input = as_input(template, &name, [(P_PARTS.to_string(), format!("{name}__p"))].into());
         input.storage_descriptor = sd;
         self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
         self.glue.swap(&job.database, input, None).await?;
@@ -589,9 +583,11 @@ impl Engine for AthenaEngine {
         };
         self.glue.swap(&job.database, input, staged.expected.as_deref()).await?;
         // A backfill's window tables: their partitions now belong to the version table.
-        for part in self.glue.tables_with_prefix(&job.database, &format!("{}__p", target.name())).await? {
-            if let Err(e) = self.glue.delete_table(&job.database, part.name()).await {
-                tracing::warn!(model = %job.model, "removing backfill window table {}: {e}", part.name());
+        if let Some(prefix) = param(&target, P_PARTS) {
+            for part in self.glue.tables_with_prefix(&job.database, prefix).await? {
+                if let Err(e) = self.glue.delete_table(&job.database, part.name()).await {
+                    tracing::warn!(model = %job.model, "removing backfill window table {}: {e}", part.name());
+                }
             }
         }
         if matches!(job.kind, JobKind::External { .. }) {

@@ -81,7 +81,7 @@ pub struct Finished {
 }
 
 /// FNV-1a, 128 bits: a stable hash (the same on every build and machine).
-fn fnv128(parts: &[&str]) -> u128 {
+pub(crate) fn fnv128(parts: &[&str]) -> u128 {
     let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
     for p in parts {
         for b in p.bytes().chain([0xff]) {

@@ -284,7 +284,8 @@ impl LocalEngine {
     }
 }
 
-fn describe(columns: &[String], values: &[String]) -> String {
+/// Partition values as `col=value/...`, for messages.
+pub(crate) fn describe(columns: &[String], values: &[String]) -> String {
     columns.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/")
 }
 

@@ -17,7 +17,8 @@ fn rows_of(k: u64) -> u64 {
     20 + k % 13
 }
 
-fn job(k: u64, audits: Vec<Audit>) -> Job {
+/// Also what the Athena conformance checks stage (`tests/it/athena.rs`).
+pub fn job(k: u64, audits: Vec<Audit>) -> Job {
     let n = rows_of(k);
     Job {
         model: ModelId::parse("ops.board").unwrap(),
