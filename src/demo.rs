@@ -53,6 +53,8 @@ struct Gen {
     summary: DemoSummary,
     seq: u64,
     now: DateTime<Utc>,
+    /// Whether envelopes come with the quirks of real producers.
+    quirks: bool,
 }
 
 impl Gen {
@@ -124,7 +126,7 @@ impl Gen {
         if let Some(cents) = money {
             env["money"] = json!({"amount_cents": cents, "currency": CURRENCY});
         }
-        let line = env.to_string();
+        let line = if self.quirks { self.as_producers_send(env) } else { env.to_string() };
         let slot = chrono::Timelike::minute(&received).checked_div(self.slot_minutes).unwrap_or(0);
         let key = (fmt_dt(received), fmt_hour(received), event.to_string(), slot);
         let lines = self.out.entry(key).or_default();
@@ -134,6 +136,48 @@ impl Gen {
             lines.push(line); // Firehose delivers at least once
             self.summary.duplicates += 1;
         }
+    }
+
+    /// What real producers do to an envelope now and then, all of it valid for the Bronze
+    /// table: the city only in the payload (older app versions), keys in another case,
+    /// numbers as strings, explicit nulls, fields nobody declared, offsets instead of `Z`.
+    fn as_producers_send(&mut self, mut env: Value) -> String {
+        let roll: f64 = self.rng.random();
+        let o = env.as_object_mut().expect("an envelope is an object");
+        if roll < 0.02 {
+            if let Some(city) = o.remove("city") {
+                o["payload"]["city"] = city;
+            }
+        } else if roll < 0.03 {
+            if let Some(city) = o.remove("city") {
+                o.insert("City".into(), city);
+            }
+            if let Some(v) = o.remove("received_at") {
+                o.insert("Received_At".into(), v);
+            }
+        } else if roll < 0.05 {
+            o.insert("v".into(), json!("1"));
+            if let Some(cents) = o.get("money").and_then(|m| m["amount_cents"].as_i64()) {
+                o["money"]["amount_cents"] = json!(cents.to_string());
+            }
+            if let Some(cents) = o["payload"].get("amount_cents").and_then(Value::as_i64) {
+                o["payload"]["amount_cents"] = json!(cents.to_string());
+            }
+        } else if roll < 0.06 {
+            o.insert("device".into(), Value::Null);
+            o.insert("ids".into(), json!({}));
+        } else if roll < 0.08 {
+            o.insert("trace_id".into(), json!(format!("{:016x}", self.rng.random::<u64>())));
+            o.insert("experiment".into(), json!({"id": "search_rank_v2", "arm": "b"}));
+        } else if roll < 0.09 {
+            for key in ["occurred_at", "received_at"] {
+                if let Some(t) = o.get(key).and_then(Value::as_str) {
+                    let t = t.trim_end_matches('Z').to_string() + "+00:00";
+                    o.insert(key.into(), json!(t));
+                }
+            }
+        }
+        env.to_string()
     }
 
     /// One `lbg.<state>` event of a booking.
@@ -240,6 +284,7 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         summary: DemoSummary::default(),
         seq: 0,
         now: spec.at,
+        quirks: true,
     };
     let end = crate::window::Grain::Hour.floor(spec.at);
     let start = end - Duration::days(spec.days as i64);
@@ -259,6 +304,7 @@ pub fn generate(root: &Path, spec: &DemoSpec) -> std::io::Result<DemoSummary> {
         slot_minutes: 0,
         malformed: true,
         writers: 1,
+        quirks: true,
     };
     let out = std::mem::take(&mut g.out);
     write_keys(root, &files, out, &mut 0, &mut g.summary)?;
@@ -287,6 +333,9 @@ pub struct StreamSpec {
     pub malformed: bool,
     /// Threads that compress and write files.
     pub writers: usize,
+    /// Envelopes with the quirks of real producers (city in the payload, keys in another
+    /// case, numbers as strings, nulls, undeclared fields, `+00:00` offsets).
+    pub quirks: bool,
 }
 
 /// Events arrive at most this long after their session starts (late ones included).
@@ -306,6 +355,7 @@ pub fn generate_stream(root: &Path, spec: &StreamSpec) -> std::io::Result<(DemoS
         summary: DemoSummary::default(),
         seq: 0,
         now: end,
+        quirks: spec.quirks,
     };
     let mut flushed = 0usize;
     let mut raw = 0u64;

@@ -356,7 +356,9 @@ pub fn render_statements(
     match project.settings.engine {
         EngineKind::Athena => {
             let job = job_for(project, id, window, &new_id("r", now), &version, now)?;
-            for s in crate::athena::sql::statements(&job, &project.settings.storage)? {
+            let target = crate::athena::sql::version_target(&job, &project.settings.storage);
+            let staging = crate::athena::sql::staging(&job, &target, crate::athena::sql::needs_chunks(&job))?;
+            for s in staging.render(&job, &target)? {
                 out.push_str(&s);
                 out.push_str(";\n");
             }

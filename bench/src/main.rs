@@ -153,6 +153,7 @@ fn main() {
                 slot_minutes,
                 malformed: true,
                 writers,
+                quirks: false,
             };
             let t = Instant::now();
             let (s, raw) = strata::demo::generate_stream(&root, &spec).expect("generating events");

@@ -20,7 +20,15 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `{{ model.database }}`.`{{ model.table }}` (
 )
 PARTITIONED BY (`dt` string, `hour` string, `env` string, `event_name` string)
 ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
-WITH SERDEPROPERTIES ('case.insensitive' = 'true', 'ignore.malformed.json' = 'true')
+-- How Athena reads each line (Trino's OpenX reader): keys in any case; a line that is not
+-- JSON is a row of NULLs instead of a failed query; a value that does not fit its column
+-- (an object where an int is declared) is NULL instead of a failed query. The local
+-- engine reads the same way and copies every such line, with why, to bronze/_bad/.
+WITH SERDEPROPERTIES (
+  'case.insensitive' = 'true',
+  'ignore.malformed.json' = 'true',
+  'use.null.for.invalid.data' = 'true'
+)
 LOCATION '{{ location("bronze/events/") }}'
 TBLPROPERTIES (
   'projection.enabled' = 'true',

@@ -8,10 +8,11 @@
     description='Per city and day (UTC, by when it happened): bookings, GMV and payouts.',
 ) }}
 -- Reads the Silver days of the window and attributes each event to the day it occurred,
--- so an event that arrives up to a day late still lands on its own day.
+-- so an event that arrives up to a day late still lands on its own day. Events without a
+-- city count under 'unknown' on both sides of the join (NULL never equals NULL).
 WITH bookings AS (
     SELECT
-        b.city AS city,
+        coalesce(b.city, 'unknown') AS city,
         date_format(b.occurred_at, '%Y-%m-%d') AS day,
         b.lbg_id AS lbg_id,
         max_by(b.amount_cents, b.received_at) AS amount_cents,
@@ -20,7 +21,7 @@ WITH bookings AS (
         count_if(b.state = 'cancelled') > 0 AS cancelled
     FROM {{ ref('silver.fact_bookings') }} AS b
     WHERE {{ window_partitions(grain='day', prefix='b') }}
-    GROUP BY b.city, date_format(b.occurred_at, '%Y-%m-%d'), b.lbg_id
+    GROUP BY coalesce(b.city, 'unknown'), date_format(b.occurred_at, '%Y-%m-%d'), b.lbg_id
 ),
 payouts AS (
     SELECT
@@ -29,7 +30,7 @@ payouts AS (
         count(DISTINCT p.leg_id) AS payouts_paid,
         sum(p.amount_cents) AS payouts_paid_cents
     FROM (
-        SELECT DISTINCT city, occurred_at, leg_id, amount_cents
+        SELECT DISTINCT coalesce(city, 'unknown') AS city, occurred_at, leg_id, amount_cents
         FROM {{ ref('silver.fact_payouts') }}
         WHERE {{ window_partitions(grain='day') }} AND status = 'paid'
     ) AS p
@@ -47,7 +48,7 @@ booking_totals AS (
     GROUP BY city, day
 )
 SELECT
-    coalesce(t.city, p.city, 'unknown') AS city,
+    coalesce(t.city, p.city) AS city,
     coalesce(t.bookings_requested, 0) AS bookings_requested,
     coalesce(t.bookings_confirmed, 0) AS bookings_confirmed,
     coalesce(t.bookings_cancelled, 0) AS bookings_cancelled,

@@ -9,27 +9,27 @@
 ) }}
 WITH searches AS (
     SELECT
-        city,
+        coalesce(city, 'unknown') AS city,
         date_format(occurred_at, '%Y-%m-%d') AS day,
         count(*) AS impressions,
         count(DISTINCT actor_key) AS searchers,
         count(DISTINCT session_id) AS search_sessions
     FROM {{ ref('silver.fact_search_impressions') }}
     WHERE {{ window_partitions(grain='day') }}
-    GROUP BY city, date_format(occurred_at, '%Y-%m-%d')
+    GROUP BY coalesce(city, 'unknown'), date_format(occurred_at, '%Y-%m-%d')
 ),
 bookings AS (
     SELECT
-        city,
+        coalesce(city, 'unknown') AS city,
         date_format(occurred_at, '%Y-%m-%d') AS day,
         count(DISTINCT CASE WHEN state = 'requested' THEN session_id END) AS request_sessions,
         count(DISTINCT CASE WHEN state = 'confirmed' THEN session_id END) AS confirmed_sessions
     FROM {{ ref('silver.fact_bookings') }}
     WHERE {{ window_partitions(grain='day') }}
-    GROUP BY city, date_format(occurred_at, '%Y-%m-%d')
+    GROUP BY coalesce(city, 'unknown'), date_format(occurred_at, '%Y-%m-%d')
 )
 SELECT
-    coalesce(s.city, b.city, 'unknown') AS city,
+    coalesce(s.city, b.city) AS city,
     coalesce(s.impressions, 0) AS impressions,
     coalesce(s.searchers, 0) AS searchers,
     coalesce(s.search_sessions, 0) AS search_sessions,

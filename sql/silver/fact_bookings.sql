@@ -8,13 +8,14 @@
     audits=[{'not_null': ['lbg_id', 'state', 'received_at']}],
     description='One row per booking (lbg.*) event: requested, confirmed, declined, cancelled, completed.',
 ) }}
+-- Rows without a booking id or an arrival time are not bookings (see fact_payouts).
 SELECT DISTINCT
-    e.event AS event,
-    replace(e.event, 'lbg.', '') AS state,
+    e.event_name AS event,
+    replace(e.event_name, 'lbg.', '') AS state,
     json_extract_scalar(e.payload, '$.lbg_id') AS lbg_id,
     e.user_id AS user_id,
     e.session_id AS session_id,
-    e.city AS city,
+    coalesce(e.city, json_extract_scalar(e.payload, '$.city')) AS city,
     coalesce(CAST(e.money.amount_cents AS BIGINT), TRY_CAST(json_extract_scalar(e.payload, '$.amount_cents') AS BIGINT)) AS amount_cents,
     coalesce(e.money.currency, json_extract_scalar(e.payload, '$.currency')) AS currency,
     e.occurred_at AS occurred_at,
@@ -25,3 +26,5 @@ FROM {{ source('bronze', 'events') }} AS e
 WHERE {{ window_partitions(prefix='e') }}
   AND e.env = '{{ env }}'
   AND e.event_name IN ({{ var('events') | select('startingwith', 'lbg.') | list | sql_list }})
+  AND json_extract_scalar(e.payload, '$.lbg_id') IS NOT NULL
+  AND e.received_at IS NOT NULL

@@ -15,7 +15,7 @@ SELECT DISTINCT
     e.occurred_at AS occurred_at,
     coalesce(e.user_id, e.anon_id) AS actor_key,
     e.session_id AS session_id,
-    e.city AS city,
+    coalesce(e.city, json_extract_scalar(e.payload, '$.city')) AS city,
     json_extract_scalar(e.payload, '$.query_hash') AS query_hash,
     TRY_CAST(json_extract_scalar(e.payload, '$.result_pos') AS INTEGER) AS result_pos,
     json_extract_scalar(e.payload, '$.listing_id') AS listing_id,
@@ -25,3 +25,5 @@ FROM {{ source('bronze', 'events') }} AS e
 WHERE {{ window_partitions(prefix='e') }}
   AND e.env = '{{ env }}'
   AND e.event_name = 'search.impression'
+  AND coalesce(e.user_id, e.anon_id) IS NOT NULL
+  AND e.received_at IS NOT NULL

@@ -345,7 +345,8 @@ pub fn view_input(
         .expect("a view input with a name")
 }
 
-/// A Hive type as Trino (Presto view JSON) spells it.
+/// A Hive type as Trino (Presto view JSON) spells it: `TypeSignature.toString()`
+/// (`array(varchar)`, `map(varchar,integer)`, `row("a" varchar,"b" integer)`).
 pub fn presto_type(hive: &str) -> String {
     let t = hive.trim();
     let lower = t.to_ascii_lowercase();
@@ -355,17 +356,20 @@ pub fn presto_type(hive: &str) -> String {
     }
     if let Some(args) = inner("map<") {
         let parts = split_top(args);
-        return format!("map({})", parts.iter().map(|p| presto_type(p)).collect::<Vec<_>>().join(", "));
+        return format!("map({})", parts.iter().map(|p| presto_type(p)).collect::<Vec<_>>().join(","));
     }
     if let Some(args) = inner("struct<") {
         let fields: Vec<String> = split_top(args)
             .iter()
             .map(|f| {
                 let (n, ty) = f.split_once(':').unwrap_or((f, "string"));
-                format!("{} {}", n.trim(), presto_type(ty))
+                let name = n.trim().trim_matches('`').to_lowercase();
+                // Trino's NamedTypeSignature quotes every field name (doubling `"`), and
+                // reads an unquoted one only when it is a plain identifier.
+                format!("\"{}\" {}", name.replace('"', "\"\""), presto_type(ty))
             })
             .collect();
-        return format!("row({})", fields.join(", "));
+        return format!("row({})", fields.join(","));
     }
     match lower.as_str() {
         "string" => "varchar".into(),

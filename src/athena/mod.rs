@@ -85,6 +85,26 @@ pub struct AthenaEngine {
     storage: Storage,
     /// Database of each layer, for queries that name a layer.
     default_database: String,
+    /// Whether the workgroup lets a CTAS name its location, asked once per process.
+    workgroup_checked: Arc<tokio::sync::OnceCell<Result<(), String>>>,
+}
+
+/// What a failed statement leaves behind, to remove before running it again.
+#[derive(Debug, Clone, Copy)]
+enum Retry<'a> {
+    /// Never run again (an INSERT may have written part of its partitions).
+    Never,
+    /// Nothing to remove (a SELECT).
+    Plain,
+    /// The table a CREATE made.
+    Table(&'a str),
+    /// The table a CTAS made and its files (a sub-directory of the version).
+    Ctas(&'a str, &'a str),
+}
+
+/// `<sub>/<name>`, or `<name>` when `sub` is the version directory itself.
+fn sub_dir(sub: &str, name: &str) -> String {
+    if sub.is_empty() { name.to_string() } else { format!("{sub}/{name}") }
 }
 
 /// A stable hash of a definition, as hex, to tell whether it changed.
@@ -133,6 +153,7 @@ impl AthenaEngine {
             s3: clients.s3,
             storage,
             default_database,
+            workgroup_checked: Arc::default(),
         }
     }
 
@@ -145,42 +166,127 @@ impl AthenaEngine {
         self.statements.scanned()
     }
 
-    /// Runs a model's statements in order. `table` is what the first statement creates and
-    /// `clean` the sub-directory of the version it writes (`Some("")` for the version
-    /// itself): a retried first statement needs both gone.
-    async fn run_statements(
+    /// Checks, once per process, that the workgroup lets strata choose where a CTAS writes:
+    /// a workgroup that enforces its configuration fails every CTAS that names an
+    /// `external_location` (Athena docs, "Troubleshoot workgroup errors"; dbt-athena omits
+    /// the location when `is_work_group_output_location_enforced`), and strata needs its
+    /// own prefixes for versions, retention and gc.
+    async fn check_workgroup(&self) -> Result<(), EngineError> {
+        let name = self.statements.config().workgroup.clone();
+        let client = self.statements.client().clone();
+        let checked = self
+            .workgroup_checked
+            .get_or_init(|| async move {
+                let out = glue::retrying!("GetWorkGroup", client.get_work_group().work_group(&name).send())
+                    .map_err(|e| format!("Athena GetWorkGroup {name}: {}", api_message(&e)))?;
+                let enforced = out
+                    .work_group()
+                    .and_then(|w| w.configuration())
+                    .and_then(|c| c.enforce_work_group_configuration())
+                    .unwrap_or(false);
+                if enforced {
+                    return Err(format!(
+                        "the Athena workgroup '{name}' enforces its configuration (EnforceWorkGroupConfiguration, \"Override client-side settings\"): Athena fails every CREATE TABLE AS that names an external_location there, and strata writes each version to its own prefix; turn the setting off for this workgroup (infra/catalog.yaml does) or set [athena] workgroup to one that does not enforce it"
+                    ));
+                }
+                Ok(())
+            })
+            .await;
+        checked.clone().map_err(EngineError::Aws)
+    }
+
+    /// Runs statement `index` of a run; `retry` says what a failed attempt leaves behind
+    /// that must go before it runs again.
+    async fn run_statement(
         &self,
         job: &Job,
-        stmts: &[String],
-        table: &str,
-        clean: Option<&str>,
+        sql: &str,
+        index: usize,
+        retry: Retry<'_>,
+    ) -> Result<query::Finished, EngineError> {
+        let model = job.model.to_string();
+        let st = Statement::of(job, &model, sql, index);
+        self.statements
+            .run(&st, || async {
+                match retry {
+                    Retry::Never => Err(EngineError::Query(format!(
+                        "{}: statement {} (an INSERT) failed and may have written part of its partitions; not retried: run the model again",
+                        job.model,
+                        index + 1
+                    ))),
+                    Retry::Plain => Ok(()),
+                    // A failed CREATE may have left a table, and a CTAS files: the retry
+                    // needs both gone. They belong to this version only.
+                    Retry::Table(table) => self.glue.delete_table(&job.database, table).await,
+                    Retry::Ctas(table, sub) => {
+                        self.glue.delete_table(&job.database, table).await?;
+                        self.delete_version_objects(job, sub).await.map(drop)
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Writes the job's result as `target` (`clean` is the target's prefix within the
+    /// version directory): one CTAS, or, past 100 partitions, the result once and the table
+    /// from it in chunks (also when a `table` model's CTAS finds it has more).
+    async fn write_result(
+        &self,
+        job: &Job,
+        target: &sql::Target,
+        clean: &str,
+    ) -> Result<StepStats, EngineError> {
+        self.check_workgroup().await?;
+        let chunked = sql::needs_chunks(job);
+        match self.try_write(job, target, clean, chunked).await {
+            Err(EngineError::Query(e)) if !chunked && e.contains("TOO_MANY_OPEN_PARTITIONS") => {
+                tracing::info!(model = %job.model, "more than {} partitions: writing the result once, then the table in chunks", sql::MAX_PARTITIONS_PER_STATEMENT);
+                self.glue.delete_table(&job.database, &target.table).await?;
+                self.delete_version_objects(job, clean).await?;
+                self.try_write(job, target, clean, true).await
+            }
+            r => r,
+        }
+    }
+
+    async fn try_write(
+        &self,
+        job: &Job,
+        target: &sql::Target,
+        clean: &str,
+        chunked: bool,
     ) -> Result<StepStats, EngineError> {
         let mut stats = StepStats::default();
-        let model = job.model.to_string();
-        for (index, sql) in stmts.iter().enumerate() {
-            let st = Statement::of(job, &model, sql, index);
-            let finished = self
-                .statements
-                .run(&st, || async {
-                    if index > 0 {
-                        return Err(EngineError::Query(format!(
-                            "{}: statement {} (an INSERT) failed and may have written part of its partitions; not retried: run the model again",
-                            job.model,
-                            index + 1
-                        )));
-                    }
-                    // A failed CTAS may have left files and a table: the retry needs its
-                    // empty location back. Both belong to this version only.
-                    self.glue.delete_table(&job.database, table).await?;
-                    if let Some(sub) = clean {
-                        self.delete_version_objects(job, sub).await?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            stats += finished.stats;
-            if clean.is_some() {
-                stats.rows += self.output_rows(&finished.query_id).await;
+        match sql::staging(job, target, chunked).map_err(EngineError::Query)? {
+            sql::Staging::Single(stmt) => {
+                let select = matches!(job.kind, JobKind::Select { .. });
+                let retry =
+                    if select { Retry::Ctas(&target.table, clean) } else { Retry::Table(&target.table) };
+                let done = self.run_statement(job, &stmt, 0, retry).await?;
+                stats += done.stats;
+                if select {
+                    stats.rows += self.output_rows(&done.query_id).await;
+                }
+            }
+            sql::Staging::Chunked { write, list } => {
+                let (data, temp) = target.chunked();
+                let temp_clean = sub_dir(clean, "_result");
+                let done = self.run_statement(job, &write, 0, Retry::Ctas(&temp.table, &temp_clean)).await?;
+                stats += done.stats;
+                let done = self.run_statement(job, &list, 1, Retry::Plain).await?;
+                stats += done.stats;
+                let (_, rows) = self.statements.rows(&done.query_id, usize::MAX).await?;
+                let stmts = sql::chunk_statements(job, &data, &temp, &rows).map_err(EngineError::Query)?;
+                let data_clean = sub_dir(clean, "data");
+                for (i, stmt) in stmts.iter().enumerate() {
+                    let retry = if i == 0 { Retry::Ctas(&data.table, &data_clean) } else { Retry::Never };
+                    let done = self.run_statement(job, stmt, 2 + i, retry).await?;
+                    stats += done.stats;
+                    stats.rows += self.output_rows(&done.query_id).await;
+                }
+                // The result table served its purpose; the version keeps only its own data.
+                self.glue.delete_table(&job.database, &temp.table).await?;
+                self.delete_version_objects(job, &temp_clean).await?;
             }
         }
         Ok(stats)
@@ -208,8 +314,8 @@ impl AthenaEngine {
         (bucket.clone(), key)
     }
 
-    /// Deletes what a run wrote under its own version directory: all of it (`sub` empty)
-    /// or one backfill window's `_parts/<unit>`.
+    /// Deletes what a run wrote under its own version directory: all of it (`sub` empty),
+    /// a backfill window's `_parts/<unit>`, or a chunked write's `data` / `_result`.
     async fn delete_version_objects(&self, job: &Job, sub: &str) -> Result<u64, EngineError> {
         let dir = VersionDir::checked(job.model.layer, &job.table, &job.version).ok_or_else(|| {
             EngineError::Io(format!("refusing to delete under {}: not a version directory", job.version))
@@ -222,15 +328,14 @@ impl AthenaEngine {
         self.delete_under(dir, "").await
     }
 
-    /// Deletes every object under `<version dir>/<sub>`, where `sub` is empty or a
-    /// backfill window's `_parts/<unit>`; nothing else can be named.
+    /// Deletes every object under `<version dir>/<sub>`, where `sub` is empty or a path of
+    /// plain names inside the version directory (`_parts/<unit>`, `data`, `_result`);
+    /// nothing outside it can be named.
     async fn delete_under(&self, dir: &VersionDir, sub: &str) -> Result<u64, EngineError> {
-        let part_ok = sub
-            .strip_prefix("_parts/")
-            .is_some_and(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        if !(sub.is_empty() || part_ok) {
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !(sub.is_empty() || sub.split('/').all(plain)) {
             return Err(EngineError::Io(format!(
-                "refusing to delete {}/{sub}: not a backfill part",
+                "refusing to delete {}/{sub}: not a directory of the version",
                 dir.relative()
             )));
         }
@@ -295,8 +400,7 @@ impl AthenaEngine {
                 stats: StepStats::default(),
             });
         }
-        let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
-        let stats = self.run_statements(job, &stmts, &sql::version_table(job), None).await?;
+        let stats = self.write_result(job, &sql::version_target(job, &self.storage), "").await?;
         self.version_table(job).await?;
         Ok(Staged {
             job: job.clone(),
@@ -323,8 +427,7 @@ impl AthenaEngine {
         replaces: Option<&Vec<Vec<String>>>,
     ) -> Result<Staged, EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
-        let stmts = sql::statements(job, &self.storage).map_err(EngineError::Query)?;
-        let stats = self.run_statements(job, &stmts, &sql::version_table(job), Some("")).await?;
+        let stats = self.write_result(job, &sql::version_target(job, &self.storage), "").await?;
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
         if let Some(window) = replaces {
@@ -432,14 +535,13 @@ impl Engine for AthenaEngine {
         };
         // Each window is written as its own table under the version's `_parts/<unit>/`;
         // an interrupted attempt's table and files are removed first.
-        let name = sql::part_table(job, keep);
+        let target = sql::part_target(job, &self.storage, keep);
+        let name = target.table.clone();
         let sub = format!("_parts/{}", sql::part_suffix(keep));
         self.glue.delete_table(&job.database, &name).await?;
+        self.glue.delete_table(&job.database, &target.chunked().1.table).await?;
         self.delete_version_objects(job, &sub).await?;
-        let relation = format!("\"{}\".\"{name}\"", job.database);
-        let location = sql::part_location(job, &self.storage, keep);
-        let stmts = sql::statements_into(job, &relation, &location).map_err(EngineError::Query)?;
-        let stats = self.run_statements(job, &stmts, &name, Some(&sub)).await?;
+        let stats = self.write_result(job, &target, &sub).await?;
         let written = self.glue.partitions(&job.database, &name).await?;
         if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
             return Err(EngineError::Query(format!(
@@ -771,10 +873,7 @@ impl AthenaEngine {
         let tables = self.glue.tables_with_prefix(db, &prefix).await?;
         let version_of = |t: &Table| -> Option<String> {
             let v = param(t, P_VERSION).map(str::to_string).or_else(|| {
-                t.storage_descriptor()
-                    .and_then(|sd| sd.location())
-                    .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
-                    .map(str::to_string)
+                t.storage_descriptor().and_then(|sd| sd.location()).and_then(|l| dir_version(l, layer, table))
             })?;
             is_version_id(&v).then_some(v)
         };

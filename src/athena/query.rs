@@ -113,8 +113,11 @@ pub enum Failure {
     Cancelled(String),
 }
 
-/// Athena `ErrorType`s (category 1, system) that are throttling of Glue, S3 or Athena.
-const THROTTLING_TYPES: std::ops::RangeInclusive<i32> = 1400..=1406;
+/// Athena `ErrorType`s (category 1, system) that are throttling of Glue, S3 or Athena
+/// (Athena error catalog: 1400 throttling, 1401 Glue, 1403 S3, 1404-1406 Athena).
+const THROTTLING_TYPES: [i32; 6] = [1400, 1401, 1403, 1404, 1405, 1406];
+/// "Query failed due to too many table versions in AWS Glue": a quota, not throttling.
+const TOO_MANY_TABLE_VERSIONS: i32 = 1402;
 /// Messages of failures that succeed when run again.
 const TRANSIENT_MESSAGES: [&str; 6] = [
     "slow down",
@@ -144,6 +147,11 @@ pub fn classify(execution: &QueryExecution) -> Failure {
         .map(|e| (e.error_category().unwrap_or(0), e.error_type().unwrap_or(0), e.retryable()))
         .unwrap_or((0, 0, false));
     let detail = format!("{message} (ErrorCategory {category}, ErrorType {kind})");
+    if kind == TOO_MANY_TABLE_VERSIONS {
+        return Failure::Permanent(format!(
+            "{detail}: a table has reached Glue's limit of table versions (every publish adds one); run `strata gc` to delete versions past retention"
+        ));
+    }
     if NEVER_RETRY.iter().any(|m| lower.contains(m)) || category == 2 {
         return Failure::Permanent(detail);
     }

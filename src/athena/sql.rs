@@ -1,7 +1,9 @@
 //! Athena statements for a model run: its DDL aimed at a version table for external
-//! tables; a CTAS into the version's fresh `external_location` for the first batch of
-//! partitions and INSERT INTO for the rest (Athena writes at most 100 per statement).
-//! `strata render --engine athena` prints exactly these.
+//! tables; for a SELECT one CTAS into the version's fresh `external_location`, or, when the
+//! result has more than 100 partitions (Athena writes at most 100 per statement,
+//! HIVE_TOO_MANY_OPEN_PARTITIONS), the result written once as an unpartitioned table and
+//! the version table built from it 100 partitions at a time (CTAS, then INSERT INTO), so
+//! the model's input is read once. `strata render --engine athena` prints these.
 //!
 //! Invariant: this module builds strings; it never calls AWS.
 
@@ -29,13 +31,6 @@ pub fn version_location(job: &Job, storage: &Storage) -> String {
     storage.uri(&format!("{}/{}/{}/", job.model.layer.as_str(), job.table, job.version))
 }
 
-/// The statements that stage `job` on Athena, in order: for an external table its DDL
-/// creating the version table; for a SELECT a CTAS into the version's empty prefix, and
-/// INSERTs when the run writes more than 100 partitions.
-pub fn statements(job: &Job, storage: &Storage) -> Result<Vec<String>, String> {
-    statements_into(job, &version_relation(job), &version_location(job, storage))
-}
-
 /// The unit a backfill window keeps, as a name part: `2025_11_05_13`.
 pub fn part_suffix(keep: &[Vec<String>]) -> String {
     keep.first().map(|v| v.join("_")).unwrap_or_default().to_lowercase().replace(['-', '/', ' '], "_")
@@ -51,58 +46,191 @@ pub fn part_location(job: &Job, storage: &Storage, keep: &[Vec<String>]) -> Stri
     format!("{}_parts/{}/", version_location(job, storage), part_suffix(keep))
 }
 
-/// The statements of `job` written as `relation` at `location` (a CTAS and INSERTs).
-pub fn statements_into(job: &Job, relation: &str, location: &str) -> Result<Vec<String>, String> {
-    let relation = relation.to_string();
+/// What a run's statements write: a table (`"db"."name"`) at an empty prefix.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub database: String,
+    pub table: String,
+    /// Ends with `/`.
+    pub location: String,
+}
+
+impl Target {
+    pub fn relation(&self) -> String {
+        format!("\"{}\".\"{}\"", self.database, self.table)
+    }
+
+    /// Where the table's files go when it is built in chunks: its result is first written
+    /// beside them, under the same prefix, and both must start empty.
+    pub fn chunked(&self) -> (Target, Target) {
+        let data = Target { location: format!("{}data/", self.location), ..self.clone() };
+        let temp = Target {
+            database: self.database.clone(),
+            table: format!("{}__result", self.table),
+            location: format!("{}_result/", self.location),
+        };
+        (data, temp)
+    }
+}
+
+/// The version table of a job.
+pub fn version_target(job: &Job, storage: &Storage) -> Target {
+    Target {
+        database: job.database.clone(),
+        table: version_table(job),
+        location: version_location(job, storage),
+    }
+}
+
+/// A backfill window's table.
+pub fn part_target(job: &Job, storage: &Storage, keep: &[Vec<String>]) -> Target {
+    Target {
+        database: job.database.clone(),
+        table: part_table(job, keep),
+        location: part_location(job, storage, keep),
+    }
+}
+
+/// How a job's result is staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staging {
+    /// One statement: the DDL, or a CTAS of the whole result.
+    Single(String),
+    /// More than 100 partitions: `write` creates the unpartitioned result table, `list`
+    /// returns its distinct partitions; then [`chunk_statements`] builds the table.
+    Chunked { write: String, list: String },
+}
+
+impl Staging {
+    /// The statements as `render` prints them; the chunk statements depend on the
+    /// partitions the result has, so they are shown as a template.
+    pub fn render(&self, job: &Job, target: &Target) -> Result<Vec<String>, String> {
+        match self {
+            Staging::Single(s) => Ok(vec![s.clone()]),
+            Staging::Chunked { write, list } => {
+                let (data, temp) = target.chunked();
+                let mut out = vec![write.clone(), list.clone()];
+                let example = chunk_statements(
+                    job,
+                    &data,
+                    &temp,
+                    &[vec![Some("<value>".to_string()); partition_by(job).len()]],
+                )?;
+                out.push(format!(
+                    "-- then, for each {MAX_PARTITIONS_PER_STATEMENT} partitions the result has, in order (a CTAS for the first, INSERT INTO after):\n{}",
+                    example[0]
+                ));
+                out.push(format!("DROP TABLE {}", temp.relation()));
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn partition_by(job: &Job) -> &[String] {
+    match &job.kind {
+        JobKind::Select { partition_by, .. } => partition_by,
+        JobKind::External { .. } => &[],
+    }
+}
+
+/// How to stage `job` into `target`: `chunked` when the result is known (or found) to have
+/// more than 100 partitions.
+pub fn staging(job: &Job, target: &Target, chunked: bool) -> Result<Staging, String> {
     let out = match &job.kind {
         // Hive DDL quotes identifiers with backticks.
         JobKind::External { ddl } => {
-            vec![retarget_ddl(ddl, &format!("`{}`.`{}`", job.database, version_table(job)))?]
+            Staging::Single(retarget_ddl(ddl, &format!("`{}`.`{}`", target.database, target.table))?)
         }
-        JobKind::Select { sql, partition_by, compression, replaces } => {
+        JobKind::Select { sql, partition_by, compression, .. } => {
             let select = sql.trim().trim_end_matches(';');
-            let mut props = vec![
-                "format = 'PARQUET'".to_string(),
-                format!("parquet_compression = '{}'", compression.to_uppercase()),
-                format!("external_location = '{location}'"),
-            ];
-            if !partition_by.is_empty() {
-                let cols: Vec<String> = partition_by.iter().map(|p| format!("'{p}'")).collect();
-                props.push(format!("partitioned_by = ARRAY[{}]", cols.join(", ")));
-            }
-            let ctas = |select: &str| {
-                format!("CREATE TABLE {relation}\nWITH (\n  {}\n) AS\n{select}", props.join(",\n  "))
-            };
-            match replaces {
-                Some(parts) if parts.len() > MAX_PARTITIONS_PER_STATEMENT => {
-                    let mut stmts = Vec::new();
-                    for (i, chunk) in parts.chunks(MAX_PARTITIONS_PER_STATEMENT).enumerate() {
-                        let filtered = format!(
-                            "SELECT * FROM (\n{select}\n) AS model_result\nWHERE {}",
-                            partition_predicate(partition_by, chunk)
-                        );
-                        stmts.push(if i == 0 {
-                            ctas(&filtered)
-                        } else {
-                            format!("INSERT INTO {relation}\n{filtered}")
-                        });
-                    }
-                    stmts
-                }
-                _ => vec![ctas(select)],
+            if chunked && !partition_by.is_empty() {
+                let (_, temp) = target.chunked();
+                let write = ctas(&temp, compression, &[], select);
+                let cols: Vec<String> = partition_by.iter().map(|c| quote(c)).collect();
+                let list = format!(
+                    "SELECT DISTINCT {} FROM {} ORDER BY {}",
+                    cols.join(", "),
+                    temp.relation(),
+                    cols.join(", ")
+                );
+                Staging::Chunked { write, list }
+            } else {
+                Staging::Single(ctas(target, compression, partition_by, select))
             }
         }
     };
+    check_size(job, &out)?;
+    Ok(out)
+}
+
+/// Whether a job's result must be built in chunks before anything runs: an incremental
+/// run over more than 100 partitions (a `table` model's partitions are only known from its
+/// result; it is chunked when Athena reports HIVE_TOO_MANY_OPEN_PARTITIONS).
+pub fn needs_chunks(job: &Job) -> bool {
+    matches!(&job.kind, JobKind::Select { replaces: Some(p), .. } if p.len() > MAX_PARTITIONS_PER_STATEMENT)
+}
+
+/// The statements that build `data` from the result table `temp`: a CTAS of the first 100
+/// partitions, an INSERT INTO per further 100.
+pub fn chunk_statements(
+    job: &Job,
+    data: &Target,
+    temp: &Target,
+    partitions: &[Vec<Option<String>>],
+) -> Result<Vec<String>, String> {
+    let JobKind::Select { partition_by, compression, .. } = &job.kind else {
+        return Err("internal error: only a SELECT is built in chunks (a bug)".into());
+    };
+    let mut out = Vec::new();
+    for (i, chunk) in partitions.chunks(MAX_PARTITIONS_PER_STATEMENT).enumerate() {
+        let select =
+            format!("SELECT * FROM {}\nWHERE {}", temp.relation(), partition_predicate(partition_by, chunk));
+        out.push(if i == 0 {
+            ctas(data, compression, partition_by, &select)
+        } else {
+            format!("INSERT INTO {}\n{select}", data.relation())
+        });
+    }
     for s in &out {
-        if s.len() > MAX_QUERY_BYTES {
-            return Err(format!(
-                "{}: a statement is {} bytes; Athena accepts at most {MAX_QUERY_BYTES}",
-                job.model,
-                s.len()
-            ));
-        }
+        check_len(job, s)?;
     }
     Ok(out)
+}
+
+fn ctas(target: &Target, compression: &str, partition_by: &[String], select: &str) -> String {
+    let mut props = vec![
+        "format = 'PARQUET'".to_string(),
+        format!("parquet_compression = '{}'", compression.to_uppercase()),
+        format!("external_location = '{}'", target.location),
+    ];
+    if !partition_by.is_empty() {
+        let cols: Vec<String> = partition_by.iter().map(|p| format!("'{p}'")).collect();
+        props.push(format!("partitioned_by = ARRAY[{}]", cols.join(", ")));
+    }
+    format!("CREATE TABLE {}\nWITH (\n  {}\n) AS\n{select}", target.relation(), props.join(",\n  "))
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn check_size(job: &Job, staging: &Staging) -> Result<(), String> {
+    match staging {
+        Staging::Single(s) => check_len(job, s),
+        Staging::Chunked { write, list } => check_len(job, write).and_then(|()| check_len(job, list)),
+    }
+}
+
+fn check_len(job: &Job, s: &str) -> Result<(), String> {
+    if s.len() > MAX_QUERY_BYTES {
+        return Err(format!(
+            "{}: a statement is {} bytes; Athena accepts at most {MAX_QUERY_BYTES}",
+            job.model,
+            s.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The model's `CREATE EXTERNAL TABLE [IF NOT EXISTS] <name>` aimed at the version table:
@@ -114,29 +242,31 @@ fn retarget_ddl(ddl: &str, relation: &str) -> Result<String, String> {
     let Some(at) = upper.find(head) else {
         return Err("an external model must be one CREATE EXTERNAL TABLE statement".into());
     };
-    let mut rest = &trimmed[at + head.len()..];
-    let skip_ws = |s: &str| s.trim_start().to_string();
-    let r = skip_ws(rest);
-    let r_upper = r.to_ascii_uppercase();
-    let after_ine =
-        if r_upper.starts_with("IF NOT EXISTS") { r["IF NOT EXISTS".len()..].to_string() } else { r };
-    rest = &after_ine;
+    let rest = trimmed[at + head.len()..].trim_start();
+    let rest = if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
+        &rest["IF NOT EXISTS".len()..]
+    } else {
+        rest
+    };
+    let rest = rest.trim_start();
     let name_end = rest
-        .trim_start()
         .find(|c: char| c == '(' || c.is_whitespace())
         .ok_or("CREATE EXTERNAL TABLE without a column list")?;
-    let tail = &rest.trim_start()[name_end..];
-    Ok(format!("{}CREATE EXTERNAL TABLE {relation}{tail}", &trimmed[..at]))
+    Ok(format!("{}CREATE EXTERNAL TABLE {relation}{}", &trimmed[..at], &rest[name_end..]))
 }
 
-fn partition_predicate(columns: &[String], parts: &[Vec<String>]) -> String {
+/// `(("dt" = '2025-11-06' AND "hour" = '08') OR ...)` over the result table's columns.
+fn partition_predicate(columns: &[String], parts: &[Vec<Option<String>>]) -> String {
     let terms: Vec<String> = parts
         .iter()
         .map(|values| {
             let eqs: Vec<String> = columns
                 .iter()
                 .zip(values)
-                .map(|(c, v)| format!("model_result.{c} = '{}'", v.replace('\'', "''")))
+                .map(|(c, v)| match v {
+                    Some(v) => format!("{} = '{}'", quote(c), v.replace('\'', "''")),
+                    None => format!("{} IS NULL", quote(c)),
+                })
                 .collect();
             format!("({})", eqs.join(" AND "))
         })

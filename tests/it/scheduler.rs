@@ -76,7 +76,10 @@ async fn an_upstream_failure_skips_downstream_and_they_run_on_the_next_tick() {
     let good = std::fs::read_to_string(t_.path().join("sql/silver/fact_payouts.sql")).unwrap();
     std::fs::write(
         t_.path().join("sql/silver/fact_payouts.sql"),
-        good.replace("e.city AS city", "e.no_such AS city"),
+        good.replace(
+            "json_extract_scalar(e.payload, '$.reason') AS failure_reason",
+            "e.no_such AS failure_reason",
+        ),
     )
     .unwrap();
     let p = t_.project();
@@ -133,6 +136,7 @@ fn two_ticks_started_together_run_each_model_window_once() {
     }
     published.sort();
     let mut expected: Vec<String> = [
+        "silver.bronze_quality",
         "silver.fact_bookings",
         "silver.fact_payouts",
         "silver.fact_search_impressions",

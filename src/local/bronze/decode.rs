@@ -1,68 +1,86 @@
-//! Decodes one NDJSON line into column builders the way the OpenX JSON SerDe reads
-//! it: keys case-insensitive, JSON objects kept as (compact) text in string
-//! columns, numbers and numeric strings accepted leniently, anything that does not
-//! convert to its column's type rejected. Values go straight from the line into
-//! the builders; nothing is materialised for fields no column wants.
+//! Decodes one NDJSON line into column builders exactly as Trino's OpenX reader would
+//! ([`openx`]): a fast path for ordinary lines (strict JSON objects, values straight from
+//! the text into the builders, nothing materialised for fields no column wants), and the
+//! port of Trino's reader for every other line (lenient syntax, top-level arrays, values
+//! that do not fit their column, objects whose text Trino would write differently).
+//! Both paths use the same conversions, so a line reads the same either way.
 
-use std::fmt;
+use std::borrow::Cow;
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::arrow::error::ArrowError;
 
 use super::builders::{ColBuilder, Kind};
-use super::convert::{hive_type, push_compact_json, push_lit};
-use super::json::{JResult, JsonError, Lit, Scanner};
+use super::convert::{hive_type, push_compact_json};
+use super::json::{JResult, Lit, Scanner};
+use super::openx::{self, LineOutcome, Notes, Options, canonical_unquoted, java_trim};
 
-/// Where a value sits in the record (`device.os`), rendered only for errors.
-#[derive(Clone, Copy)]
-struct Path<'a> {
-    name: &'a str,
-    parent: Option<&'a Path<'a>>,
+/// How a line read.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A row; `nulled` lists the values read as NULL (and text after the record).
+    Row { nulled: Vec<String> },
+    /// A row of NULLs (partition columns still set), and why.
+    NullRow(String),
 }
 
-impl fmt::Display for Path<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = self.parent {
-            write!(f, "{p}.")?;
-        }
-        f.write_str(self.name)
+/// The fast path gives up on a line; the reference path reads it.
+struct Fallback;
+
+type Fast<T> = Result<T, Fallback>;
+
+impl From<super::json::JsonError> for Fallback {
+    fn from(_: super::json::JsonError) -> Self {
+        Fallback
     }
 }
 
 /// Turns lines into rows of the table's data columns.
 pub(crate) struct RowDecoder {
-    /// Lower-cased top-level column names.
+    /// Lower-cased top-level column names, and the JSON key each is read from.
     names: Vec<Box<str>>,
-    /// One builder per column; `None` for string columns that are not projected
-    /// (any JSON value converts to a string, so they only need a syntax check).
+    keys: Vec<Box<str>>,
+    /// One builder per column; `None` for string columns that are not projected (any
+    /// JSON value converts to a string, so the fast path only checks their syntax).
     cols: Vec<Option<ColBuilder>>,
+    /// Builders the reference path decodes unprojected columns into (emptied per line).
+    scratch: Vec<Option<ColBuilder>>,
     projected: Vec<bool>,
+    options: Options,
+    /// Whether the fast path may be tried (`dots.in.keys` needs the reference path).
+    fast: bool,
     /// For the n-th key of the previous line: the key and the column it matched.
     hints: Vec<(Box<str>, Option<usize>)>,
     rows: usize,
 }
 
 impl RowDecoder {
-    /// A decoder for `fields`; `projected[i]` says whether column i is returned
-    /// (every column is still validated, so the same lines are malformed whatever
-    /// the projection).
-    pub(crate) fn new(fields: &Fields, projected: &[bool]) -> Result<Self, String> {
-        let cols = fields
-            .iter()
-            .zip(projected)
-            .map(|(f, &p)| {
-                if !p && *f.data_type() == DataType::Utf8 {
-                    Ok(None)
-                } else {
-                    ColBuilder::new(f.data_type()).map(Some)
-                }
-            })
-            .collect::<Result<_, _>>()?;
+    /// A decoder for `fields`; `projected[i]` says whether column i is returned (every
+    /// column is still decoded, so a line reads the same whatever the projection).
+    pub(crate) fn new(fields: &Fields, projected: &[bool], options: Options) -> Result<Self, String> {
+        let mut cols = Vec::new();
+        let mut scratch = Vec::new();
+        for (f, &p) in fields.iter().zip(projected) {
+            let b = ColBuilder::new(f.data_type())?;
+            if !p && *f.data_type() == DataType::Utf8 {
+                cols.push(None);
+                scratch.push(Some(b));
+            } else {
+                cols.push(Some(b));
+                scratch.push(None);
+            }
+        }
+        let names: Vec<Box<str>> = fields.iter().map(|f| f.name().to_lowercase().into()).collect();
+        let keys = names.iter().map(|n| options.json_name(n).into()).collect();
         Ok(RowDecoder {
-            names: fields.iter().map(|f| f.name().to_lowercase().into()).collect(),
+            names,
+            keys,
             cols,
+            scratch,
             projected: projected.to_vec(),
+            fast: !options.dots_in_keys,
+            options,
             hints: Vec::new(),
             rows: 0,
         })
@@ -73,35 +91,63 @@ impl RowDecoder {
         self.rows
     }
 
-    /// Decodes one line; on error nothing of the line is kept and the message says why.
-    pub(crate) fn decode(&mut self, line: &str) -> Result<(), String> {
+    /// Decodes one line (its terminator removed). `Err` is what would fail the query on
+    /// Athena (a malformed line without `ignore.malformed.json`, or a value that does not
+    /// fit its column without `use.null.for.invalid.data`); nothing of the line is kept then.
+    pub(crate) fn decode(&mut self, line: &str) -> Result<Decoded, String> {
         let row = self.rows;
-        let mut sc = Scanner::new(line);
-        match self.row(&mut sc) {
-            Ok(()) => {
+        let t = java_trim(line);
+        if self.fast && t.starts_with('{') {
+            let mut notes = Notes::default();
+            if self.fast_row(t, &mut notes).is_ok() {
                 self.rows += 1;
-                Ok(())
+                return Ok(Decoded::Row { nulled: notes.nulled });
+            }
+            self.truncate(row);
+        }
+        let outcome = {
+            let mut refs: Vec<&mut ColBuilder> = self
+                .cols
+                .iter_mut()
+                .zip(self.scratch.iter_mut())
+                .map(|(c, s)| c.as_mut().or(s.as_mut()).expect("a builder per column"))
+                .collect();
+            openx::decode_tree(line, &self.names, &mut refs, &self.options)
+        };
+        for s in self.scratch.iter_mut().flatten() {
+            s.truncate(0);
+        }
+        match outcome {
+            Ok(LineOutcome::Row(notes)) => {
+                self.rows += 1;
+                Ok(Decoded::Row { nulled: notes.nulled })
+            }
+            Ok(LineOutcome::NullRow(why)) => {
+                self.truncate(row);
+                for c in self.cols.iter_mut().flatten() {
+                    c.append_null();
+                }
+                self.rows += 1;
+                Ok(Decoded::NullRow(why))
             }
             Err(e) => {
-                for c in self.cols.iter_mut().flatten() {
-                    c.truncate(row);
-                }
-                Err(e.to_string())
+                self.truncate(row);
+                Err(e)
             }
         }
     }
 
-    fn row(&mut self, sc: &mut Scanner<'_>) -> JResult<()> {
-        sc.skip_ws();
-        match sc.peek() {
-            Some(b'{') => sc.enter()?,
-            _ => {
-                let lit = sc.lit()?;
-                return Err(JsonError { msg: format!("expected a JSON object, found {lit}"), pos: 0 });
-            }
+    fn truncate(&mut self, row: usize) {
+        for c in self.cols.iter_mut().flatten() {
+            c.truncate(row);
         }
+    }
+
+    fn fast_row(&mut self, t: &str, notes: &mut Notes) -> Fast<()> {
+        let mut sc = Scanner::new(t);
+        sc.enter()?;
         let row = self.rows;
-        let RowDecoder { names, cols, hints, .. } = self;
+        let RowDecoder { names, keys, cols, hints, options, .. } = self;
         sc.skip_ws();
         if sc.peek() == Some(b'}') {
             sc.i += 1;
@@ -113,7 +159,7 @@ impl RowDecoder {
                 let idx = match hints.get(k) {
                     Some((hint, idx)) if **hint == *key => *idx,
                     _ => {
-                        let idx = names.iter().position(|n| same_name(n, &key));
+                        let idx = keys.iter().position(|n| key_matches(options, n, &key));
                         let entry = (Box::from(&*key), idx);
                         if k < hints.len() {
                             hints[k] = entry;
@@ -127,11 +173,10 @@ impl RowDecoder {
                 match idx.and_then(|i| cols[i].as_mut().map(|b| (i, b))) {
                     Some((i, b)) => {
                         if b.len() > row {
-                            // Duplicate key: the last occurrence wins.
+                            // A repeated key: the last one wins.
                             b.truncate(row);
                         }
-                        let path = Path { name: &names[i], parent: None };
-                        value(sc, b, path)?;
+                        value(&mut sc, b, options, notes, &names[i])?;
                     }
                     None => sc.skip_value(&mut true)?,
                 }
@@ -141,10 +186,8 @@ impl RowDecoder {
             }
         }
         sc.leave();
-        sc.skip_ws();
-        if !sc.at_end() {
-            return sc.error("trailing characters");
-        }
+        // Trino reads one value and ignores whatever follows it on the line.
+        notes.trailing(sc.slice(sc.i, t.len()));
         for b in cols.iter_mut().flatten() {
             if b.len() == row {
                 b.append_null();
@@ -178,66 +221,124 @@ impl RowDecoder {
     }
 }
 
-fn same_name(name: &str, key: &str) -> bool {
-    name.len() == key.len() && name.eq_ignore_ascii_case(key)
+/// Key equality of the reader: ASCII fast, Java's `equalsIgnoreCase` otherwise.
+fn key_matches(o: &Options, name: &str, key: &str) -> bool {
+    if !o.case_insensitive {
+        return name == key;
+    }
+    if key.is_ascii() {
+        return name.len() == key.len() && name.eq_ignore_ascii_case(key);
+    }
+    openx::eq_ignore_case(name, key)
 }
 
-/// Decodes the value at the cursor into `b`.
-fn value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JResult<()> {
-    sc.skip_ws();
-    let at = sc.i;
-    let fail = |msg: String| JsonError { msg: format!("column {path}: {msg}"), pos: at };
-    let next = sc.peek();
-    match (&b.kind, next) {
-        (Kind::Utf8 { .. }, _) => string_value(sc, b),
-        (Kind::Struct { .. }, Some(b'{')) => struct_value(sc, b, path),
-        (Kind::Map { .. }, Some(b'{')) => map_value(sc, b, path),
-        (Kind::List { .. }, Some(b'[')) => list_value(sc, b, path),
-        (Kind::Struct { .. } | Kind::Map { .. } | Kind::List { .. }, _) => match sc.lit()? {
-            Lit::Null => {
-                b.append_null();
-                Ok(())
-            }
-            lit => Err(fail(format!("cannot convert {lit} to {}", hive_type(&b.data_type)))),
-        },
-        _ => {
-            let lit = sc.lit()?;
-            push_lit(b, lit).map_err(fail)
-        }
+/// A scalar's text as Trino's reader holds it, and whether it was quoted.
+fn scalar_text<'a>(lit: &'a Lit<'a>) -> Option<(&'a str, bool)> {
+    match lit {
+        Lit::Str(s) => Some((s, true)),
+        Lit::Num(t) => Some((t, false)),
+        Lit::Bool(true) => Some(("true", false)),
+        Lit::Bool(false) => Some(("false", false)),
+        Lit::Null | Lit::Object | Lit::Array => None,
     }
 }
 
-/// Any JSON value into a string column: strings unescaped, objects and arrays as
-/// compact JSON text, numbers and booleans as written.
-fn string_value(sc: &mut Scanner<'_>, b: &mut ColBuilder) -> JResult<()> {
-    match sc.peek() {
-        Some(b'"') => {
-            let s = sc.string()?;
-            b.push_str_bytes(s.as_bytes());
-        }
-        Some(b'{' | b'[') => {
+/// Decodes the value at the cursor into `b`, or gives up on anything unusual.
+fn value(sc: &mut Scanner<'_>, b: &mut ColBuilder, o: &Options, notes: &mut Notes, path: &str) -> Fast<()> {
+    sc.skip_ws();
+    let next = sc.peek();
+    match (&b.kind, next) {
+        (Kind::Utf8 { .. }, Some(b'{' | b'[')) => {
             let start = sc.i;
             let mut compact = true;
-            sc.skip_value(&mut compact)?;
+            if !canonical_value(sc, o.case_insensitive, &mut compact)? {
+                return Err(Fallback);
+            }
             let raw = sc.slice(start, sc.i).as_bytes();
             if compact {
                 b.push_str_bytes(raw);
             } else {
                 b.push_str_with(|data| push_compact_json(data, raw));
             }
+            Ok(())
         }
-        _ => match sc.lit()? {
-            Lit::Null => b.append_null(),
-            Lit::Bool(v) => b.push_str_bytes(if v { b"true" } else { b"false" }),
-            Lit::Num(text, _) => b.push_str_bytes(text.as_bytes()),
-            Lit::Str(s) => b.push_str_bytes(s.as_bytes()),
-            Lit::Object | Lit::Array => unreachable!("handled above"),
-        },
+        (Kind::Struct { .. }, Some(b'{')) => struct_value(sc, b, o, notes, path),
+        (Kind::Map { .. }, Some(b'{')) => map_value(sc, b, o, notes, path),
+        (Kind::List { .. }, Some(b'[')) => list_value(sc, b, o, notes, path),
+        (_, Some(b'{' | b'[')) => Err(Fallback),
+        _ => {
+            let lit = sc.lit()?;
+            let Some((text, quoted)) = scalar_text(&lit) else {
+                b.append_null();
+                return Ok(());
+            };
+            match &b.kind {
+                Kind::Utf8 { .. } => {
+                    if quoted {
+                        b.push_str_bytes(text.as_bytes());
+                    } else {
+                        match canonical_unquoted(text) {
+                            Some(c) => b.push_str_bytes(c.as_bytes()),
+                            None => b.push_str_bytes(text.as_bytes()),
+                        }
+                    }
+                    Ok(())
+                }
+                Kind::Struct { .. } | Kind::Map { .. } | Kind::List { .. } => Err(Fallback),
+                _ => {
+                    scalar(b, text, notes, path);
+                    Ok(())
+                }
+            }
+        }
     }
-    Ok(())
 }
 
-fn struct_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JResult<()> {
+/// A scalar column's value from its text (the conversions of [`openx`]); NULL and a note
+/// when it does not convert.
+fn scalar(b: &mut ColBuilder, text: &str, notes: &mut Notes, path: &str) {
+    let ok = match &mut b.kind {
+        Kind::Int { values, min, max } => {
+            openx::parse_long(text).filter(|v| (*min..=*max).contains(v)).map(|v| values.push(v)).is_some()
+        }
+        Kind::Float(values) => {
+            let v = openx::parse_double(text);
+            let v = if b.data_type == DataType::Float32 { v.map(|x| f64::from(x as f32)) } else { v };
+            v.map(|v| values.push(v)).is_some()
+        }
+        Kind::Bool(values) => {
+            values.push(openx::parse_boolean(text));
+            true
+        }
+        Kind::Date(values) => openx::parse_date(text).map(|v| values.push(v)).is_some(),
+        Kind::Timestamp(values) => openx::parse_timestamp(text).map(|v| values.push(v)).is_some(),
+        Kind::Decimal { values, precision, scale } => {
+            let limit = 10i128.pow(u32::from(*precision));
+            openx::BigDec::parse(text)
+                .and_then(|d| d.rescale(i64::from(*scale), true))
+                .filter(|v| v.abs() < limit)
+                .map(|v| values.push(v))
+                .is_some()
+        }
+        Kind::Utf8 { .. } | Kind::Struct { .. } | Kind::Map { .. } | Kind::List { .. } => {
+            unreachable!("scalar() is for scalar columns")
+        }
+    };
+    if ok {
+        b.push_valid();
+    } else {
+        b.append_null();
+        notes.nulled.push(format!("column {path}: cannot read {text:?} as {}", hive_type(&b.data_type)));
+    }
+}
+
+fn struct_value(
+    sc: &mut Scanner<'_>,
+    b: &mut ColBuilder,
+    o: &Options,
+    notes: &mut Notes,
+    path: &str,
+) -> Fast<()> {
     let row = b.len();
     let Kind::Struct { names, children, .. } = &mut b.kind else {
         unreachable!("struct_value on a struct builder")
@@ -250,14 +351,13 @@ fn struct_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JRe
         loop {
             let key = sc.key()?;
             sc.expect(b':', "`:`")?;
-            match names.iter().position(|n| same_name(n, &key)) {
+            match names.iter().position(|n| key_matches(o, o.json_name(n), &key)) {
                 Some(i) => {
                     let c = &mut children[i];
                     if c.len() > row {
                         c.truncate(row);
                     }
-                    let child_path = Path { name: &names[i], parent: Some(&path) };
-                    value(sc, c, child_path)?;
+                    value(sc, c, o, notes, &openx::child_path(path, &names[i]))?;
                 }
                 None => sc.skip_value(&mut true)?,
             }
@@ -276,45 +376,66 @@ fn struct_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JRe
     Ok(())
 }
 
-fn map_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JResult<()> {
+/// A map from an object: string keys only, and no two keys equal under the reader's key
+/// equality (Trino keeps the last of those; the reference path handles it).
+fn map_value(
+    sc: &mut Scanner<'_>,
+    b: &mut ColBuilder,
+    o: &Options,
+    notes: &mut Notes,
+    path: &str,
+) -> Fast<()> {
     let Kind::Map { offsets, keys, values, .. } = &mut b.kind else {
         unreachable!("map_value on a map builder")
     };
-    let value_path = Path { name: "value", parent: Some(&path) };
+    if !matches!(keys.kind, Kind::Utf8 { .. }) {
+        return Err(Fallback);
+    }
+    let first = keys.len();
+    let value_path = openx::child_path(path, "value");
     sc.enter()?;
     sc.skip_ws();
     if sc.peek() == Some(b'}') {
         sc.i += 1;
     } else {
+        let mut seen: Vec<Cow<'_, str>> = Vec::new();
         loop {
-            sc.skip_ws();
-            let at = sc.i;
             let key = sc.key()?;
-            push_lit(keys, Lit::Str(key))
-                .map_err(|m| JsonError { msg: format!("column {path}: key {m}"), pos: at })?;
+            if seen.iter().any(|k| key_matches(o, k, &key)) {
+                return Err(Fallback);
+            }
+            keys.push_str_bytes(key.as_bytes());
+            seen.push(key);
             sc.expect(b':', "`:`")?;
-            value(sc, values, value_path)?;
+            value(sc, values, o, notes, &value_path)?;
             if !sc.more(b'}', "an object")? {
                 break;
             }
         }
     }
     sc.leave();
+    debug_assert!(keys.len() >= first);
     offsets.push(keys.len() as i32);
     b.push_valid();
     Ok(())
 }
 
-fn list_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JResult<()> {
+fn list_value(
+    sc: &mut Scanner<'_>,
+    b: &mut ColBuilder,
+    o: &Options,
+    notes: &mut Notes,
+    path: &str,
+) -> Fast<()> {
     let Kind::List { offsets, child, .. } = &mut b.kind else { unreachable!("list_value on a list builder") };
-    let item_path = Path { name: "item", parent: Some(&path) };
+    let item_path = openx::child_path(path, "item");
     sc.enter()?;
     sc.skip_ws();
     if sc.peek() == Some(b']') {
         sc.i += 1;
     } else {
         loop {
-            value(sc, child, item_path)?;
+            value(sc, child, o, notes, &item_path)?;
             if !sc.more(b']', "an array")? {
                 break;
             }
@@ -324,4 +445,79 @@ fn list_value(sc: &mut Scanner<'_>, b: &mut ColBuilder, path: Path<'_>) -> JResu
     offsets.push(child.len() as i32);
     b.push_valid();
     Ok(())
+}
+
+/// Validates and skips one value, saying whether its compacted text is what Trino's
+/// `JsonWriter` writes for it: no `\/` or `\u` escapes, no `</`, numbers already in
+/// `BigDecimal` form, and no repeated keys (under the reader's key equality).
+fn canonical_value(sc: &mut Scanner<'_>, ci: bool, compact: &mut bool) -> JResult<bool> {
+    sc.skip_ws();
+    match sc.peek() {
+        Some(b'{') => {
+            sc.enter()?;
+            *compact &= !sc.skip_ws();
+            let mut canonical = true;
+            let mut seen: Vec<Cow<'_, str>> = Vec::new();
+            if sc.peek() == Some(b'}') {
+                sc.i += 1;
+            } else {
+                loop {
+                    *compact &= !sc.skip_ws();
+                    let start = sc.i;
+                    let key = sc.key()?;
+                    canonical &= string_canonical(sc.slice(start, sc.i));
+                    canonical &=
+                        !seen.iter().any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
+                    seen.push(key);
+                    *compact &= !sc.skip_ws();
+                    sc.expect(b':', "`:`")?;
+                    *compact &= !sc.skip_ws();
+                    canonical &= canonical_value(sc, ci, compact)?;
+                    *compact &= !sc.skip_ws();
+                    if !sc.more(b'}', "an object")? {
+                        break;
+                    }
+                }
+            }
+            sc.leave();
+            Ok(canonical)
+        }
+        Some(b'[') => {
+            sc.enter()?;
+            *compact &= !sc.skip_ws();
+            let mut canonical = true;
+            if sc.peek() == Some(b']') {
+                sc.i += 1;
+            } else {
+                loop {
+                    *compact &= !sc.skip_ws();
+                    canonical &= canonical_value(sc, ci, compact)?;
+                    *compact &= !sc.skip_ws();
+                    if !sc.more(b']', "an array")? {
+                        break;
+                    }
+                }
+            }
+            sc.leave();
+            Ok(canonical)
+        }
+        Some(b'"') => {
+            let start = sc.i;
+            sc.skip_value(&mut true)?;
+            Ok(string_canonical(sc.slice(start, sc.i)))
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let (text, integer) = sc.number()?;
+            Ok((integer && text != "-0") || canonical_unquoted(text).as_deref() == Some(text))
+        }
+        _ => {
+            sc.skip_value(&mut true)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Whether a quoted string's JSON text (quotes included) is written back unchanged.
+fn string_canonical(raw: &str) -> bool {
+    !(raw.contains("\\/") || raw.contains("\\u") || raw.contains("</"))
 }

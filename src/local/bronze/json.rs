@@ -44,8 +44,8 @@ fn control_bytes(v: u64) -> u64 {
 pub(crate) enum Lit<'a> {
     Null,
     Bool(bool),
-    /// Number text; true if it has no fraction or exponent.
-    Num(&'a str, bool),
+    /// Number text.
+    Num(&'a str),
     Str(Cow<'a, str>),
     Object,
     Array,
@@ -56,7 +56,7 @@ impl fmt::Display for Lit<'_> {
         match self {
             Lit::Null => f.write_str("null"),
             Lit::Bool(v) => write!(f, "boolean {v}"),
-            Lit::Num(n, _) => write!(f, "number {n}"),
+            Lit::Num(n) => write!(f, "number {n}"),
             Lit::Str(s) => write!(f, "string {s:?}"),
             Lit::Object => f.write_str("an object"),
             Lit::Array => f.write_str("an array"),
@@ -100,10 +100,6 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         self.i != start
-    }
-
-    pub(crate) fn at_end(&self) -> bool {
-        self.i >= self.b.len()
     }
 
     /// Consumes `c` (after optional whitespace) or fails saying what was expected.
@@ -288,8 +284,8 @@ impl<'a> Scanner<'a> {
             Some(b'{') => self.skip_value(&mut true).map(|()| Lit::Object)?,
             Some(b'[') => self.skip_value(&mut true).map(|()| Lit::Array)?,
             Some(b'-' | b'0'..=b'9') => {
-                let (text, integer) = self.number()?;
-                Lit::Num(text, integer)
+                let (text, _) = self.number()?;
+                Lit::Num(text)
             }
             None => return self.error("EOF while parsing a value"),
             Some(_) => return self.error("expected value"),

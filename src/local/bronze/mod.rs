@@ -3,8 +3,10 @@
 //! would, as a DataFusion table that prunes partitions and scans in parallel.
 //!
 //! - [`ddl`]: `CREATE EXTERNAL TABLE` → [`ExternalTable`] (Arrow schema + storage settings).
-//! - [`BronzeTable`]: the `TableProvider`; malformed lines are counted in
-//!   [`ReadStats`] and quarantined as `.bad.jsonl` files instead of failing queries.
+//! - [`BronzeTable`]: the `TableProvider`; lines are read as Trino's OpenX reader reads
+//!   them (`openx`): a malformed line is a row of NULLs, a value that does not convert is
+//!   NULL; both are counted in [`ReadStats`] and the lines copied, with why, into
+//!   `.bad.jsonl` files beside the lake (`bronze/_bad/`).
 
 mod builders;
 mod convert;
@@ -12,9 +14,12 @@ pub mod ddl;
 mod decode;
 mod exec;
 mod hive_types;
+mod javatime;
 mod json;
 mod layout;
 mod lexer;
+mod openx;
+mod projection;
 mod reader;
 mod table;
 
@@ -36,8 +41,10 @@ pub struct ReadStats {
     pub uncompressed_bytes: AtomicU64,
     /// Valid rows decoded.
     pub rows: AtomicU64,
-    /// Lines quarantined as malformed.
+    /// Lines read as a row of NULLs (malformed, or not a JSON object or array).
     pub malformed_lines: AtomicU64,
+    /// Lines read with some values NULL because they did not convert to their column.
+    pub nulled_lines: AtomicU64,
 }
 
 /// A plain copy of [`ReadStats`] at one moment.
@@ -48,6 +55,7 @@ pub struct ReadStatsSnapshot {
     pub uncompressed_bytes: u64,
     pub rows: u64,
     pub malformed_lines: u64,
+    pub nulled_lines: u64,
 }
 
 impl ReadStats {
@@ -64,6 +72,7 @@ impl ReadStats {
             uncompressed_bytes: self.uncompressed_bytes.load(Ordering::Relaxed),
             rows: self.rows.load(Ordering::Relaxed),
             malformed_lines: self.malformed_lines.load(Ordering::Relaxed),
+            nulled_lines: self.nulled_lines.load(Ordering::Relaxed),
         }
     }
 
@@ -75,6 +84,7 @@ impl ReadStats {
             &self.uncompressed_bytes,
             &self.rows,
             &self.malformed_lines,
+            &self.nulled_lines,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -16,8 +16,9 @@ use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 
 use super::ReadStats;
-use super::decode::RowDecoder;
+use super::decode::{Decoded, RowDecoder};
 use super::layout::BronzeFile;
+use super::openx::Options;
 
 /// Where an output column comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,16 +42,23 @@ pub(crate) struct ScanSpec {
     pub(crate) stats: Arc<ReadStats>,
     /// Stop after this many rows (per scan partition).
     pub(crate) limit: Option<usize>,
+    /// The table's SerDe properties, as the reader honours them.
+    pub(crate) options: Options,
 }
 
 /// Flush a batch early once this many line bytes are buffered (keeps i32 offsets safe).
 const MAX_BATCH_BYTES: usize = 256 << 20;
 
+/// One quarantined line: where it is, what was wrong, what the table shows for it, and the
+/// line itself (so nothing is lost).
 #[derive(Serialize)]
 struct BadRecord<'a> {
     source: &'a str,
     line: u64,
     error: &'a str,
+    /// `row of NULLs` (the line could not be read) or `row kept` (some values NULL, or text
+    /// after the record not read).
+    read_as: &'a str,
     record: &'a str,
 }
 
@@ -71,8 +79,8 @@ pub(crate) fn read_files(
             data_cols.push(i);
         }
     }
-    let mut decoder =
-        RowDecoder::new(&spec.data_fields, &projected).map_err(DataFusionError::NotImplemented)?;
+    let mut decoder = RowDecoder::new(&spec.data_fields, &projected, spec.options.clone())
+        .map_err(DataFusionError::NotImplemented)?;
     let mut remaining = spec.limit.unwrap_or(usize::MAX);
     let mut reader = FileReader {
         spec,
@@ -122,63 +130,79 @@ impl FileReader<'_> {
         let mut uncompressed = 0u64;
         let mut rows = 0u64;
         let mut bad_lines = 0u64;
+        let mut nulled_lines = 0u64;
         let mut quarantine = Vec::new();
         let mut buffered = 0usize;
         let mut finished = true;
-        loop {
-            self.line.clear();
-            let n = input.read_until(b'\n', &mut self.line).map_err(io_err)?;
+        // Trino's TextLineReader ends a line at \n, \r or \r\n; a last line without a
+        // terminator counts, an empty line is a line (a row of NULLs).
+        let mut line = std::mem::take(&mut self.line);
+        'file: loop {
+            line.clear();
+            let n = input.read_until(b'\n', &mut line).map_err(io_err)?;
             if n == 0 {
                 break;
             }
-            line_no += 1;
             uncompressed += n as u64;
-            let mut text = &self.line[..];
-            while let [rest @ .., b'\n' | b'\r'] = text {
-                text = rest;
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            let mut parts: Vec<&[u8]> = body.split(|b| *b == b'\r').collect();
+            if parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
+                // "\r\n", or a final "\r": that \r ended the line before it.
+                parts.pop();
             }
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let decoded = match std::str::from_utf8(text) {
-                Ok(s) => self.decoder.decode(s),
-                Err(e) => Err(format!("invalid UTF-8: {e}")),
-            };
-            match decoded {
-                Ok(()) => {
-                    rows += 1;
-                    buffered += text.len();
-                }
-                Err(error) => {
-                    bad_lines += 1;
-                    let record = String::from_utf8_lossy(text);
+            for text in parts {
+                line_no += 1;
+                let text = String::from_utf8_lossy(text);
+                let (kept, error) = match self.decoder.decode(&text) {
+                    Ok(Decoded::Row { nulled }) if nulled.is_empty() => (None, String::new()),
+                    Ok(Decoded::Row { nulled }) => {
+                        nulled_lines += 1;
+                        (Some("row kept"), nulled.join("; "))
+                    }
+                    Ok(Decoded::NullRow(why)) => {
+                        bad_lines += 1;
+                        (Some("row of NULLs"), why)
+                    }
+                    Err(e) => {
+                        return Err(DataFusionError::Execution(format!(
+                            "{} line {line_no}: {e}",
+                            file.relative_path
+                        )));
+                    }
+                };
+                rows += 1;
+                buffered += text.len();
+                if let Some(read_as) = kept {
                     let bad = BadRecord {
                         source: &file.relative_path,
                         line: line_no,
                         error: &error,
-                        record: &record,
+                        read_as,
+                        record: &text,
                     };
                     serde_json::to_writer(&mut quarantine, &bad)
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
                     quarantine.push(b'\n');
                 }
-            }
-            let rows_now = self.decoder.rows();
-            if rows_now >= *self.remaining {
-                finished = false;
-                break;
-            }
-            if rows_now >= self.batch_size || buffered >= MAX_BATCH_BYTES {
-                buffered = 0;
-                if !self.flush(file)? {
+                let rows_now = self.decoder.rows();
+                if rows_now >= *self.remaining {
                     finished = false;
-                    break;
+                    break 'file;
+                }
+                if rows_now >= self.batch_size || buffered >= MAX_BATCH_BYTES {
+                    buffered = 0;
+                    if !self.flush(file)? {
+                        finished = false;
+                        break 'file;
+                    }
                 }
             }
         }
+        self.line = line;
         stats.uncompressed_bytes.fetch_add(uncompressed, Ordering::Relaxed);
         stats.rows.fetch_add(rows, Ordering::Relaxed);
         stats.malformed_lines.fetch_add(bad_lines, Ordering::Relaxed);
+        stats.nulled_lines.fetch_add(nulled_lines, Ordering::Relaxed);
         let go_on = self.flush(file)? && finished;
         if finished && !quarantine.is_empty() {
             write_quarantine(&self.spec.quarantine_root, &file.relative_path, &quarantine)?;

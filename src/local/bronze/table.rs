@@ -25,7 +25,10 @@ use super::builders::ColBuilder;
 use super::ddl::ExternalTable;
 use super::exec::BronzeScanExec;
 use super::layout::{BronzeFile, Candidate, ColumnSet, Layout, discover};
+use super::openx::Options;
+use super::projection::Projection;
 use super::reader::{OutCol, ScanSpec, quarantine_path};
+use chrono::{DateTime, Utc};
 
 /// A Bronze table read from local files laid out like the S3 lake.
 #[derive(Debug)]
@@ -36,6 +39,9 @@ pub struct BronzeTable {
     root_dir: PathBuf,
     quarantine_root: PathBuf,
     stats: Arc<ReadStats>,
+    options: Options,
+    projection: Option<Projection>,
+    now: DateTime<Utc>,
 }
 
 impl BronzeTable {
@@ -62,6 +68,10 @@ impl BronzeTable {
         }
         let layout = Layout::for_table(table)
             .map_err(|e| DataFusionError::Plan(format!("table {}: storage layout: {e}", table.name)))?;
+        let options = Options::from_serde(&table.serde_properties)
+            .map_err(|e| DataFusionError::Plan(format!("table {}: {e}", table.name)))?;
+        let projection = Projection::for_table(&table.table_properties, &table.partition_columns)
+            .map_err(|e| DataFusionError::Plan(format!("table {}: {e}", table.name)))?;
         let mut fields: Vec<Field> = table.columns.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(partition_fields(table));
         Ok(BronzeTable {
@@ -71,7 +81,16 @@ impl BronzeTable {
             root_dir,
             quarantine_root,
             stats,
+            options,
+            projection,
+            now: crate::clock::Clock::now(&crate::clock::SystemClock),
         })
+    }
+
+    /// The instant partition projection's `NOW` stands for (the wall clock by default).
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = now;
+        self
     }
 
     /// The counters every scan of this table adds to.
@@ -120,13 +139,22 @@ impl BronzeTable {
         let mut applied = vec![false; preds.len()];
         let mut prune = |cands: &[Candidate], known: ColumnSet| -> io::Result<Vec<bool>> {
             let mut keep = vec![true; cands.len()];
-            let now: Vec<usize> =
+            // Values partition projection never produces are not there for Athena.
+            if let Some(projection) = &self.projection {
+                for (k, cand) in cands.iter().enumerate() {
+                    keep[k] = cand.values.iter().enumerate().all(|(c, v)| {
+                        known & (1 << c) == 0
+                            || v.as_deref().is_none_or(|v| projection.accepts(c, v, self.now))
+                    });
+                }
+            }
+            let ready: Vec<usize> =
                 (0..preds.len()).filter(|&i| !applied[i] && preds[i].1 & !known == 0).collect();
-            if now.is_empty() {
+            if ready.is_empty() {
                 return Ok(keep);
             }
             let batch = partition_batch(&part_schema, cands).map_err(io::Error::other)?;
-            for i in now {
+            for i in ready {
                 applied[i] = true;
                 // An evaluation error (e.g. a failing cast) prunes nothing.
                 let Ok(result) = preds[i].0.evaluate(&batch).and_then(|v| v.into_array(cands.len())) else {
@@ -168,6 +196,7 @@ impl BronzeTable {
             quarantine_root: self.quarantine_root.clone(),
             stats: Arc::clone(&self.stats),
             limit,
+            options: self.options.clone(),
         };
         Ok(Arc::new(BronzeScanExec::new(spec, groups)))
     }
