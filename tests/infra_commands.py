@@ -139,6 +139,8 @@ class Inventory:
     def __init__(self):
         self.commands, self.environment, self.containers = [], [], []
         self.freshness_models, self.defaults = set(), {}
+        # Athena workgroups: name (or its parameter) -> EnforceWorkGroupConfiguration.
+        self.workgroups = {}
 
     def command(self, kind, source, args, container=None, env=(), wait_for_task_token=False, token_passed=False):
         bad = [a for a in args if not isinstance(a, str)]
@@ -172,6 +174,9 @@ class Inventory:
                 self.schedule(where, props)
             elif kind == "AWS::StepFunctions::StateMachine":
                 self.state_machine(where, props, res.get("Metadata") or {})
+            elif kind == "AWS::Athena::WorkGroup":
+                config = props.get("WorkGroupConfiguration") or {}
+                self.workgroups[where] = bool(config.get("EnforceWorkGroupConfiguration", False))
             elif kind == "AWS::CloudWatch::Alarm":
                 self.alarm(props)
 
@@ -267,6 +272,7 @@ class Inventory:
             "containers": self.containers,
             "freshness_models": sorted(self.freshness_models),
             "defaults": self.defaults,
+            "workgroups": self.workgroups,
         }
 
 

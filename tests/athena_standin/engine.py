@@ -709,7 +709,7 @@ def _q(name):
 
 
 def ctas(lake, tree, db, name, database, query_id, results_location):
-    props, _, _ = _props(tree)
+    props, partitioned, _ = _props(tree)
     if lake.table(db, name) is not None:
         raise Failed(f"TABLE_ALREADY_EXISTS: line 1:1: Table 'awsdatacatalog.{db}.{name}' already exists", 2, 1100)
     fmt = props.get("format", "PARQUET").upper()
@@ -723,7 +723,7 @@ def ctas(lake, tree, db, name, database, query_id, results_location):
         raise Failed(f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{db}.{name}' already exists: "
                      f"{location}. You may need to manually clean the data at location '{location}' before "
                      f"retrying. Athena will not delete data in your account.", 2, 1100)
-    part_cols = [c.lower() for c in props.get("partitioned_by", [])]
+    part_cols = [c.lower() for c in ([n for n, _ in partitioned] or props.get("partitioned_by", []))]
     q = Query(lake, database)
     try:
         sql = q.prepare(tree.expression)

@@ -386,9 +386,17 @@ fn failures_are_classified_from_athena_error_and_known_transient_causes() {
     let transient = |e: AthenaError| matches!(classify(&failed(e)), Failure::Transient(_));
     // Marked retryable by Athena.
     assert!(transient(athena_error(1, 1000, true, "GENERIC_INTERNAL_ERROR")));
-    // Throttling of Glue, S3 or Athena (ErrorType 1400-1406), even when not marked.
+    // Throttling of Glue, S3 or Athena (ErrorType 1400, 1401, 1403-1406), even when not marked.
     assert!(transient(athena_error(1, 1401, false, "Rate exceeded for Glue")));
     assert!(transient(athena_error(1, 1406, false, "throttled")));
+    // 1402 is "too many table versions in AWS Glue" (Athena error catalog): a quota that no
+    // retry lifts, even when marked retryable; the message says to run gc.
+    let Failure::Permanent(detail) =
+        classify(&failed(athena_error(1, 1402, true, "Too many table versions")))
+    else {
+        panic!("1402 is permanent")
+    };
+    assert!(detail.contains("run `strata gc`"), "{detail}");
     // Known transient messages.
     assert!(transient(athena_error(
         3,

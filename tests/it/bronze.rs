@@ -681,3 +681,21 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         "the corpus has both kinds: {null_rows} NULL rows"
     );
 }
+
+/// The Python port of Trino's OpenX reader (the reference `odd_lines_read_as_...` compares
+/// with, and what the Athena stand-in reads Bronze with) passes its own tests, each of
+/// which mirrors a case of Trino's `TestOpenxJsonFormat` / `TestJsonReader`.
+#[test]
+fn the_python_port_of_trinos_reader_passes_its_tests() {
+    let python =
+        std::env::var("STRATA_TEST_PYTHON").expect("STRATA_TEST_PYTHON: run the suite with scripts/test.sh");
+    let out = std::process::Command::new(python)
+        .args(["-m", "unittest", "-q", "test_openx"])
+        .current_dir(crate::common::repo().join("tests/athena_standin"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK"), "{text}");
+}

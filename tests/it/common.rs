@@ -98,6 +98,18 @@ impl TestProject {
     }
 }
 
+impl TestProject {
+    /// Writes `tests/fixtures/producers.json` (partition path -> raw lines) as gzip files:
+    /// what real producers send, odd and broken lines included.
+    pub fn write_producer_events(&self) {
+        let text = std::fs::read_to_string(repo().join("tests/fixtures/producers.json")).expect("fixture");
+        let files: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).expect("fixture is JSON");
+        for (dir, lines) in files {
+            write_gz(&self.lake().join("bronze/events").join(dir).join("part-producers.json.gz"), &lines);
+        }
+    }
+}
+
 pub fn write_gz(path: &Path, lines: &[String]) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     let mut gz = flate2::write::GzEncoder::new(

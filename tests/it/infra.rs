@@ -43,6 +43,8 @@ struct Inventory {
     freshness_models: BTreeSet<String>,
     /// Template parameter defaults that must match strata.toml.
     defaults: BTreeMap<String, String>,
+    /// Athena workgroups (template: resource) and whether they enforce their configuration.
+    workgroups: BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,4 +265,16 @@ fn every_model_strata_refreshes_has_a_freshness_alarm() {
         inventory.freshness_models, models,
         "models pipeline.yaml's freshness alarms watch (left) vs the Silver, Gold and ops models under sql/ (right)"
     );
+}
+
+/// Athena fails every CTAS that names an `external_location` in a workgroup that enforces
+/// its configuration ("Troubleshoot workgroup errors"), and strata writes each version to
+/// its own prefix: the workgroup the templates create must not enforce it.
+#[test]
+fn the_workgroup_lets_strata_choose_where_a_ctas_writes() {
+    let inventory = inventory();
+    assert!(!inventory.workgroups.is_empty(), "the templates create the Athena workgroup");
+    for (resource, enforced) in &inventory.workgroups {
+        assert!(!enforced, "{resource}: EnforceWorkGroupConfiguration must be false");
+    }
 }

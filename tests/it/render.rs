@@ -50,23 +50,31 @@ fn athena_statements_are_pinned() {
     }
 }
 
+/// Athena writes at most 100 partitions per statement: a run over 251 hours writes its
+/// result once, unpartitioned, then builds the version table from it 100 partitions at a
+/// time; only the first statement reads the model's input.
 #[test]
-fn a_backfill_past_100_partitions_is_split_into_ctas_and_inserts() {
+fn a_run_past_100_partitions_writes_its_result_once_then_the_table_in_chunks() {
     let t = TestProject::shipped();
     let project = athena_project(&t);
     let id = strata::project::ModelId::parse("silver.fact_payouts").unwrap();
     let from = at() - chrono::Duration::hours(250);
     let text = render_statements(&project, &id, &RunOptions { at: at(), from: Some(from) }, at()).unwrap();
-    assert_eq!(text.matches("CREATE TABLE").count(), 1, "{text}");
-    assert_eq!(
-        text.matches("INSERT INTO").count(),
-        2,
-        "251 hour partitions make 3 statements of at most 100"
+    let statements: Vec<&str> = text.split(";\n").filter(|s| !s.trim().is_empty()).collect();
+    assert_eq!(statements.len(), 4, "{text}");
+    assert!(
+        statements[0].contains("fact_payouts__v") && statements[0].contains("__result\"\nWITH"),
+        "{}",
+        statements[0]
     );
-    for stmt in text.split(";\n").filter(|s| s.contains("model_result.dt")) {
-        assert!(stmt.matches("(model_result.dt = ").count() <= 100);
-    }
-    sqlglot_parses(&[("backfill".into(), text)]);
+    assert!(!statements[0].contains("partitioned_by"), "the result is written unpartitioned");
+    assert_eq!(text.matches("bronze_events").count(), 1, "the input is read once");
+    assert!(statements[1].starts_with("SELECT DISTINCT \"dt\", \"hour\" FROM"), "{}", statements[1]);
+    assert!(
+        statements[2].contains("partitioned_by = ARRAY['dt', 'hour']") && statements[2].contains("/data/'")
+    );
+    assert!(statements[3].starts_with("DROP TABLE"), "{}", statements[3]);
+    sqlglot_parses(&[("chunked".into(), text)]);
 }
 
 #[test]
