@@ -884,3 +884,65 @@ async fn athena_failed_audit_publishes_nothing() {
     let standin = StandIn::start();
     crate::publish::a_failed_audit_publishes_nothing(engine(&standin).await.as_ref()).await;
 }
+
+/// The stand-in refuses what Athena refuses, so a statement strata sends that Athena would
+/// reject fails here too (Athena docs: CTAS considerations, service quotas, workgroups).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stand_in_refuses_what_athena_refuses() {
+    let standin = StandIn::start();
+    let aws = standin.clients();
+    provision(&aws, false).await;
+    let run = |sql: String, workgroup: &'static str| {
+        let aws = aws.clone();
+        async move {
+            let id = match aws
+                .athena
+                .start_query_execution()
+                .query_string(sql)
+                .work_group(workgroup)
+                .query_execution_context(
+                    aws_sdk_athena::types::QueryExecutionContext::builder().database("rastup_ops").build(),
+                )
+                .send()
+                .await
+            {
+                Ok(out) => out.query_execution_id().unwrap().to_string(),
+                Err(e) => return Err(strata::athena::query::api_message(&e)),
+            };
+            let q = aws.athena.get_query_execution().query_execution_id(&id).send().await.unwrap();
+            let status = q.query_execution().unwrap().status().unwrap();
+            match status.state() {
+                Some(aws_sdk_athena::types::QueryExecutionState::Succeeded) => Ok(()),
+                _ => Err(status.state_change_reason().unwrap_or_default().to_string()),
+            }
+        }
+    };
+    let ctas = |location: &str, select: &str| {
+        format!(
+            "CREATE TABLE rastup_ops.t WITH (format = 'PARQUET', external_location = '{location}', partitioned_by = ARRAY['p']) AS {select}"
+        )
+    };
+    put(&aws, "ops/t/used/part-0", b"x").await;
+    let err =
+        run(ctas("s3://rastup-data/ops/t/used/", "SELECT 1 AS a, 'x' AS p"), "strata").await.unwrap_err();
+    assert!(err.starts_with("HIVE_PATH_ALREADY_EXISTS"), "{err}");
+    let err = run(ctas("s3://rastup-data/ops/t/a/", "SELECT 'x' AS p, 1 AS a"), "strata").await.unwrap_err();
+    assert!(err.starts_with("HIVE_COLUMN_ORDER_MISMATCH"), "{err}");
+    let many = "SELECT n AS a, CAST(n AS VARCHAR) AS p FROM UNNEST(sequence(1, 101)) AS t(n)";
+    let err = run(ctas("s3://rastup-data/ops/t/b/", many), "strata").await.unwrap_err();
+    assert!(err.starts_with("HIVE_TOO_MANY_OPEN_PARTITIONS"), "{err}");
+    let long = format!("SELECT 1 AS a /* {} */", "x".repeat(262_144));
+    let err = run(long, "strata").await.unwrap_err();
+    assert!(err.contains("InvalidRequestException") && err.contains("262144"), "{err}");
+    let config = aws_sdk_athena::types::WorkGroupConfiguration::builder()
+        .enforce_work_group_configuration(true)
+        .build();
+    aws.athena.create_work_group().name("enforced").configuration(config).send().await.unwrap();
+    let err =
+        run(ctas("s3://rastup-data/ops/t/c/", "SELECT 1 AS a, 'x' AS p"), "enforced").await.unwrap_err();
+    assert!(err.contains("InvalidRequestException") && err.contains("external_location"), "{err}");
+    run(ctas("s3://rastup-data/ops/t/d/", "SELECT 1 AS a, 'x' AS p"), "strata")
+        .await
+        .expect("a valid CTAS runs");
+    assert_eq!(keys(&aws, "ops/t/d/p=x/").await.len(), 1, "its partition's file");
+}
