@@ -21,6 +21,8 @@ pub struct BackfillSpec {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub parallel: usize,
+    /// Forget the progress of an interrupted attempt and start over.
+    pub restart: bool,
 }
 
 /// The windows a model's backfill computes: one per grain unit in `[from, to)`; a model
@@ -133,7 +135,13 @@ async fn one(
     let now = clock.now();
     let run_id = new_id("backfill-", now);
     let key = backfill_id(id, spec);
-    let done = match catalog.backfill_done(&key, &id.to_string()) {
+    let model_key = id.to_string();
+    if spec.restart
+        && let Err(e) = catalog.backfill_clear(&key, &model_key)
+    {
+        return fail(result, e.to_string());
+    }
+    let done = match catalog.backfill_done(&key, &model_key) {
         Ok(d) => d,
         Err(e) => return fail(result, e.to_string()),
     };
@@ -180,18 +188,13 @@ async fn one(
         let Some((w, r)) = next else { break };
         match r {
             Ok(stats) => {
-                if let Err(e) = catalog.backfill_mark(&key, &id.to_string(), &fmt_ts(w.start), &version) {
+                if let Err(e) = catalog.backfill_mark(&key, &model_key, &fmt_ts(w.start), &version) {
                     return fail(result, e.to_string());
                 }
                 result.computed += 1;
                 result.stats += stats;
                 progress.window_done(id, w);
-                if let Some(f) = &project.settings.failpoint
-                    && f == &format!("backfill-window:{}", done.len() + result.computed)
-                {
-                    eprintln!("failpoint {f}: aborting");
-                    std::process::abort();
-                }
+                failpoint(project, &format!("backfill-window:{}", done.len() + result.computed));
             }
             Err(e) => return fail(result, format!("window [{}, {}): {e}", fmt_ts(w.start), fmt_ts(w.end))),
         }
@@ -211,17 +214,47 @@ async fn one(
     else {
         return fail(result, "cannot render the model".into());
     };
+    let finished = |mut r: ModelBackfill| {
+        // Published: the next backfill of this range is a new one, not a resumption.
+        if let Err(e) = catalog.backfill_clear(&key, &model_key) {
+            tracing::warn!(model = %id, "forgetting the backfill's progress: {e}");
+        }
+        r.outcome = Outcome::Published(version.clone());
+        r
+    };
+    // An earlier attempt may have published this version and been killed before it could
+    // forget its progress: there is nothing left to do.
+    match engine.was_published(&template).await {
+        Ok(true) => {
+            eprintln!("{id}: version {version} of this backfill was published by an earlier attempt");
+            return finished(result);
+        }
+        Ok(false) => {}
+        Err(e) => return fail(result, e.to_string()),
+    }
     let staged = match engine.seal(&template, &replaces).await {
         Ok(s) => s,
         Err(e) => return fail(result, e.to_string()),
     };
+    failpoint(project, "backfill-sealed");
     if let Err(e) = engine.audit(&staged).await {
         return fail(result, e.to_string());
+    }
+    if let Err(e) = crate::engine::check_emptied(&staged, project.settings.allow_empty_window) {
+        return fail(result, e);
     }
     if let Err(e) = engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
         return fail(result, e.to_string());
     }
+    failpoint(project, "backfill-published");
     result.stats.rows = staged.stats.rows;
-    result.outcome = Outcome::Published(version);
-    result
+    finished(result)
+}
+
+/// Test hook: `STRATA_FAILPOINT=<step>` aborts the process at that step of a backfill.
+fn failpoint(project: &Project, step: &str) {
+    if project.settings.failpoint.as_deref() == Some(step) {
+        eprintln!("failpoint {step}: aborting");
+        std::process::abort();
+    }
 }

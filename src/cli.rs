@@ -49,6 +49,11 @@ pub struct Cli {
     /// Also print one CloudWatch Embedded Metric Format line per model run on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Metrics::None)]
     pub metrics: Metrics,
+    /// Accept `--at` / `--to` instants in the future (tests, replays). Without it an instant
+    /// more than five minutes ahead of the clock is refused: it would record the models as
+    /// run up to then, and every real tick until then would skip them.
+    #[arg(long, global = true)]
+    pub allow_future: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,6 +112,9 @@ pub enum Command {
         /// Keep running: a scheduling round (like `tick`) at every schedule firing.
         #[arg(long, conflicts_with_all = ["selectors", "at", "from"])]
         daemon: bool,
+        /// Publish even when partitions of the window that hold data would be left empty.
+        #[arg(long, conflicts_with = "daemon")]
+        allow_empty_window: bool,
     },
     /// One scheduling round: run every model that is due now, in DAG order, independent
     /// models in parallel; the ECS scheduled task runs this.
@@ -136,6 +144,12 @@ pub enum Command {
         /// Print the windows and compute nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Forget what an interrupted attempt of this backfill completed and start over.
+        #[arg(long)]
+        restart: bool,
+        /// Publish even when partitions of the range that hold data would be left empty.
+        #[arg(long)]
+        allow_empty_window: bool,
     },
     /// Print the exact statements a model would run.
     Render {
@@ -147,7 +161,9 @@ pub enum Command {
         #[arg(long)]
         from: Option<String>,
     },
-    /// Show the DAG: each model's dependencies, schedule and materialization.
+    /// Show the DAG: each model's dependencies, schedule and materialization; and check,
+    /// without reading data, that every model's SQL plans against its upstream tables and
+    /// produces the columns its partitions and audits name.
     Plan { selectors: Vec<String> },
     /// Each table's current version, when and by which run it was published, rows, bytes,
     /// and the versions kept for rollback.
@@ -165,11 +181,35 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run state: how far each model ran and who holds its lease; reset or unlock it.
+    State {
+        #[command(subcommand)]
+        action: Option<StateAction>,
+    },
     /// Run ad-hoc SQL on the local lake.
     Query {
         sql: String,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Each model's run state and lease (the default).
+    Show { selectors: Vec<String> },
+    /// Set how far models ran back to --to (default: never), so the next tick computes
+    /// their windows from there. Published data is not touched.
+    Reset {
+        #[arg(required = true)]
+        selectors: Vec<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Release models' leases, whoever holds them (a killed run's, before it expires).
+    Unlock {
+        #[arg(required = true)]
+        selectors: Vec<String>,
     },
 }
 
@@ -197,6 +237,14 @@ pub fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    // Queries of the embedded engine run on a runtime of their own: CPU-bound work there
+    // cannot keep the threads above from seeing a stop signal, and it is abandoned at exit.
+    let exec = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("strata-exec")
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    EXECUTOR.set(exec.handle().clone()).expect("set once");
     let result = runtime.block_on(async {
         let callback = match cli.task_token.clone() {
             Some(token) => Some(TaskCallback::from_env(token).await),
@@ -214,6 +262,8 @@ pub fn main() -> ExitCode {
         }
         result
     });
+    // Whatever a stopped query still computes is not waited for.
+    exec.shutdown_background();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
@@ -222,6 +272,9 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// The runtime the embedded engine's queries run on (set once by `main`).
+static EXECUTOR: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
 
 fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
@@ -235,6 +288,27 @@ fn init_logging(verbose: u8, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
+}
+
+/// How far ahead of the clock an instant may be (clocks of machines differ a little).
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Refuses an instant in the future (unless `--allow-future`).
+fn not_future(
+    t: DateTime<Utc>,
+    clock: &dyn Clock,
+    allow: bool,
+    flag: &str,
+) -> Result<DateTime<Utc>, Failure> {
+    if !allow && t > clock.now() + CLOCK_SKEW {
+        return Err(anyhow::anyhow!(
+            "{flag} {} is in the future (now is {}): running or ticking for it would record the models as run up to then, and every real tick until then would skip them; pass --allow-future to do it anyway",
+            crate::clock::stamp(t),
+            crate::clock::stamp(clock.now())
+        )
+        .into());
+    }
+    Ok(t)
 }
 
 fn at_or_now(at: Option<&str>, clock: &dyn Clock, flag: &str) -> Result<DateTime<Utc>, Failure> {
@@ -252,7 +326,11 @@ fn load(project_dir: &std::path::Path, env: &HashMap<String, String>) -> Result<
 }
 
 fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
-    Ok(LocalEngine::for_settings(&project.settings)?)
+    let engine = LocalEngine::for_settings(&project.settings)?;
+    Ok(match EXECUTOR.get() {
+        Some(exec) => engine.with_executor(exec.clone()),
+        None => engine,
+    })
 }
 
 /// The Athena engine (AWS clients from the standard chain) and the local run-state
@@ -324,6 +402,7 @@ async fn execute(
     };
     let dir = &cli.project_dir;
     let metrics = cli.metrics;
+    let allow_future = cli.allow_future;
     match cli.command {
         Command::Demo { at, days, sessions_per_hour, seed } => {
             let at = at_or_now(at.as_deref(), clock, "--at")?;
@@ -382,10 +461,10 @@ async fn execute(
             }
         }
         Command::Tick { at } => {
+            let at = not_future(at_or_now(at.as_deref(), clock, "--at")?, clock, allow_future, "--at")?;
             let project = load(dir, &env)?;
             let engines = Engines::for_project(&project).await?;
             let stop = stop_on_signals();
-            let at = at_or_now(at.as_deref(), clock, "--at")?;
             let fixed = crate::clock::ManualClock::at(at);
             engines.hydrate(&project, &fixed).await?;
             let (plan, runs) =
@@ -404,13 +483,23 @@ async fn execute(
             answer("tick", runs).await?;
             Ok(code)
         }
-        Command::Backfill { selectors, from, to, downstream, parallel, dry_run } => {
+        Command::Backfill {
+            selectors,
+            from,
+            to,
+            downstream,
+            parallel,
+            dry_run,
+            restart,
+            allow_empty_window,
+        } => {
             let from = at_or_now(Some(&from), clock, "--from")?;
-            let to = at_or_now(Some(&to), clock, "--to")?;
+            let to = not_future(at_or_now(Some(&to), clock, "--to")?, clock, allow_future, "--to")?;
             if from >= to {
                 return Err(anyhow::anyhow!("--from must be before --to").into());
             }
-            let project = load(dir, &env)?;
+            let mut project = load(dir, &env)?;
+            project.settings.allow_empty_window = allow_empty_window;
             let mut models = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             if downstream {
                 let mut all = std::collections::BTreeSet::new();
@@ -422,7 +511,7 @@ async fn execute(
             models.retain(|id| {
                 project.models[id].config.materialized != crate::project::Materialization::External
             });
-            let spec = crate::backfill::BackfillSpec { models, from, to, parallel };
+            let spec = crate::backfill::BackfillSpec { models, from, to, parallel, restart };
             if dry_run {
                 let mut t = Table::new();
                 t.load_preset(UTF8_FULL_CONDENSED);
@@ -498,10 +587,11 @@ async fn execute(
             answer("backfill", runs).await?;
             Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
         }
-        Command::Run { selectors, at, from, daemon: false } => {
-            let at = at_or_now(at.as_deref(), clock, "--at")?;
+        Command::Run { selectors, at, from, daemon: false, allow_empty_window } => {
+            let at = not_future(at_or_now(at.as_deref(), clock, "--at")?, clock, allow_future, "--at")?;
             let from = from.as_deref().map(|f| at_or_now(Some(f), clock, "--from")).transpose()?;
-            let project = load(dir, &env)?;
+            let mut project = load(dir, &env)?;
+            project.settings.allow_empty_window = allow_empty_window;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             let engines = Engines::for_project(&project).await?;
             let stop = stop_on_signals();
@@ -509,6 +599,11 @@ async fn execute(
                 .iter()
                 .map(|id| runner::Planned { id: id.clone(), opts: RunOptions { at, from } })
                 .collect();
+            let record = crate::scheduler::RecordSuccess {
+                catalog: engines.catalog(),
+                clock,
+                run_id: runner::new_id("run-", clock.now()),
+            };
             let runs = runner::run_planned(
                 &project,
                 engines.engine(),
@@ -516,7 +611,7 @@ async fn execute(
                 &plan,
                 project.settings.max_concurrency,
                 &stop,
-                &runner::NoGuard,
+                &record,
             )
             .await;
             report(&runs, metrics, clock.now());
@@ -549,7 +644,11 @@ async fn execute(
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             print_plan(&project, &selected);
-            Ok(EXIT_OK)
+            let problems = crate::check::check(&project, &selected).await;
+            if problems.is_empty() {
+                return Ok(EXIT_OK);
+            }
+            Err(anyhow::Error::new(crate::project::ProjectError(problems)).into())
         }
         Command::Status { selectors } => {
             let project = load(dir, &env)?;
@@ -611,7 +710,15 @@ async fn execute(
                 let v = engine
                     .rollback(db, table, to.as_deref(), project.settings.retention, &crate::clock::stamp(now))
                     .await
-                    .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+                    .map_err(|e| {
+                        // Nothing to roll back to is a usage error; a lost race or AWS is not.
+                        let code = if matches!(e, crate::engine::EngineError::Query(_)) {
+                            EXIT_USAGE
+                        } else {
+                            EXIT_MODEL_FAILED
+                        };
+                        Failure { code, error: e.into() }
+                    })?;
                 println!("{id}: {db}.{table} is now at version {v}");
                 return Ok(EXIT_OK);
             }
@@ -625,7 +732,10 @@ async fn execute(
                 &run_id,
                 now,
             )
-            .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) })?;
+            .map_err(|e| {
+                let code = if e.contains("publish conflict") { EXIT_MODEL_FAILED } else { EXIT_USAGE };
+                Failure { code, error: anyhow::anyhow!(e) }
+            })?;
             println!("{id}: {db}.{table} is now at version {v}");
             Ok(EXIT_OK)
         }
@@ -686,11 +796,60 @@ async fn execute(
             println!("{verb} {} versions, {}", items.len(), human_bytes(total));
             Ok(EXIT_OK)
         }
+        Command::State { action } => {
+            let project = load(dir, &env)?;
+            let engines = Engines::for_project(&project).await?;
+            engines.hydrate(&project, clock).await?;
+            let catalog = engines.catalog();
+            let now = crate::clock::stamp(clock.now());
+            match action.unwrap_or(StateAction::Show { selectors: Vec::new() }) {
+                StateAction::Show { selectors } => {
+                    let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+                    let mut t = Table::new();
+                    t.load_preset(UTF8_FULL_CONDENSED);
+                    t.set_header(["model", "ran up to", "by", "updated", "lease held by", "until"]);
+                    for id in &selected {
+                        let state = catalog.model_state(&id.to_string())?;
+                        let lease = catalog.lease(&id.to_string())?.filter(|(_, until)| *until > now);
+                        let (last, by, updated) = state.unwrap_or_default();
+                        let (owner, until) = lease.unwrap_or_default();
+                        t.add_row([
+                            id.to_string(),
+                            if last.is_empty() { "never".into() } else { last },
+                            by,
+                            updated,
+                            owner,
+                            until,
+                        ]);
+                    }
+                    println!("{t}");
+                }
+                StateAction::Reset { selectors, to } => {
+                    let to = to.map(|t| at_or_now(Some(&t), clock, "--to")).transpose()?;
+                    let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+                    for id in &selected {
+                        let at = to.map(crate::clock::stamp);
+                        let by = format!("{} at {now}", crate::scheduler::RESET);
+                        catalog.reset_last_at(&id.to_string(), at.as_deref(), &by, &now)?;
+                        println!("{id}: run state reset to {}", at.as_deref().unwrap_or("never"));
+                    }
+                }
+                StateAction::Unlock { selectors } => {
+                    let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
+                    for id in &selected {
+                        let released = catalog.force_release(&id.to_string())?;
+                        println!("{id}: {}", if released { "lease released" } else { "no lease held" });
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Query { sql, format } => {
             let mut env = env;
             env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
             let settings = Settings::load(dir, &env)?;
             let project = Project::load(settings)?;
+            read_only(&sql)?;
             let engines = Engines::for_project(&project).await?;
             let result = engines
                 .engine()
@@ -700,6 +859,34 @@ async fn execute(
             print_batches(&result, format)?;
             Ok(EXIT_OK)
         }
+    }
+}
+
+/// `strata query` runs what reads: a DDL or DML statement would either do nothing or
+/// change tables behind the catalog's back.
+fn read_only(sql: &str) -> Result<(), Failure> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap_or_default();
+    let reads = |s: &Statement| {
+        matches!(
+            s,
+            Statement::Query(_)
+                | Statement::Explain { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+        )
+    };
+    match statements.as_slice() {
+        [] => Ok(()), // what the engine's own parser says about it is more precise
+        [one] if reads(one) => Ok(()),
+        [_] => Err(anyhow::anyhow!(
+            "strata query runs read-only SQL (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): models create tables, and rollback and gc change them"
+        )
+        .into()),
+        _ => Err(anyhow::anyhow!("strata query runs one statement at a time").into()),
     }
 }
 
@@ -852,6 +1039,12 @@ fn print_runs(runs: &[ModelRun]) {
             human_bytes(r.stats.bytes_read),
             r.stats.queue_ms,
             r.stats.engine_ms
+        );
+    }
+    for r in runs.iter().filter(|r| r.stats.bad_files > 0) {
+        eprintln!(
+            "warning: {}: {} Bronze file(s) could not be read to their end (truncated or corrupt); what they hold past that is in no table, see bronze/_bad/",
+            r.model, r.stats.bad_files
         );
     }
     for r in runs {

@@ -43,6 +43,15 @@ pub enum ConfigError {
     UnknownProfile { origin: String, name: String, known: String },
     #[error("{origin}: {field} = '{value}' is not valid: {expected}")]
     Invalid { origin: String, field: &'static str, value: String, expected: &'static str },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// One error, or all of them.
+    fn all(mut problems: Vec<ConfigError>) -> Self {
+        if problems.len() == 1 { problems.remove(0) } else { Self::Many(problems) }
+    }
 }
 
 /// The file as written. Every field optional so a profile can override a subset.
@@ -62,10 +71,11 @@ struct RawSettings {
     max_concurrency: Option<usize>,
 }
 
-/// The whole file: the project's own keys, and the settings a profile may override.
+/// The whole file: the project's own keys, and the settings a profile may override (read
+/// straight from the text, so an error carries its line).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProject {
+struct RawFile {
     name: String,
     #[serde(default)]
     profile: Option<String>,
@@ -73,6 +83,17 @@ struct RawProject {
     retention: Option<RawRetention>,
     #[serde(default)]
     profiles: BTreeMap<String, RawSettings>,
+    engine: Option<String>,
+    env: Option<String>,
+    storage: Option<String>,
+    state_dir: Option<String>,
+    #[serde(default)]
+    databases: BTreeMap<String, String>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    athena: Option<AthenaSettings>,
+    max_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -132,6 +153,9 @@ pub struct Settings {
     pub retention: crate::lifecycle::Retention,
     /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
     pub failpoint: Option<String>,
+    /// Publish a window that replaces partitions holding data with nothing (`run` and
+    /// `backfill --allow-empty-window`; never from the file or a scheduled tick).
+    pub allow_empty_window: bool,
     /// `AWS_ENDPOINT_URL`: every AWS client talks to this endpoint (a test server), and S3
     /// uses path-style addressing.
     pub aws_endpoint_url: Option<String>,
@@ -173,17 +197,17 @@ impl Settings {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
         };
-        // Project keys and overridable settings share the top level: split them, then read
-        // each strictly so a misspelt key is an error.
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
-        let mut own = toml::Table::new();
-        for key in ["name", "profile", "retention", "profiles"] {
-            if let Some(v) = table.remove(key) {
-                own.insert(key.into(), v);
-            }
-        }
-        let file: RawProject = own.try_into().map_err(parse_err)?;
-        let base: RawSettings = table.try_into().map_err(parse_err)?;
+        let file: RawFile = toml::from_str(text).map_err(parse_err)?;
+        let base = RawSettings {
+            engine: file.engine.clone(),
+            env: file.env.clone(),
+            storage: file.storage.clone(),
+            state_dir: file.state_dir.clone(),
+            databases: file.databases.clone(),
+            vars: file.vars.clone(),
+            athena: file.athena.clone(),
+            max_concurrency: file.max_concurrency,
+        };
         let origin = path.display().to_string();
         let profile_origin = |var: &str| {
             if env.contains_key(var) { format!("environment variable {var}") } else { origin.clone() }
@@ -207,25 +231,40 @@ impl Settings {
             }
         };
 
+        // Every problem is reported, not only the first.
+        let mut problems = Vec::new();
         let (engine, engine_origin) = pick("STRATA_ENGINE", s.engine.clone());
         let engine = match engine {
             None => EngineKind::Local,
-            Some(v) => EngineKind::parse(&v).ok_or(ConfigError::Invalid {
-                origin: engine_origin,
-                field: "engine",
-                value: v,
-                expected: "one of local, athena",
-            })?,
+            Some(v) => EngineKind::parse(&v).unwrap_or_else(|| {
+                problems.push(ConfigError::Invalid {
+                    origin: engine_origin,
+                    field: "engine",
+                    value: v,
+                    expected: "one of local, athena",
+                });
+                EngineKind::Local
+            }),
         };
         let (env_name, env_origin) = pick("STRATA_ENV", s.env.clone());
         let env_name = env_name.unwrap_or_else(|| "dev".into());
         if !["prod", "staging", "dev"].contains(&env_name.as_str()) {
-            return Err(ConfigError::Invalid {
+            problems.push(ConfigError::Invalid {
                 origin: env_origin,
                 field: "env",
-                value: env_name,
+                value: env_name.clone(),
                 expected: "one of prod, staging, dev",
             });
+        }
+        for layer in s.databases.keys() {
+            if Layer::parse(layer).is_none() {
+                problems.push(ConfigError::Invalid {
+                    origin: origin.clone(),
+                    field: "databases",
+                    value: layer.clone(),
+                    expected: "a layer: bronze, silver, gold or ops",
+                });
+            }
         }
         let athena = s.athena.clone().unwrap_or_default();
         let file_storage = match engine {
@@ -234,39 +273,39 @@ impl Settings {
         };
         let (storage, storage_origin) = pick("STRATA_STORAGE", file_storage);
         let Some(storage) = storage else {
-            return Err(ConfigError::Invalid {
+            problems.push(ConfigError::Invalid {
                 origin: storage_origin,
                 field: "athena.storage",
                 value: String::new(),
                 expected: "the engine athena needs an S3 root: set [athena] storage = \"s3://bucket/prefix\" or STRATA_STORAGE",
             });
+            return Err(ConfigError::all(problems));
         };
-        let storage = parse_storage(project_dir, &storage).map_err(|value| ConfigError::Invalid {
-            origin: storage_origin.clone(),
-            field: "storage",
-            value,
-            expected: "a directory or s3://bucket[/prefix]",
-        })?;
+        let storage = match parse_storage(project_dir, &storage) {
+            Ok(s) => s,
+            Err(value) => {
+                problems.push(ConfigError::Invalid {
+                    origin: storage_origin.clone(),
+                    field: "storage",
+                    value,
+                    expected: "a directory or s3://bucket[/prefix]",
+                });
+                return Err(ConfigError::all(problems));
+            }
+        };
         if engine == EngineKind::Athena && !matches!(storage, Storage::S3 { .. }) {
-            return Err(ConfigError::Invalid {
+            problems.push(ConfigError::Invalid {
                 origin: storage_origin,
                 field: "athena.storage",
                 value: storage.uri(""),
                 expected: "an s3://bucket[/prefix] root: Athena reads and writes S3",
             });
         }
+        if !problems.is_empty() {
+            return Err(ConfigError::all(problems));
+        }
         let (state_dir, _) = pick("STRATA_STATE_DIR", s.state_dir.clone());
         let state_dir = absolute(project_dir, state_dir.as_deref().unwrap_or(".strata"));
-        for layer in s.databases.keys() {
-            if Layer::parse(layer).is_none() {
-                return Err(ConfigError::Invalid {
-                    origin,
-                    field: "databases",
-                    value: layer.clone(),
-                    expected: "a layer: bronze, silver, gold or ops",
-                });
-            }
-        }
         let vars = s
             .vars
             .into_iter()
@@ -293,6 +332,7 @@ impl Settings {
                 }
             },
             failpoint: env.get("STRATA_FAILPOINT").cloned(),
+            allow_empty_window: false,
             aws_endpoint_url: env.get("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()).cloned(),
         })
     }
@@ -331,11 +371,13 @@ fn parse_storage(project_dir: &Path, s: &str) -> Result<Storage, String> {
     Ok(Storage::Local(std::path::absolute(&abs).unwrap_or(abs)))
 }
 
+/// `line N: <the line>: <what is wrong>`, so the key and its value are in the message.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     match e.span() {
         Some(span) => {
             let line = text[..span.start].matches('\n').count() + 1;
-            format!("line {line}: {}", e.message())
+            let source = text.lines().nth(line - 1).unwrap_or_default().trim();
+            format!("line {line}: `{source}`: {}", e.message().trim_end_matches('\n'))
         }
         None => e.message().to_string(),
     }

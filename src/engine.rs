@@ -52,6 +52,10 @@ pub struct Staged {
     /// `false` when the result equals what is published (nothing to publish).
     pub changed: bool,
     pub stats: StepStats,
+    /// Partitions of the window that hold data in the published version and none in this
+    /// one: publishing would replace them with nothing (input missing: a moved lake, a
+    /// wrong storage root, Firehose not delivering), so the runner refuses unless asked.
+    pub emptied: Vec<Vec<String>>,
 }
 
 /// Cost and size of one step, summed per model run.
@@ -61,6 +65,8 @@ pub struct StepStats {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub malformed: u64,
+    /// Source files that could not be read to their end (the local engine).
+    pub bad_files: u64,
     /// Statements sent to the query engine (Athena), and their time in its queue and
     /// executing, in milliseconds.
     pub statements: u64,
@@ -74,6 +80,7 @@ impl std::ops::AddAssign for StepStats {
         self.bytes_read += o.bytes_read;
         self.bytes_written += o.bytes_written;
         self.malformed += o.malformed;
+        self.bad_files += o.bad_files;
         self.statements += o.statements;
         self.queue_ms += o.queue_ms;
         self.engine_ms += o.engine_ms;
@@ -124,9 +131,33 @@ pub trait Engine: Send + Sync {
     async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError>;
     /// Runs a query against published tables.
     async fn query(&self, sql: &str) -> Result<QueryResult, EngineError>;
+    /// Whether the job's version was ever published (a resumed backfill whose earlier
+    /// attempt published it before being killed has nothing left to do).
+    async fn was_published(&self, job: &Job) -> Result<bool, EngineError>;
     /// Stops every statement still running on the engine's side (on SIGTERM / Ctrl-C). The
     /// embedded engine stops when its futures are dropped; a remote one needs a call.
     async fn cancel(&self) {}
+}
+
+/// Refuses a staged version that would replace partitions holding data with nothing,
+/// unless `allowed`.
+pub fn check_emptied(staged: &Staged, allowed: bool) -> Result<(), String> {
+    if staged.emptied.is_empty() || allowed {
+        return Ok(());
+    }
+    let JobKind::Select { partition_by, .. } = &staged.job.kind else { return Ok(()) };
+    let shown: Vec<String> = staged
+        .emptied
+        .iter()
+        .take(5)
+        .map(|v| partition_by.iter().zip(v).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/"))
+        .collect();
+    Err(format!(
+        "refusing to publish: {} partition(s) of the window hold data in the published version and none in this run ({}{}); its input is probably missing (a moved lake, a wrong storage root, Firehose not delivering). Check the source, or run again with --allow-empty-window to publish the empty partitions",
+        staged.emptied.len(),
+        shown.join(", "),
+        if staged.emptied.len() > 5 { ", ..." } else { "" }
+    ))
 }
 
 /// The `max_row_change_pct` audit: the staged version's row count may differ from the

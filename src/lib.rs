@@ -4,6 +4,7 @@
 pub mod athena;
 pub mod backfill;
 pub mod callback;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;

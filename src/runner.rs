@@ -134,8 +134,10 @@ pub struct Planned {
     pub opts: RunOptions,
 }
 
-/// The stop signal of a run: once raised, no model starts and models in flight are
-/// abandoned before they publish.
+/// The stop signal of a run: once raised, no model starts, and a model in flight is
+/// abandoned at its next safe point: while it stages or audits (its statements are
+/// stopped), or before it publishes. A publish whose request was sent completes, and the
+/// outcome reported is what happened.
 #[derive(Debug, Clone)]
 pub struct Stop(tokio::sync::watch::Receiver<bool>);
 
@@ -213,14 +215,12 @@ pub async fn run_planned(
             }
             started.insert(p.id.clone());
             let window = window_for(project, &p.id, &p.opts);
-            let bad_up = ups
-                .iter()
-                .find(|u| !matches!(finished[**u].outcome, Outcome::Published(_) | Outcome::Unchanged));
-            let skip = if let Some(up) = bad_up {
-                Some(format!(
-                    "upstream {up} {}",
-                    if finished[*up].outcome.is_failure() { "failed" } else { "did not run" }
-                ))
+            // An upstream that failed here stops the model. One this run skipped (another
+            // tick holds it, or ran it already) does not: the guard judges from the run state
+            // whether it is current, and may wait for the tick that runs it.
+            let failed_up = ups.iter().find(|u| finished[**u].outcome.is_failure());
+            let skip = if let Some(up) = failed_up {
+                Some(format!("upstream {up} failed"))
             } else if stop.raised() {
                 Some("stopping: not started".to_string())
             } else {
@@ -236,17 +236,10 @@ pub async fn run_planned(
                         Ok(()) => {
                             let span = tracing::info_span!("model", model = %p.id, run_id = %run_id);
                             let work = tracing::Instrument::instrument(
-                                run_one(project, engine, clock, &p.id, window, &run_id),
+                                run_one(project, engine, clock, &p.id, window, &run_id, stop),
                                 span,
                             );
-                            let result = tokio::select! {
-                                r = work => r,
-                                () = stop.wait() => {
-                                    engine.cancel().await;
-                                    Err(("stopped before publishing".to_string(), StepStats::default()))
-                                }
-                            };
-                            let (o, s) = match result {
+                            let (o, s) = match work.await {
                                 Ok(r) => r,
                                 Err((e, s)) => (Outcome::Failed(e), s),
                             };
@@ -296,6 +289,41 @@ fn log_outcome(
     );
 }
 
+/// A SQL error of the model's statement, at the line of its file it points to.
+fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String {
+    let JobKind::Select { sql, .. } = &job.kind else { return error };
+    if error == STOPPED
+        || !(error.contains("Line: ")
+            || error.contains("No field named")
+            || error.contains("Invalid function"))
+    {
+        return error;
+    }
+    let model = &project.models[id];
+    let line = crate::check::locate(model, sql, &error);
+    format!("{}:{line}: {}", model.path.display(), crate::check::sql_error(&error))
+}
+
+/// What a stop leaves of a model run.
+const STOPPED: &str = "stopped before publishing";
+
+/// `work`, unless the stop is raised first: then the engine's statements in flight are
+/// stopped and the work is dropped (nothing it wrote is visible: it was not published).
+async fn unless_stopped<T>(
+    engine: &dyn Engine,
+    stop: &Stop,
+    work: impl Future<Output = Result<T, EngineError>>,
+    stats: StepStats,
+) -> Result<T, (String, StepStats)> {
+    tokio::select! {
+        r = work => r.map_err(|e| (e.to_string(), stats)),
+        () = stop.wait() => {
+            engine.cancel().await;
+            Err((STOPPED.to_string(), stats))
+        }
+    }
+}
+
 async fn run_one(
     project: &Project,
     engine: &dyn Engine,
@@ -303,6 +331,7 @@ async fn run_one(
     id: &ModelId,
     window: Window,
     run_id: &str,
+    stop: &Stop,
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
     let now = clock.now();
     let version = new_id("v", now);
@@ -317,13 +346,20 @@ async fn run_one(
         }
     };
     failpoint("before-stage");
-    let staged = engine.stage(&job).await.map_err(|e| (e.to_string(), StepStats::default()))?;
+    let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())
+        .await
+        .map_err(|(e, s)| (located(project, id, &job, e), s))?;
     let stats = staged.stats;
     failpoint("after-stage");
-    engine.audit(&staged).await.map_err(|e| (e.to_string(), stats))?;
+    unless_stopped(engine, stop, engine.audit(&staged), stats).await?;
+    crate::engine::check_emptied(&staged, project.settings.allow_empty_window).map_err(|e| (e, stats))?;
     failpoint("after-audit");
     if !staged.changed {
         return Ok((Outcome::Unchanged, stats));
+    }
+    // The last safe point: once the publish request is sent, it completes.
+    if stop.raised() {
+        return Err((STOPPED.to_string(), stats));
     }
     engine
         .publish(&staged, &crate::clock::stamp(clock.now()))

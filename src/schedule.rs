@@ -51,6 +51,7 @@ impl Schedule {
                 ));
             }
             reject_unsupported(&fields)?;
+            check_ranges(&fields[..4])?;
             let expr = format!("0 {}", fields.join(" ").replace('?', "*"));
             Kind::Cron(Box::new(cron_parse(&expr)?))
         } else {
@@ -62,6 +63,7 @@ impl Schedule {
                 ));
             }
             reject_unsupported(&fields)?;
+            check_ranges(&fields[..4])?;
             let dow = unix_day_of_week(fields[4])?;
             let expr = format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow);
             Kind::Cron(Box::new(cron_parse(&expr)?))
@@ -112,6 +114,29 @@ impl FromStr for Schedule {
 
 fn cron_parse(expr: &str) -> Result<cron::Schedule, String> {
     cron::Schedule::from_str(expr).map_err(|e| format!("not a valid cron expression: {e}"))
+}
+
+/// Every number of the minute, hour, day-of-month and month fields within its range (the
+/// cron crate's own messages are off by one: "Minutes must be less than 59").
+fn check_ranges(fields: &[&str]) -> Result<(), String> {
+    const FIELDS: [(&str, u32, u32); 4] =
+        [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12)];
+    for (field, (name, lo, hi)) in fields.iter().zip(FIELDS) {
+        for item in field.split(',') {
+            let (range, step) = item.split_once('/').unwrap_or((item, ""));
+            let numbers = range.split('-').filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            for n in numbers {
+                let v: u32 = n.parse().map_err(|_| format!("{name} '{n}' is not a number"))?;
+                if !(lo..=hi).contains(&v) {
+                    return Err(format!("{name} '{v}' in '{field}' is out of range {lo}-{hi}"));
+                }
+            }
+            if !step.is_empty() && step.parse::<u32>().map_or(true, |s| s == 0) {
+                return Err(format!("{name} step '/{step}' in '{field}' must be a positive number"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn reject_unsupported(fields: &[&str]) -> Result<(), String> {

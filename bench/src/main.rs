@@ -572,7 +572,7 @@ impl Engine for SimAthena {
         self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.latency[&job.model]).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
-        Ok(Staged { job: job.clone(), expected: None, changed: true, stats: StepStats::default() })
+        Ok(Staged { job: job.clone(), expected: None, changed: true, stats: StepStats::default(), emptied: Vec::new() })
     }
     async fn stage_part(&self, _: &Job, _: &[Vec<String>]) -> Result<StepStats, EngineError> {
         Err(EngineError::Query("not simulated".into()))
@@ -588,6 +588,9 @@ impl Engine for SimAthena {
     }
     async fn query(&self, _: &str) -> Result<QueryResult, EngineError> {
         Err(EngineError::Query("not simulated".into()))
+    }
+    async fn was_published(&self, _: &Job) -> Result<bool, EngineError> {
+        Ok(false)
     }
 }
 

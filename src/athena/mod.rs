@@ -398,6 +398,7 @@ impl AthenaEngine {
                 expected: t.version_id().map(str::to_string),
                 changed: false,
                 stats: StepStats::default(),
+                emptied: Vec::new(),
             });
         }
         let stats = self.write_result(job, &sql::version_target(job, &self.storage), "").await?;
@@ -407,6 +408,7 @@ impl AthenaEngine {
             expected: current.and_then(|t| t.version_id().map(str::to_string)),
             changed: true,
             stats,
+            emptied: Vec::new(),
         })
     }
 
@@ -430,6 +432,7 @@ impl AthenaEngine {
         let stats = self.write_result(job, &sql::version_target(job, &self.storage), "").await?;
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
+        let mut emptied = Vec::new();
         if let Some(window) = replaces {
             let written = self.glue.partitions(&job.database, &name).await?;
             if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
@@ -444,13 +447,16 @@ impl AthenaEngine {
                         "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
                     ));
                 }
-                let kept: Vec<Partition> = self
+                let (in_window, kept): (Vec<Partition>, Vec<Partition>) = self
                     .glue
                     .partitions(&job.database, current.name())
                     .await?
                     .into_iter()
-                    .filter(|p| !window.contains(&p.values().to_vec()))
-                    .collect();
+                    .partition(|p| window.contains(&p.values().to_vec()));
+                // A CTAS registers only partitions it wrote rows to.
+                let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
+                emptied =
+                    in_window.iter().map(|p| p.values().to_vec()).filter(|v| !written.contains(v)).collect();
                 self.glue.add_partitions(&job.database, &name, &kept).await?;
             }
         }
@@ -459,6 +465,7 @@ impl AthenaEngine {
             expected: view.and_then(|t| t.version_id().map(str::to_string)),
             changed: true,
             stats,
+            emptied,
         })
     }
 
@@ -600,14 +607,17 @@ impl Engine for AthenaEngine {
                     .filter(|p| sql::part_suffix(&[p.values().to_vec()]) == unit),
             );
         }
+        let mut emptied = Vec::new();
         if let Some(c) = &current {
-            partitions.extend(
-                self.glue
-                    .partitions(&job.database, c.name())
-                    .await?
-                    .into_iter()
-                    .filter(|p| !replaces.contains(&p.values().to_vec())),
-            );
+            let written: BTreeSet<Vec<String>> = partitions.iter().map(|p| p.values().to_vec()).collect();
+            let (in_range, kept): (Vec<Partition>, Vec<Partition>) = self
+                .glue
+                .partitions(&job.database, c.name())
+                .await?
+                .into_iter()
+                .partition(|p| replaces.contains(&p.values().to_vec()));
+            emptied = in_range.iter().map(|p| p.values().to_vec()).filter(|v| !written.contains(v)).collect();
+            partitions.extend(kept);
         }
         self.glue.add_partitions(&job.database, &name, &partitions).await?;
         Ok(Staged {
@@ -615,6 +625,7 @@ impl Engine for AthenaEngine {
             expected: view.and_then(|t| t.version_id().map(str::to_string)),
             changed: true,
             stats: StepStats::default(),
+            emptied,
         })
     }
 
@@ -736,6 +747,11 @@ impl Engine for AthenaEngine {
 
     async fn cancel(&self) {
         self.statements.cancel().await;
+    }
+
+    async fn was_published(&self, job: &Job) -> Result<bool, EngineError> {
+        let versions = self.glue.versions(&job.database, &job.table).await?;
+        Ok(history(&versions).iter().any(|(v, _, _)| *v == job.version))
     }
 }
 
@@ -1013,8 +1029,13 @@ impl AthenaEngine {
             let Some(t) = self.glue.table(project.database(id), table).await? else { continue };
             let Some(end) = param(&t, P_WINDOW_END) else { continue };
             let model = id.to_string();
-            let local = catalog.last_at(&model)?;
-            if local.as_deref().is_none_or(|l| l < end) {
+            // Raised to what Glue says, unless an operator reset it (that stands).
+            let behind = match catalog.model_state(&model)? {
+                None => true,
+                Some((_, by, _)) if by.starts_with(crate::scheduler::RESET) => false,
+                Some((last, _, _)) => last.as_str() < end,
+            };
+            if behind {
                 catalog.set_last_at(&model, end, param(&t, P_RUN).unwrap_or_default(), now)?;
             }
         }

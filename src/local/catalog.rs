@@ -21,6 +21,8 @@ pub enum CatalogError {
     Conflict { table: String, expected: String, found: String },
     #[error("refusing to forget version {version} of {table}: it is current, previous or unknown")]
     Protected { table: String, version: String },
+    #[error("catalog: version {version} of {table} was published already")]
+    AlreadyPublished { table: String, version: String },
     #[error("catalog: version {version} of {table} is not recorded")]
     UnknownVersion { table: String, version: String },
     #[error("catalog: manifest of {table} version {version} is corrupt: {source}")]
@@ -67,8 +69,9 @@ pub struct Version {
     pub version: String,
     /// `external` for DDL-defined tables, `managed` for tables strata writes.
     pub kind: String,
-    /// The version's own directory relative to the storage root (`silver/t/<version>`);
-    /// empty for external tables.
+    /// The version's own directory relative to the storage root (`silver/t/<version>`); for
+    /// an external table, its location relative to the storage root when it is inside it
+    /// (empty otherwise: the DDL's location is used).
     pub location: String,
     /// The DDL of an external table; empty for managed tables.
     pub ddl: String,
@@ -183,6 +186,11 @@ impl Catalog {
         Ok(Self { path: name, conn: Mutex::new(conn) })
     }
 
+    /// Another connection to the same file (for a task that outlives a borrow).
+    pub fn reopen(&self) -> Result<Self, CatalogError> {
+        Self::open(Path::new(&self.path))
+    }
+
     fn err(&self, source: rusqlite::Error) -> CatalogError {
         CatalogError::Sqlite { path: self.path.clone(), source }
     }
@@ -238,16 +246,52 @@ impl Catalog {
         self.version(db, name, &head.current).map(Some)
     }
 
-    /// Records a staged version. It is invisible to readers until published.
+    /// Records a staged version. It is invisible to readers until published. Staging a
+    /// version again (a resumed backfill sealing what a killed attempt sealed) replaces its
+    /// record, unless it was published.
     pub fn stage(&self, db: &str, name: &str, v: &Version) -> Result<(), CatalogError> {
         let manifest = serde_json::to_string(&v.manifest).expect("manifests serialize");
-        let conn = self.conn.lock().expect("catalog lock");
-        conn.execute(
+        let mut conn = self.conn.lock().expect("catalog lock");
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let published: bool = tx
+            .query_row(
+                "SELECT 1 FROM publishes WHERE db = ?1 AND name = ?2 AND version = ?3",
+                params![db, name, v.version],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .unwrap_or(false);
+        if published {
+            return Err(CatalogError::AlreadyPublished {
+                table: format!("{db}.{name}"),
+                version: v.version.clone(),
+            });
+        }
+        tx.execute(
+            "DELETE FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
+            params![db, name, v.version],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.execute(
             "INSERT INTO versions (db, name, version, kind, location, ddl, schema, manifest, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![db, name, v.version, v.kind, v.location, v.ddl, v.schema, manifest, v.run_id, v.created_at],
         )
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Whether `version` of `db.name` was ever published.
+    pub fn was_published(&self, db: &str, name: &str, version: &str) -> Result<bool, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.query_row(
+            "SELECT 1 FROM publishes WHERE db = ?1 AND name = ?2 AND version = ?3",
+            params![db, name, version],
+            |_| Ok(true),
+        )
+        .optional()
+        .map(|v| v.unwrap_or(false))
+        .map_err(|e| self.err(e))
     }
 
     /// Points `db.name` at `version` if its current version is still `expected`
@@ -401,6 +445,46 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// A model's run state: how far it ran (empty: never, after a reset), by which run, when.
+    pub fn model_state(&self, model: &str) -> Result<Option<(String, String, String)>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.query_row(
+            "SELECT last_at, run_id, updated_at FROM model_state WHERE model = ?1",
+            params![model],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Sets how far a model ran to `at` (`None`: never), backwards included: an operator's
+    /// reset. The record stays, so state read back from the catalog (Glue) does not undo it.
+    pub fn reset_last_at(
+        &self,
+        model: &str,
+        at: Option<&str>,
+        by: &str,
+        now: &str,
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "INSERT INTO model_state (model, last_at, run_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (model) DO UPDATE SET last_at = excluded.last_at, run_id = excluded.run_id,
+                 updated_at = excluded.updated_at",
+            params![model, at.unwrap_or(""), by, now],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Releases a model's lease whoever holds it (an operator unlocking a killed run's).
+    pub fn force_release(&self, model: &str) -> Result<bool, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let n =
+            conn.execute("DELETE FROM leases WHERE model = ?1", params![model]).map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
     /// Records a successful run for `at`; never moves a model's state backwards.
     pub fn set_last_at(&self, model: &str, at: &str, run_id: &str, now: &str) -> Result<(), CatalogError> {
         let conn = self.conn.lock().expect("catalog lock");
@@ -447,6 +531,16 @@ impl Catalog {
         Ok(Ok(()))
     }
 
+    /// Who holds the lease on `model`, until when.
+    pub fn lease(&self, model: &str) -> Result<Option<(String, String)>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.query_row("SELECT owner, expires_at FROM leases WHERE model = ?1", params![model], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
     /// Gives the lease back, if `owner` still holds it.
     pub fn release_lease(&self, model: &str, owner: &str) -> Result<(), CatalogError> {
         let conn = self.conn.lock().expect("catalog lock");
@@ -465,6 +559,17 @@ impl Catalog {
             .query_map(params![backfill, model], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forgets a backfill's progress (it was published, or is restarted).
+    pub fn backfill_clear(&self, backfill: &str, model: &str) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        conn.execute(
+            "DELETE FROM backfill_windows WHERE backfill = ?1 AND model = ?2",
+            params![backfill, model],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     pub fn backfill_mark(

@@ -35,6 +35,20 @@ pub struct LocalEngine {
     catalog: Arc<Catalog>,
     /// (name in SQL, database in the catalog): each database, and its layer's name as an alias.
     databases: Vec<(String, String)>,
+    /// Where queries execute: a runtime of their own, so that CPU-bound work (a large hash
+    /// join polls for minutes without yielding) never holds the threads that watch for a
+    /// stop signal. `None` runs them on the caller's runtime (tests).
+    exec: Option<tokio::runtime::Handle>,
+}
+
+/// A task on the executor that is aborted when whoever awaits it goes away (a stop): it
+/// ends at its next yield point, and the executor is dropped without waiting for it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn query_err(e: DataFusionError) -> EngineError {
@@ -73,7 +87,38 @@ impl LocalEngine {
             root: root.clone(),
             catalog: Arc::new(Catalog::open(&settings.catalog_path())?),
             databases,
+            exec: None,
         })
+    }
+
+    /// Runs queries on `exec` (the command line gives the engine a runtime of its own).
+    pub fn with_executor(mut self, exec: tokio::runtime::Handle) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+
+    /// Runs `work` on the executor (or here, without one); dropping the returned future
+    /// abandons the work at its next yield point.
+    async fn offload<T, F, Fut>(&self, work: F) -> Result<T, EngineError>
+    where
+        F: FnOnce(LocalEngine) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = work(self.clone());
+        match &self.exec {
+            None => fut.await,
+            Some(exec) => {
+                let mut task = AbortOnDrop(exec.spawn(fut));
+                match (&mut task.0).await {
+                    Ok(r) => r,
+                    Err(e) if e.is_cancelled() => Err(EngineError::Io("the query was stopped".into())),
+                    Err(e) => {
+                        Err(EngineError::Io(format!("internal error: the query panicked (a bug): {e}")))
+                    }
+                }
+            }
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -129,8 +174,13 @@ fn provider(
     if v.kind == "external" {
         let table =
             parse_external_table(&v.ddl).map_err(|e| DataFusionError::Plan(format!("bronze ddl: {e}")))?;
-        let location = table.location.clone().unwrap_or_default();
-        let dir = local_path(&location);
+        // A location inside the lake is kept relative to it, so a moved project or lake
+        // reads its own files; one outside is read where the DDL says.
+        let dir = if v.location.is_empty() {
+            local_path(table.location.as_deref().unwrap_or_default())
+        } else {
+            root.join(&v.location)
+        };
         Ok(Arc::new(BronzeTable::new(&table, dir, root.join("bronze").join("_bad"), stats)?))
     } else {
         let schema = schema_from_bytes(&v.schema)?;
@@ -183,6 +233,7 @@ impl LocalEngine {
                     expected: Some(h.current.clone()),
                     changed: false,
                     stats: StepStats::default(),
+                    emptied: Vec::new(),
                 });
             }
         }
@@ -191,13 +242,19 @@ impl LocalEngine {
             datafusion::arrow::datatypes::Field::new(p, datafusion::arrow::datatypes::DataType::Utf8, true)
         }));
         let schema = datafusion::arrow::datatypes::Schema::new(fields);
+        let inside = table
+            .location
+            .as_deref()
+            .map(local_path)
+            .and_then(|dir| dir.strip_prefix(&self.root).ok().map(|r| r.to_string_lossy().into_owned()))
+            .unwrap_or_default();
         self.catalog.stage(
             &job.database,
             &job.table,
             &Version {
                 version: job.version.clone(),
                 kind: "external".into(),
-                location: String::new(),
+                location: inside,
                 ddl: ddl.to_string(),
                 schema: schema_to_bytes(&schema),
                 manifest: Manifest::default(),
@@ -210,6 +267,7 @@ impl LocalEngine {
             expected: head.map(|h| h.current),
             changed: true,
             stats: StepStats::default(),
+            emptied: Vec::new(),
         })
     }
 
@@ -232,9 +290,11 @@ impl LocalEngine {
             bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
             bytes_written: written.manifest.bytes(),
             malformed: stats.snapshot().malformed_lines,
+            bad_files: stats.snapshot().bad_files,
             ..StepStats::default()
         };
         let mut manifest = written.manifest;
+        let mut emptied = Vec::new();
         if let Some(window) = replaces {
             if let Some(outside) = manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
                 return Err(EngineError::Query(format!(
@@ -250,13 +310,17 @@ impl LocalEngine {
                         "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
                     ));
                 }
-                let kept: Vec<Partition> =
-                    current.manifest.partitions.into_iter().filter(|p| !window.contains(&p.values)).collect();
+                let (in_window, kept): (Vec<Partition>, Vec<Partition>) =
+                    current.manifest.partitions.into_iter().partition(|p| window.contains(&p.values));
+                emptied = emptied_partitions(&in_window, &manifest.partitions);
                 manifest.partitions.extend(kept);
                 manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
             }
         }
-        self.record_staged(job, dir, schema_to_bytes(&written.schema), manifest, head, written_stats)
+        let mut staged =
+            self.record_staged(job, dir, schema_to_bytes(&written.schema), manifest, head, written_stats)?;
+        staged.emptied = emptied;
+        Ok(staged)
     }
 
     /// Records a managed version as staged (invisible to readers until published).
@@ -280,8 +344,24 @@ impl LocalEngine {
             created_at: job.now.clone(),
         };
         self.catalog.stage(&job.database, &job.table, &version)?;
-        Ok(Staged { job: job.clone(), expected: head.map(|h| h.current), changed: true, stats })
+        Ok(Staged {
+            job: job.clone(),
+            expected: head.map(|h| h.current),
+            changed: true,
+            stats,
+            emptied: Vec::new(),
+        })
     }
+}
+
+/// Partitions with rows in `before` that have none in `after`.
+fn emptied_partitions(before: &[Partition], after: &[Partition]) -> Vec<Vec<String>> {
+    before
+        .iter()
+        .filter(|p| p.files.iter().any(|f| f.rows > 0))
+        .filter(|p| !after.iter().any(|a| a.values == p.values && a.files.iter().any(|f| f.rows > 0)))
+        .map(|p| p.values.clone())
+        .collect()
 }
 
 /// Partition values as `col=value/...`, for messages.
@@ -376,18 +456,14 @@ impl LocalEngine {
             bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
             bytes_written: written.manifest.bytes(),
             malformed: stats.snapshot().malformed_lines,
+            bad_files: stats.snapshot().bad_files,
             ..StepStats::default()
         })
     }
 }
 
-#[async_trait]
-impl Engine for LocalEngine {
-    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
-        self.write_part(job, keep).await
-    }
-
-    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+impl LocalEngine {
+    async fn seal_here(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
         let JobKind::Select { partition_by, .. } = &job.kind else {
             return Err(EngineError::Query("a backfill writes SELECT models only".into()));
         };
@@ -426,6 +502,7 @@ impl Engine for LocalEngine {
                 }
             },
         };
+        let mut emptied = Vec::new();
         if let Some(c) = current {
             if schema_from_bytes(&c.schema).map_err(query_err)?.fields()
                 != schema_from_bytes(&schema).map_err(query_err)?.fields()
@@ -434,16 +511,20 @@ impl Engine for LocalEngine {
                     "the backfill's columns differ from the published table's".into(),
                 ));
             }
-            manifest
-                .partitions
-                .extend(c.manifest.partitions.into_iter().filter(|p| !replaces.contains(&p.values)));
+            let (in_range, kept): (Vec<Partition>, Vec<Partition>) =
+                c.manifest.partitions.into_iter().partition(|p| replaces.contains(&p.values));
+            emptied = emptied_partitions(&in_range, &manifest.partitions);
+            manifest.partitions.extend(kept);
             manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
         }
         let rows = manifest.rows();
-        self.record_staged(job, dir, schema, manifest, head, StepStats { rows, ..StepStats::default() })
+        let mut staged =
+            self.record_staged(job, dir, schema, manifest, head, StepStats { rows, ..StepStats::default() })?;
+        staged.emptied = emptied;
+        Ok(staged)
     }
 
-    async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
+    async fn stage_here(&self, job: &Job) -> Result<Staged, EngineError> {
         match &job.kind {
             JobKind::External { ddl } => self.stage_external(job, ddl).await,
             JobKind::Select { sql, partition_by, compression, replaces } => {
@@ -452,7 +533,7 @@ impl Engine for LocalEngine {
         }
     }
 
-    async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
+    async fn audit_here(&self, staged: &Staged) -> Result<(), EngineError> {
         if staged.job.audits.is_empty() || !staged.changed {
             return Ok(());
         }
@@ -475,7 +556,15 @@ impl Engine for LocalEngine {
                 continue;
             }
             let (name, sql) = audit_sql(audit, "\"__strata\".\"staged\"");
-            let batches = collect_sql(&ctx, &format!("SELECT * FROM ({sql}) LIMIT 5")).await?;
+            let batches =
+                collect_sql(&ctx, &format!("SELECT * FROM ({sql}) LIMIT 5")).await.map_err(|e| {
+                    // Name the table the audit is about, not the relation it read it through.
+                    let text = e
+                        .to_string()
+                        .replace("__strata.staged", &job.table)
+                        .replace("\"__strata\".\"staged\"", &job.table);
+                    EngineError::Audit { audit: name.clone(), detail: format!("cannot run: {text}") }
+                })?;
             if count_rows(&batches) > 0 {
                 let sample = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
                     .map(|t| t.to_string())
@@ -489,6 +578,57 @@ impl Engine for LocalEngine {
         Ok(())
     }
 
+    async fn query_here(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        let (ctx, stats) = self.session();
+        let df = ctx.sql(sql).await.map_err(query_err)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let plan = df.create_physical_plan().await.map_err(query_err)?;
+        let batches =
+            datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
+        let stats = StepStats {
+            rows: count_rows(&batches),
+            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
+            bytes_written: 0,
+            malformed: stats.snapshot().malformed_lines,
+            bad_files: stats.snapshot().bad_files,
+            ..StepStats::default()
+        };
+        Ok(QueryResult { schema, batches, stats })
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+        let (job, keep) = (job.clone(), keep.to_vec());
+        self.offload(move |e| async move { e.write_part(&job, &keep).await }).await
+    }
+
+    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+        let (job, replaces) = (job.clone(), replaces.to_vec());
+        self.offload(move |e| async move { e.seal_here(&job, &replaces).await }).await
+    }
+
+    async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
+        let job = job.clone();
+        self.offload(move |e| async move { e.stage_here(&job).await }).await
+    }
+
+    async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
+        let staged = staged.clone();
+        self.offload(move |e| async move { e.audit_here(&staged).await }).await
+    }
+
+    async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        let sql = sql.to_string();
+        self.offload(move |e| async move { e.query_here(&sql).await }).await
+    }
+
+    async fn was_published(&self, job: &Job) -> Result<bool, EngineError> {
+        Ok(self.catalog.was_published(&job.database, &job.table, &job.version)?)
+    }
+
+    /// One SQLite transaction, run here: a publish is never abandoned halfway.
     async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError> {
         if !staged.changed {
             return Ok(());
@@ -503,23 +643,6 @@ impl Engine for LocalEngine {
             now,
         )?;
         Ok(())
-    }
-
-    async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
-        let (ctx, stats) = self.session();
-        let df = ctx.sql(sql).await.map_err(query_err)?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let plan = df.create_physical_plan().await.map_err(query_err)?;
-        let batches =
-            datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
-        let stats = StepStats {
-            rows: count_rows(&batches),
-            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
-            bytes_written: 0,
-            malformed: stats.snapshot().malformed_lines,
-            ..StepStats::default()
-        };
-        Ok(QueryResult { schema, batches, stats })
     }
 }
 

@@ -186,6 +186,9 @@ impl Project {
                 .collect(),
         });
         let known: Vec<String> = relations.by_id.keys().cloned().collect();
+        // Models whose own file has problems (reported above): a ref to one is not "unknown".
+        let broken: Vec<String> =
+            ids.iter().map(ToString::to_string).filter(|id| !known.contains(id)).collect();
 
         // Resolve references.
         for (p, config, table) in pending {
@@ -211,6 +214,7 @@ impl Project {
                             deps.push(Dep { target, line });
                         }
                     }
+                    Err(_) if resolve(&broken, r.kind, &r.name).is_ok() => {}
                     Err(message) => diags.push(Diagnostic { path: p.path.clone(), line, message }),
                 }
             }
@@ -315,12 +319,43 @@ fn read_sources(project_dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf
             .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort();
+        // A model in a sub-directory would be skipped without a word: say so.
+        for sub in files.iter().filter(|f| f.is_dir()) {
+            for nested in sql_files_below(sub) {
+                let rel = nested.strip_prefix(project_dir).unwrap_or(&nested).to_path_buf();
+                diags.push(Diagnostic {
+                    path: rel,
+                    line: 1,
+                    message: format!(
+                        "models live directly in sql/<layer>/ (the file name is the table name); move it to {}",
+                        rel_dir.join(nested.file_name().unwrap_or_default()).display()
+                    ),
+                });
+            }
+        }
         for file in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "sql")) {
             let rel = file.strip_prefix(project_dir).unwrap_or(&file).to_path_buf();
             match std::fs::read_to_string(&file) {
                 Ok(text) => out.push((rel, text)),
                 Err(e) => diags.push(Diagnostic { path: rel, line: 1, message: format!("cannot read: {e}") }),
             }
+        }
+    }
+    out
+}
+
+/// Every `.sql` file below `dir`, sorted.
+fn sql_files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for e in entries {
+        if e.is_dir() {
+            out.extend(sql_files_below(&e));
+        } else if e.extension().is_some_and(|x| x == "sql") {
+            out.push(e);
         }
     }
     out

@@ -342,7 +342,13 @@ async fn a_stale_glue_version_on_publish_is_a_conflict_and_changes_nothing() {
             )
         });
     let engine = mocked_engine(&[&get, &update]);
-    let staged = Staged { job, expected: Some("7".into()), changed: true, stats: StepStats::default() };
+    let staged = Staged {
+        job,
+        expected: Some("7".into()),
+        changed: true,
+        stats: StepStats::default(),
+        emptied: Vec::new(),
+    };
     let err = engine.publish(&staged, "2025-11-06T12:00:01.000Z").await.expect_err("stale version");
     assert!(matches!(err, EngineError::Conflict(_)), "{err:?}");
     assert!(err.to_string().starts_with("publish conflict"), "{err}");

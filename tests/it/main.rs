@@ -11,5 +11,6 @@ mod golden;
 mod infra;
 mod project;
 mod publish;
+mod reliability;
 mod render;
 mod scheduler;

@@ -45,6 +45,8 @@ pub struct ReadStats {
     pub malformed_lines: AtomicU64,
     /// Lines read with some values NULL because they did not convert to their column.
     pub nulled_lines: AtomicU64,
+    /// Files that could not be read to their end (truncated or corrupt gzip).
+    pub bad_files: AtomicU64,
 }
 
 /// A plain copy of [`ReadStats`] at one moment.
@@ -56,6 +58,7 @@ pub struct ReadStatsSnapshot {
     pub rows: u64,
     pub malformed_lines: u64,
     pub nulled_lines: u64,
+    pub bad_files: u64,
 }
 
 impl ReadStats {
@@ -73,6 +76,7 @@ impl ReadStats {
             rows: self.rows.load(Ordering::Relaxed),
             malformed_lines: self.malformed_lines.load(Ordering::Relaxed),
             nulled_lines: self.nulled_lines.load(Ordering::Relaxed),
+            bad_files: self.bad_files.load(Ordering::Relaxed),
         }
     }
 
@@ -85,6 +89,7 @@ impl ReadStats {
             &self.rows,
             &self.malformed_lines,
             &self.nulled_lines,
+            &self.bad_files,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -137,9 +137,18 @@ impl FileReader<'_> {
         // Trino's TextLineReader ends a line at \n, \r or \r\n; a last line without a
         // terminator counts, an empty line is a line (a row of NULLs).
         let mut line = std::mem::take(&mut self.line);
+        let mut unreadable = None;
         'file: loop {
             line.clear();
-            let n = input.read_until(b'\n', &mut line).map_err(io_err)?;
+            let n = match input.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                // A truncated or corrupt object: the lines before stay read; the rest cannot
+                // be. (Athena fails the query on such a file, naming it.)
+                Err(e) => {
+                    unreadable = Some(e);
+                    break;
+                }
+            };
             if n == 0 {
                 break;
             }
@@ -199,6 +208,20 @@ impl FileReader<'_> {
             }
         }
         self.line = line;
+        if let Some(e) = unreadable {
+            stats.bad_files.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(file = %file.relative_path, "unreadable after line {line_no}: {e}");
+            let bad = BadRecord {
+                source: &file.relative_path,
+                line: line_no + 1,
+                error: &format!("the file cannot be read past line {line_no}: {e}"),
+                read_as: "rest of the file not read",
+                record: "",
+            };
+            serde_json::to_writer(&mut quarantine, &bad)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            quarantine.push(b'\n');
+        }
         stats.uncompressed_bytes.fetch_add(uncompressed, Ordering::Relaxed);
         stats.rows.fetch_add(rows, Ordering::Relaxed);
         stats.malformed_lines.fetch_add(bad_lines, Ordering::Relaxed);

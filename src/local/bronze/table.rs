@@ -116,6 +116,14 @@ impl BronzeTable {
     /// The files a scan with these `filters` reads, after partition pruning
     /// (filters that do not involve only partition columns are ignored).
     pub fn list_files(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<BronzeFile>> {
+        // Reading nothing from a location that is not there would publish empty windows.
+        if !self.root_dir.is_dir() {
+            return Err(DataFusionError::Plan(format!(
+                "table {}: its location {} does not exist (a moved lake, a wrong storage setting, or nothing delivered yet)",
+                self.table.name,
+                self.root_dir.display()
+            )));
+        }
         let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
         let part_schema = Arc::new(Schema::new(partition_fields(&self.table)));
         let df_schema = DFSchema::from_unqualified_fields(part_schema.fields().clone(), HashMap::new())?;

@@ -1,0 +1,230 @@
+//! `strata plan`'s checks of what can be known before a run: every model's SQL is planned
+//! by the embedded engine against the schemas of its upstream tables (Bronze from its DDL,
+//! every other model from planning it in turn), without reading any data. A model that
+//! does not parse, names a column or function that is not there, has partition columns
+//! that are not strings, or an audit about a column it does not produce, is reported at
+//! the line of its file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::EngineKind;
+use crate::project::{Audit, Diagnostic, Layer, Materialization, Model, ModelId, Project};
+use crate::window::{Grain, Window};
+
+/// Problems of the `selected` models (their upstream models are planned too, to know
+/// their schemas).
+pub async fn check(project: &Project, selected: &[ModelId]) -> Vec<Diagnostic> {
+    let ctx = session(project);
+    let mut out = Vec::new();
+    let mut schemas: BTreeMap<ModelId, SchemaRef> = BTreeMap::new();
+    for id in &project.dag.order {
+        let model = &project.models[id];
+        // Downstream of a model with problems there is nothing to learn: its own error says it.
+        if project.dag.upstream(id).iter().any(|u| !schemas.contains_key(u)) {
+            continue;
+        }
+        let (diags, schema) = check_model(project, &ctx, id, model).await;
+        if selected.contains(id) {
+            out.extend(diags);
+        }
+        if let Some(schema) = schema {
+            register(project, &ctx, id, schema.clone());
+            schemas.insert(id.clone(), schema);
+        }
+    }
+    out
+}
+
+fn session(project: &Project) -> SessionContext {
+    let config = SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", true);
+    let ctx = SessionContext::new_with_config(config);
+    crate::local::functions::register(&ctx);
+    let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+    for layer in Layer::ALL {
+        let schema = Arc::new(MemorySchemaProvider::new());
+        let db = project.settings.database(layer);
+        catalog.register_schema(db, schema.clone()).expect("registering a schema cannot fail");
+        if db != layer.as_str() {
+            let _ = catalog.register_schema(layer.as_str(), schema);
+        }
+    }
+    ctx
+}
+
+fn register(project: &Project, ctx: &SessionContext, id: &ModelId, schema: SchemaRef) {
+    let db = project.database(id);
+    let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+    let Some(provider) = catalog.schema(db) else { return };
+    let table = MemTable::try_new(schema, vec![vec![]]).expect("an empty table");
+    let _ = provider.register_table(project.models[id].table.clone(), Arc::new(table));
+}
+
+/// A window every model can render for.
+fn window(model: &Model) -> Window {
+    let at = chrono::DateTime::from_timestamp(1_735_732_800, 0).expect("2025-01-01T12:00:00Z");
+    Window::ending_at(
+        at,
+        model.config.grain,
+        model.config.lookback.max(if model.config.grain == Grain::Hour { 1 } else { 0 }),
+    )
+}
+
+async fn check_model(
+    project: &Project,
+    ctx: &SessionContext,
+    id: &ModelId,
+    model: &Model,
+) -> (Vec<Diagnostic>, Option<SchemaRef>) {
+    let diag = |line: usize, message: String| Diagnostic { path: model.path.clone(), line, message };
+    let sql = match project.render(id, EngineKind::Local, window(model)) {
+        Ok(s) => s,
+        Err(d) => return (vec![d], None),
+    };
+    if model.config.materialized == Materialization::External {
+        return match crate::local::bronze::parse_external_table(sql.trim().trim_end_matches(';')) {
+            Ok(t) => {
+                let mut fields: Vec<Field> = t.columns.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.extend(t.partition_columns.iter().map(|p| Field::new(p, DataType::Utf8, true)));
+                let mut diags = Vec::new();
+                // Athena fails every query over a partition holding one line that does not
+                // parse, or a value that does not fit its column, without these.
+                if t.serde.as_deref().is_some_and(|s| s.to_ascii_lowercase().contains("jsonserde")) {
+                    for prop in ["ignore.malformed.json", "use.null.for.invalid.data"] {
+                        let on = t.serde_properties.get(prop).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                        if !on {
+                            diags.push(diag(
+                                model.line_of("SERDE"),
+                                format!("set '{prop}' = 'true' in SERDEPROPERTIES: without it one bad line fails every Athena query over its partition until it leaves the window"),
+                            ));
+                        }
+                    }
+                }
+                (diags, Some(Arc::new(Schema::new(fields))))
+            }
+            Err(e) => {
+                let (line, _) = e.position();
+                (vec![diag(source_line(model, &sql, line), format!("the DDL: {e}"))], None)
+            }
+        };
+    }
+    let plan = match ctx.state().create_logical_plan(&sql).await {
+        Ok(p) => p,
+        Err(e) => return (vec![diag(locate(model, &sql, &e.to_string()), sql_error(&e.to_string()))], None),
+    };
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let mut diags = Vec::new();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for p in &model.config.partitioned_by {
+        if let Ok(f) = schema.field_with_name(p)
+            && *f.data_type() != DataType::Utf8
+        {
+            diags.push(diag(
+                crate::project::line_of(&model.source, &format!("AS {p}")).unwrap_or(1),
+                format!(
+                    "partition column '{p}' is {}: partition values are strings on Athena and in the local catalog; CAST it AS VARCHAR",
+                    f.data_type()
+                ),
+            ));
+        }
+    }
+    let audits_line = model.line_of("audits");
+    for audit in &model.config.audits {
+        let named: Vec<&String> = match audit {
+            Audit::NotNull(cols) | Audit::Unique(cols) => cols.iter().collect(),
+            Audit::AcceptedValues { column, .. } => vec![column],
+            _ => Vec::new(),
+        };
+        for c in named {
+            if !columns.iter().any(|have| have.eq_ignore_ascii_case(c)) {
+                diags.push(diag(
+                    audits_line,
+                    format!(
+                        "an audit names column '{c}', which the model does not produce (it has: {})",
+                        columns.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Audit::Sql(text) = audit {
+            // `{{ this }}` is the staged version, with the model's columns.
+            let this = "\"__strata_check\".\"this\"";
+            let staged = Arc::new(MemorySchemaProvider::new());
+            let table = MemTable::try_new(schema.clone(), vec![vec![]]).expect("an empty table");
+            let _ = staged.register_table("this".into(), Arc::new(table));
+            let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+            let _ = catalog.register_schema("__strata_check", staged);
+            let audit_sql = text.replace("{{ this }}", this).replace("{{this}}", this);
+            if let Err(e) = ctx.state().create_logical_plan(&audit_sql).await {
+                diags.push(diag(
+                    audits_line,
+                    format!("the sql audit: {}", sql_error(&e.to_string()).replace(this, "{{ this }}")),
+                ));
+            }
+        }
+    }
+    (diags, Some(schema))
+}
+
+/// A DataFusion error as a user reads it: without the engine's prefixes.
+pub fn sql_error(text: &str) -> String {
+    text.trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Schema error: ")
+        .replace("ParserError(\"", "")
+        .replace("\")", "")
+}
+
+/// The line of the model's file an error of its rendered SQL points at: the line of a
+/// parser error's position, or where the column, table or function it names is written.
+pub fn locate(model: &Model, rendered: &str, error: &str) -> usize {
+    let position = error.split("Line: ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next());
+    if let Some(line) = position.and_then(|l| l.parse::<usize>().ok()) {
+        return source_line(model, rendered, line);
+    }
+    for marker in ["No field named ", "Invalid function '", "table '", "column '", "field named "] {
+        if let Some(rest) = error.split(marker).nth(1) {
+            let name: String = rest
+                .trim_start_matches(['"', '\''])
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            let name = name.trim_end_matches('.');
+            let last = name.rsplit('.').next().unwrap_or(name);
+            if !last.is_empty()
+                && let Some(line) = crate::project::line_of(&model.source, last)
+            {
+                return line;
+            }
+        }
+    }
+    model.line_of("SELECT")
+}
+
+/// The line of the model's source that line `rendered_line` of its rendered SQL came from:
+/// the source line with the same text (templates only change the lines they are on).
+fn source_line(model: &Model, rendered: &str, rendered_line: usize) -> usize {
+    let Some(text) = rendered.lines().nth(rendered_line.saturating_sub(1)) else { return 1 };
+    let text = text.trim();
+    if text.is_empty() {
+        return 1;
+    }
+    model
+        .source
+        .lines()
+        .position(|l| l.trim() == text)
+        .or_else(|| {
+            let words: Vec<&str> =
+                text.split_whitespace().filter(|w| !w.contains('\'') && w.len() > 2).collect();
+            model
+                .source
+                .lines()
+                .position(|l| words.iter().take(3).all(|w| l.contains(w)) && !words.is_empty())
+        })
+        .map_or(1, |i| i + 1)
+}
