@@ -946,3 +946,28 @@ async fn the_stand_in_refuses_what_athena_refuses() {
         .expect("a valid CTAS runs");
     assert_eq!(keys(&aws, "ops/t/d/p=x/").await.len(), 1, "its partition's file");
 }
+
+/// Missing input on Athena is an empty S3 prefix (a wrong bucket, Firehose not
+/// delivering): the run that would replace hours holding data with nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_bronze_prefix_never_replaces_hours_that_had_data() {
+    let standin = StandIn::start();
+    let aws = standin.clients();
+    provision(&aws, false).await;
+    let t = TestProject::shipped();
+    t.write_producer_events();
+    upload_bronze(&aws, &t).await;
+    let run =
+        ["run", "+silver.fact_payouts", "--at", "2025-11-06T11:00:00Z", "--from", "2025-11-06T09:00:00Z"];
+    let (code, out, err) = standin.strata(t.path(), &run);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let before = param(&table(&aws, "rastup_silver", "fact_payouts").await.unwrap(), "strata_version");
+    for key in keys(&aws, "bronze/events/dt=2025-11-06/hour=09/").await {
+        aws.s3.delete_object().bucket("rastup-data").key(key).send().await.unwrap();
+    }
+    let (code, out, err) = standin.strata(t.path(), &run);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("refusing to publish") && err.contains("dt=2025-11-06/hour=09"), "{err}");
+    let after = param(&table(&aws, "rastup_silver", "fact_payouts").await.unwrap(), "strata_version");
+    assert_eq!(after, before, "nothing was published");
+}
