@@ -9,8 +9,9 @@ use futures::stream::FuturesUnordered;
 
 use crate::clock::Clock;
 use crate::engine::{Engine, StepStats};
+use crate::ids::ModelId;
 use crate::local::catalog::Catalog;
-use crate::project::{Materialization, ModelId, Project};
+use crate::project::{Materialization, Project};
 use crate::runner::{Outcome, RunOptions, Stop, job_for, new_id, replaced_partitions};
 use crate::window::{Window, fmt_ts};
 

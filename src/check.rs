@@ -14,7 +14,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::EngineKind;
-use crate::project::{Audit, Diagnostic, Layer, Materialization, Model, ModelId, Project};
+use crate::ids::{Layer, ModelId};
+use crate::project::{Audit, Diagnostic, Materialization, Model, Project, locate, source_line, sql_error};
 use crate::window::{Grain, Window};
 
 /// Problems of the `selected` models (their upstream models are planned too, to know
@@ -169,62 +170,4 @@ async fn check_model(
         }
     }
     (diags, Some(schema))
-}
-
-/// A DataFusion error as a user reads it: without the engine's prefixes.
-pub fn sql_error(text: &str) -> String {
-    text.trim_start_matches("Error during planning: ")
-        .trim_start_matches("SQL error: ")
-        .trim_start_matches("Schema error: ")
-        .replace("ParserError(\"", "")
-        .replace("\")", "")
-}
-
-/// The line of the model's file an error of its rendered SQL points at: the line of a
-/// parser error's position, or where the column, table or function it names is written.
-pub fn locate(model: &Model, rendered: &str, error: &str) -> usize {
-    let position = error.split("Line: ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next());
-    if let Some(line) = position.and_then(|l| l.parse::<usize>().ok()) {
-        return source_line(model, rendered, line);
-    }
-    for marker in ["No field named ", "Invalid function '", "table '", "column '", "field named "] {
-        if let Some(rest) = error.split(marker).nth(1) {
-            let name: String = rest
-                .trim_start_matches(['"', '\''])
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
-            let name = name.trim_end_matches('.');
-            let last = name.rsplit('.').next().unwrap_or(name);
-            if !last.is_empty()
-                && let Some(line) = crate::project::line_of(&model.source, last)
-            {
-                return line;
-            }
-        }
-    }
-    model.line_of("SELECT")
-}
-
-/// The line of the model's source that line `rendered_line` of its rendered SQL came from:
-/// the source line with the same text (templates only change the lines they are on).
-fn source_line(model: &Model, rendered: &str, rendered_line: usize) -> usize {
-    let Some(text) = rendered.lines().nth(rendered_line.saturating_sub(1)) else { return 1 };
-    let text = text.trim();
-    if text.is_empty() {
-        return 1;
-    }
-    model
-        .source
-        .lines()
-        .position(|l| l.trim() == text)
-        .or_else(|| {
-            let words: Vec<&str> =
-                text.split_whitespace().filter(|w| !w.contains('\'') && w.len() > 2).collect();
-            model
-                .source
-                .lines()
-                .position(|l| words.iter().take(3).all(|w| l.contains(w)) && !words.is_empty())
-        })
-        .map_or(1, |i| i + 1)
 }

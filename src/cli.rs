@@ -15,10 +15,11 @@ use crate::callback::TaskCallback;
 use crate::clock::{Clock, SystemClock, parse_instant};
 use crate::config::{EngineKind, Settings};
 use crate::engine::Engine;
+use crate::ids::ModelId;
 use crate::lifecycle;
 use crate::local::LocalEngine;
 use crate::local::catalog::Catalog;
-use crate::project::{ModelId, Project, select};
+use crate::project::{Project, select};
 use crate::runner::{self, ModelRun, Outcome, RunOptions};
 
 /// Exit codes scripts can rely on.

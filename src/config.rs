@@ -6,7 +6,22 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::project::Layer;
+use crate::ids::Layer;
+
+/// How long to keep what.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Published versions kept for rollback (the current one included); at least 2.
+    pub versions: usize,
+    /// Unreferenced data younger than this may belong to a run in flight: left alone.
+    pub orphan_grace: chrono::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { versions: 3, orphan_grace: chrono::Duration::hours(1) }
+    }
+}
 
 /// Which engine runs the SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -150,7 +165,7 @@ pub struct Settings {
     pub vars: BTreeMap<String, serde_json::Value>,
     pub athena: AthenaSettings,
     pub max_concurrency: usize,
-    pub retention: crate::lifecycle::Retention,
+    pub retention: Retention,
     /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
     pub failpoint: Option<String>,
     /// Publish a window that replaces partitions holding data with nothing (`run` and
@@ -325,8 +340,8 @@ impl Settings {
             max_concurrency: s.max_concurrency.unwrap_or(4).max(1),
             retention: {
                 let r = file.retention.clone().unwrap_or_default();
-                let d = crate::lifecycle::Retention::default();
-                crate::lifecycle::Retention {
+                let d = Retention::default();
+                Retention {
                     versions: r.versions.unwrap_or(d.versions).max(2),
                     orphan_grace: r.orphan_grace_minutes.map_or(d.orphan_grace, chrono::Duration::minutes),
                 }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::project::{Audit, ModelId};
+use crate::ids::ModelId;
+use crate::project::Audit;
 
 /// What a model run asks an engine to do.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod ids;
 pub mod lifecycle;
 pub mod local;
 pub mod metrics;

@@ -8,25 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
+use crate::config::Retention;
+use crate::ids::Layer;
 use crate::local::catalog::{Catalog, CatalogError, PublishRecord, TableHead, Version};
-use crate::project::Layer;
-
-/// How long to keep what.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Published versions kept for rollback (the current one included); at least 2.
-    pub versions: usize,
-    /// Unreferenced data younger than this may belong to a run in flight: left alone.
-    pub orphan_grace: Duration,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self { versions: 3, orphan_grace: Duration::hours(1) }
-    }
-}
 
 /// A version directory that may be deleted. Only [`plan_gc`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::EngineKind;
 use crate::engine::{Engine, EngineError, Job, JobKind, StepStats};
-use crate::project::{Materialization, ModelId, Project};
+use crate::ids::ModelId;
+use crate::project::{Materialization, Project};
 use crate::window::{Grain, Window, fmt_ts};
 
 /// When a run happens and, for a backfill, from when.
@@ -300,8 +301,8 @@ fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String 
         return error;
     }
     let model = &project.models[id];
-    let line = crate::check::locate(model, sql, &error);
-    format!("{}:{line}: {}", model.path.display(), crate::check::sql_error(&error))
+    let line = crate::project::locate(model, sql, &error);
+    format!("{}:{line}: {}", model.path.display(), crate::project::sql_error(&error))
 }
 
 /// What a stop leaves of a model run.

@@ -6,9 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::ids::ModelId;
 use crate::local::catalog::Catalog;
 use crate::planner::{Decision, decide, is_current};
-use crate::project::{ModelId, Project};
+use crate::project::Project;
 use crate::runner::{Guard, ModelRun, Outcome, Planned, RunOptions, Stop, new_id, run_planned};
 use crate::window::Window;
 

@@ -25,7 +25,8 @@ use strata::clock::{ManualClock, SystemClock};
 use strata::config::Settings;
 use strata::engine::{Engine, EngineError, Job, QueryResult, Staged, StepStats};
 use strata::local::LocalEngine;
-use strata::project::{ModelId, Project};
+use strata::project::Project;
+use strata::ids::ModelId;
 use strata::runner::{self, NoGuard, Outcome, Planned, RunOptions, Stop};
 
 #[derive(Parser)]

@@ -28,11 +28,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use self::glue::{Glue, all_columns, as_input, view_input};
 use self::query::{QueryConfig, Statement, Statements, api_message};
+use crate::config::Retention;
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
-use crate::lifecycle::{GcItem, Retention, VersionDir, is_version_id};
+use crate::ids::Layer;
+use crate::lifecycle::{GcItem, VersionDir, is_version_id};
 use crate::local::describe;
-use crate::project::{Audit, Layer};
+use crate::project::Audit;
 
 /// Parameters strata keeps on a published table.
 pub const P_VERSION: &str = "strata_version";

@@ -24,7 +24,8 @@ use self::catalog::{Catalog, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
-use crate::project::{Audit, Layer};
+use crate::ids::Layer;
+use crate::project::Audit;
 
 pub use self::table::prune;
 

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Model, ModelId};
+use super::Model;
+use crate::ids::ModelId;
 
 /// Models in dependency order. Ties break by layer, then name, so order is stable.
 #[derive(Debug, Clone)]

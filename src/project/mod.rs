@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dag::Dag;
-pub use model::{Audit, Dep, Layer, Materialization, Model, ModelConfig, ModelId, line_of};
+pub use model::{Audit, Dep, Materialization, Model, ModelConfig, line_of, locate, source_line, sql_error};
 pub use select::select;
 
 use crate::config::{EngineKind, Settings};
+use crate::ids::{Layer, ModelId};
 use crate::render::{RefKind, Relations, Renderer, Scope};
 use crate::schedule::Schedule;
 use crate::window::{Grain, Window};

@@ -1,59 +1,12 @@
 //! What a model is: its identity (layer and name), its `config(...)`, and its dependencies.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::ids::ModelId;
 use crate::schedule::Schedule;
 use crate::window::Grain;
-
-/// The four layers of the lake, in dependency order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Layer {
-    Bronze,
-    Silver,
-    Gold,
-    Ops,
-}
-
-impl Layer {
-    pub const ALL: [Layer; 4] = [Layer::Bronze, Layer::Silver, Layer::Gold, Layer::Ops];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bronze => "bronze",
-            Self::Silver => "silver",
-            Self::Gold => "gold",
-            Self::Ops => "ops",
-        }
-    }
-}
-
-/// `layer.name`, e.g. `silver.fact_payouts`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ModelId {
-    pub layer: Layer,
-    pub name: String,
-}
-
-impl fmt::Display for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.layer.as_str(), self.name)
-    }
-}
-
-impl ModelId {
-    pub fn parse(s: &str) -> Option<Self> {
-        let (layer, name) = s.split_once('.')?;
-        let layer = Layer::parse(layer)?;
-        (!name.is_empty() && !name.contains('.')).then(|| Self { layer, name: name.into() })
-    }
-}
 
 /// How a model's result is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -167,4 +120,62 @@ impl Model {
 
 pub fn line_of(source: &str, needle: &str) -> Option<usize> {
     source.find(needle).map(|at| source[..at].matches('\n').count() + 1)
+}
+
+/// An engine's SQL error as a user reads it: without the engine's prefixes.
+pub fn sql_error(text: &str) -> String {
+    text.trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Schema error: ")
+        .replace("ParserError(\"", "")
+        .replace("\")", "")
+}
+
+/// The line of the model's file an error of its rendered SQL points at: the line of a
+/// parser error's position, or where the column, table or function it names is written.
+pub fn locate(model: &Model, rendered: &str, error: &str) -> usize {
+    let position = error.split("Line: ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next());
+    if let Some(line) = position.and_then(|l| l.parse::<usize>().ok()) {
+        return source_line(model, rendered, line);
+    }
+    for marker in ["No field named ", "Invalid function '", "table '", "column '", "field named "] {
+        if let Some(rest) = error.split(marker).nth(1) {
+            let name: String = rest
+                .trim_start_matches(['"', '\''])
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            let name = name.trim_end_matches('.');
+            let last = name.rsplit('.').next().unwrap_or(name);
+            if !last.is_empty()
+                && let Some(line) = line_of(&model.source, last)
+            {
+                return line;
+            }
+        }
+    }
+    model.line_of("SELECT")
+}
+
+/// The line of the model's source that line `rendered_line` of its rendered SQL came from:
+/// the source line with the same text (templates only change the lines they are on).
+pub fn source_line(model: &Model, rendered: &str, rendered_line: usize) -> usize {
+    let Some(text) = rendered.lines().nth(rendered_line.saturating_sub(1)) else { return 1 };
+    let text = text.trim();
+    if text.is_empty() {
+        return 1;
+    }
+    model
+        .source
+        .lines()
+        .position(|l| l.trim() == text)
+        .or_else(|| {
+            let words: Vec<&str> =
+                text.split_whitespace().filter(|w| !w.contains('\'') && w.len() > 2).collect();
+            model
+                .source
+                .lines()
+                .position(|l| words.iter().take(3).all(|w| l.contains(w)) && !words.is_empty())
+        })
+        .map_or(1, |i| i + 1)
 }

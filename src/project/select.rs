@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Model, ModelId, Project};
+use super::{Model, Project};
+use crate::ids::ModelId;
 
 /// The models `selectors` choose (all models when empty), in DAG order.
 pub fn select(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, String> {

@@ -22,7 +22,7 @@ use strata::athena::query::{QueryConfig, Statement, Statements, request_token};
 use strata::athena::{AthenaEngine, Clients};
 use strata::config::Storage;
 use strata::engine::{Engine, EngineError, Job, JobKind, Staged, StepStats};
-use strata::project::ModelId;
+use strata::ids::ModelId;
 
 /// A client of `$krate` whose every call is answered by `$rules` (no real network, no
 /// SDK-level retries: strata's own retry logic is what is under test).

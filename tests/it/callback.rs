@@ -11,7 +11,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use chrono::{TimeZone, Utc};
 use strata::callback::{MAX_CAUSE_CHARS, MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, TaskCallback, failure, summary};
 use strata::engine::StepStats;
-use strata::project::ModelId;
+use strata::ids::ModelId;
 use strata::runner::{ModelRun, Outcome};
 use strata::window::{Grain, Window};
 

@@ -15,7 +15,7 @@ use clap::Parser;
 use serde::Deserialize;
 use strata::cli::Cli;
 use strata::config::{EngineKind, Settings};
-use strata::project::Layer;
+use strata::ids::Layer;
 
 use crate::common::{TestProject, repo};
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use strata::engine::{Engine, EngineError, Job, JobKind};
-use strata::project::{Audit, ModelId};
+use strata::ids::ModelId;
+use strata::project::Audit;
 
 use crate::common::{TestProject, current_version, query, strata, strata_cmd};
 
@@ -234,12 +235,12 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
         std::fs::create_dir_all(f).unwrap();
         std::fs::write(f.join("data.parquet"), b"keep me").unwrap();
     }
-    let retention = strata::lifecycle::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
+    let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
     let now = chrono::Utc::now();
     let items = strata::lifecycle::plan_table(
         engine.catalog(),
         &engine,
-        strata::project::Layer::Ops,
+        strata::ids::Layer::Ops,
         "rastup_ops",
         "board",
         retention,

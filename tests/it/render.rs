@@ -57,7 +57,7 @@ fn athena_statements_are_pinned() {
 fn a_run_past_100_partitions_writes_its_result_once_then_the_table_in_chunks() {
     let t = TestProject::shipped();
     let project = athena_project(&t);
-    let id = strata::project::ModelId::parse("silver.fact_payouts").unwrap();
+    let id = strata::ids::ModelId::parse("silver.fact_payouts").unwrap();
     let from = at() - chrono::Duration::hours(250);
     let text = render_statements(&project, &id, &RunOptions { at: at(), from: Some(from) }, at()).unwrap();
     let statements: Vec<&str> = text.split(";\n").filter(|s| !s.trim().is_empty()).collect();

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use strata::clock::ManualClock;
+use strata::ids::ModelId;
 use strata::planner::{Decision, decide, is_current};
-use strata::project::ModelId;
 use strata::runner::{Outcome, Stop};
 
 use crate::common::{TestProject, current_version, strata, strata_cmd};
