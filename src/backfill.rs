@@ -10,10 +10,11 @@ use futures::stream::FuturesUnordered;
 use crate::clock::Clock;
 use crate::engine::{Engine, StepStats};
 use crate::ids::ModelId;
-use crate::local::catalog::Catalog;
 use crate::project::{Materialization, Project};
-use crate::runner::{Outcome, RunOptions, Stop, job_for, new_id, replaced_partitions};
+use crate::runner::{ModelRun, Outcome, RunOptions, Stop, job_for, new_id, replaced_partitions};
+use crate::state::RunState;
 use crate::window::{Window, fmt_ts};
+use std::sync::Arc;
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -58,11 +59,32 @@ fn kept(w: &Window) -> Vec<Vec<String>> {
 #[derive(Debug, Clone)]
 pub struct ModelBackfill {
     pub model: ModelId,
+    /// This invocation's run id.
+    pub run_id: String,
     pub windows: usize,
     /// Windows computed by this invocation (the rest were done by an interrupted one).
     pub computed: usize,
     pub outcome: Outcome,
     pub stats: StepStats,
+    pub elapsed: std::time::Duration,
+}
+
+impl ModelBackfill {
+    /// As a model run over the whole range (for run history and Step Functions).
+    pub fn as_run(&self, project: &Project, spec: &BackfillSpec) -> ModelRun {
+        ModelRun {
+            model: self.model.clone(),
+            run_id: self.run_id.clone(),
+            window: Window {
+                start: spec.from,
+                end: spec.to,
+                grain: project.models[&self.model].config.grain,
+            },
+            outcome: self.outcome.clone(),
+            stats: self.stats,
+            elapsed: self.elapsed,
+        }
+    }
 }
 
 /// Observes progress (a progress bar on a terminal, log lines otherwise).
@@ -72,51 +94,103 @@ pub trait Progress: Sync {
     fn finish(&self, model: &ModelId);
 }
 
-fn backfill_id(id: &ModelId, spec: &BackfillSpec) -> String {
-    format!("{id}:{}:{}", fmt_ts(spec.from), fmt_ts(spec.to))
+/// The id of a backfill: the same selection over the same range is the same backfill, on
+/// any task, so a retry (a Step Functions retry, a new ECS task, an operator running the
+/// command again) resumes it and two of them at once do not both run.
+pub fn backfill_id(spec: &BackfillSpec) -> String {
+    let mut parts: Vec<String> = spec.models.iter().map(ToString::to_string).collect();
+    parts.sort();
+    parts.push(fmt_ts(spec.from));
+    parts.push(fmt_ts(spec.to));
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    format!("bf-{:016x}", crate::ids::fnv128(&refs) as u64)
+}
+
+/// A backfill that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error(
+        "backfill {id} of this selection and range is running on {owner} (lease until {until}); \
+         run the same command again after that to resume it, or `strata state unlock --backfill {id}` \
+         if that task is gone"
+    )]
+    Running { id: String, owner: String, until: String },
+    #[error("run state: {0}")]
+    State(#[from] crate::state::StateError),
+}
+
+/// The lease key of a backfill.
+pub fn lease_key(id: &str) -> String {
+    format!("backfill-{id}")
 }
 
 /// Runs the backfill, model by model in DAG order (a model reads its upstream's published
-/// backfill), windows of one model `parallel` at a time.
+/// backfill), windows of one model `parallel` at a time. The backfill holds a lease for its
+/// whole run, as the task it runs on: another task finds it running and refuses; the same
+/// task (a retry that carries the same `STRATA_TASK_ID`) takes it over at once. Each
+/// model's backfill goes into the run history.
 pub async fn run(
     project: &Project,
     engine: &dyn Engine,
-    catalog: &Catalog,
+    state: Arc<dyn RunState>,
     clock: &dyn Clock,
     spec: &BackfillSpec,
     stop: &Stop,
     progress: &dyn Progress,
-) -> Vec<ModelBackfill> {
+) -> Result<Vec<ModelBackfill>, BackfillError> {
+    let id = backfill_id(spec);
+    let task = crate::scheduler::task_id();
+    let now = clock.now();
+    let lease = lease_key(&id);
+    if let Err(l) = crate::scheduler::take_lease(&*state, &lease, &task, now).await? {
+        return Err(BackfillError::Running { id, owner: l.owner, until: l.until });
+    }
+    let renewal = crate::scheduler::Renewal::start(state.clone(), lease.clone(), task.clone(), now);
+    tracing::info!(backfill = %id, task = %task, "backfill started");
+    let run_id = new_id("backfill-", now);
     let mut out = Vec::new();
     let mut failed: BTreeSet<ModelId> = BTreeSet::new();
-    for id in &spec.models {
-        if let Some(up) = project.dag.upstream(id).iter().find(|u| failed.contains(*u)) {
-            failed.insert(id.clone());
-            out.push(ModelBackfill {
-                model: id.clone(),
+    for model in &spec.models {
+        let started = std::time::Instant::now();
+        let r = if let Some(up) = project.dag.upstream(model).iter().find(|u| failed.contains(*u)) {
+            ModelBackfill {
+                model: model.clone(),
+                run_id: run_id.clone(),
                 windows: 0,
                 computed: 0,
                 outcome: Outcome::Skipped(format!("upstream {up} failed")),
                 stats: StepStats::default(),
-            });
-            continue;
-        }
-        let r = one(project, engine, catalog, clock, spec, id, stop, progress).await;
+                elapsed: std::time::Duration::ZERO,
+            }
+        } else {
+            let mut r = one(project, engine, &*state, clock, spec, &id, &run_id, model, stop, progress).await;
+            r.elapsed = started.elapsed();
+            r
+        };
         if !matches!(r.outcome, Outcome::Published(_)) {
-            failed.insert(id.clone());
+            failed.insert(model.clone());
+        }
+        if let Err(e) = state.record_run(&r.as_run(project, spec).record(&task, Utc::now())).await {
+            tracing::error!(model = %model, "recording run history: {e}");
         }
         out.push(r);
     }
-    out
+    drop(renewal);
+    if let Err(e) = state.release_lease(&lease, &task).await {
+        tracing::warn!(backfill = %id, "releasing lease: {e}");
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn one(
     project: &Project,
     engine: &dyn Engine,
-    catalog: &Catalog,
+    state: &dyn RunState,
     clock: &dyn Clock,
     spec: &BackfillSpec,
+    key: &str,
+    run_id: &str,
     id: &ModelId,
     stop: &Stop,
     progress: &dyn Progress,
@@ -124,25 +198,25 @@ async fn one(
     let all = windows(project, id, spec);
     let mut result = ModelBackfill {
         model: id.clone(),
+        run_id: run_id.to_string(),
         windows: all.len(),
         computed: 0,
         outcome: Outcome::Unchanged,
         stats: StepStats::default(),
+        elapsed: std::time::Duration::ZERO,
     };
     let fail = |mut r: ModelBackfill, e: String| {
         r.outcome = Outcome::Failed(e);
         r
     };
     let now = clock.now();
-    let run_id = new_id("backfill-", now);
-    let key = backfill_id(id, spec);
     let model_key = id.to_string();
     if spec.restart
-        && let Err(e) = catalog.backfill_clear(&key, &model_key)
+        && let Err(e) = state.backfill_clear(key, &model_key).await
     {
         return fail(result, e.to_string());
     }
-    let done = match catalog.backfill_done(&key, &model_key) {
+    let done = match state.backfill_done(key, &model_key).await {
         Ok(d) => d,
         Err(e) => return fail(result, e.to_string()),
     };
@@ -170,7 +244,7 @@ async fn one(
     loop {
         while running.len() < spec.parallel.max(1) && !stop.raised() {
             let Some(w) = pending.next() else { break };
-            let job = match job_for(project, id, *w, &run_id, &version, now) {
+            let job = match job_for(project, id, *w, run_id, &version, now) {
                 Ok(j) => j,
                 Err(e) => return fail(result, e),
             };
@@ -189,7 +263,7 @@ async fn one(
         let Some((w, r)) = next else { break };
         match r {
             Ok(stats) => {
-                if let Err(e) = catalog.backfill_mark(&key, &model_key, &fmt_ts(w.start), &version) {
+                if let Err(e) = state.backfill_mark(key, &model_key, &fmt_ts(w.start), &version).await {
                     return fail(result, e.to_string());
                 }
                 result.computed += 1;
@@ -210,14 +284,13 @@ async fn one(
         return fail(result, why);
     }
     let replaces: Vec<Vec<String>> = all.iter().flat_map(kept).collect();
-    let Ok(template) =
-        job_for(project, id, *all.last().expect("at least one window"), &run_id, &version, now)
+    let Ok(template) = job_for(project, id, *all.last().expect("at least one window"), run_id, &version, now)
     else {
         return fail(result, "cannot render the model".into());
     };
-    let finished = |mut r: ModelBackfill| {
-        // Published: the next backfill of this range is a new one, not a resumption.
-        if let Err(e) = catalog.backfill_clear(&key, &model_key) {
+    // Published: the next backfill of this range is a new one, not a resumption.
+    let finished = async |mut r: ModelBackfill| {
+        if let Err(e) = state.backfill_clear(key, &model_key).await {
             tracing::warn!(model = %id, "forgetting the backfill's progress: {e}");
         }
         r.outcome = Outcome::Published(version.clone());
@@ -228,7 +301,7 @@ async fn one(
     match engine.was_published(&template).await {
         Ok(true) => {
             eprintln!("{id}: version {version} of this backfill was published by an earlier attempt");
-            return finished(result);
+            return finished(result).await;
         }
         Ok(false) => {}
         Err(e) => return fail(result, e.to_string()),
@@ -249,13 +322,11 @@ async fn one(
     }
     failpoint(project, "backfill-published");
     result.stats.rows = staged.stats.rows;
-    finished(result)
+    finished(result).await
 }
 
-/// Test hook: `STRATA_FAILPOINT=<step>` aborts the process at that step of a backfill.
+/// Test hook: `STRATA_FAILPOINT=<step>` aborts the process at that step of a backfill
+/// (`<step>=hang`: stops there for good).
 fn failpoint(project: &Project, step: &str) {
-    if project.settings.failpoint.as_deref() == Some(step) {
-        eprintln!("failpoint {step}: aborting");
-        std::process::abort();
-    }
+    crate::runner::failpoint(project, step, None);
 }

@@ -32,7 +32,7 @@ pub fn summary(command: &str, runs: &[ModelRun]) -> String {
             "bytes_scanned": r.stats.bytes_read,
             "bytes_written": r.stats.bytes_written,
             "version": match &r.outcome { Outcome::Published(v) => Some(v.clone()), _ => None },
-            "error": match &r.outcome { Outcome::Failed(e) | Outcome::Skipped(e) => Some(e.clone()), _ => None },
+            "error": r.outcome.detail(),
         })
     };
     let totals = json!({
@@ -72,10 +72,7 @@ pub fn failure(runs: &[ModelRun]) -> (String, String) {
     };
     let cause = failed
         .iter()
-        .map(|r| match &r.outcome {
-            Outcome::Failed(e) => format!("{}: {e}", r.model),
-            _ => String::new(),
-        })
+        .map(|r| format!("{}: {}", r.model, r.outcome.detail().unwrap_or_default()))
         .collect::<Vec<_>>()
         .join("\n");
     (clip(&error, MAX_ERROR_CHARS), clip(&cause, MAX_CAUSE_CHARS))

@@ -18,14 +18,22 @@ use crate::engine::Engine;
 use crate::ids::ModelId;
 use crate::lifecycle;
 use crate::local::LocalEngine;
-use crate::local::catalog::Catalog;
 use crate::project::{Project, select};
 use crate::runner::{self, ModelRun, Outcome, RunOptions};
+use crate::state::RunState;
+use std::sync::Arc;
 
 /// Exit codes scripts can rely on.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_MODEL_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+/// Another task is running it now (a backfill of the same selection and range): try again
+/// later (sysexits' EX_TEMPFAIL).
+pub const EXIT_BUSY: u8 = 75;
+
+/// Step Functions error names (the state machines retry `strata.Busy`).
+const ERROR: &str = "strata.Error";
+const BUSY: &str = "strata.Busy";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,7 +176,11 @@ pub enum Command {
     Plan { selectors: Vec<String> },
     /// Each table's current version, when and by which run it was published, rows, bytes,
     /// and the versions kept for rollback.
-    Status { selectors: Vec<String> },
+    Status {
+        selectors: Vec<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Publish an older kept version of a model's table (default: the previous one).
     Rollback {
         model: String,
@@ -181,6 +193,17 @@ pub enum Command {
         /// Print what would be deleted, with sizes, and delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Run history: every model run of every task (ticks, runs, backfills), with its
+    /// outcome, rows, bytes scanned and Athena cost, from the shared run state.
+    Runs {
+        /// dbt-style selectors (default: every model).
+        selectors: Vec<String>,
+        /// Runs finished at or after this instant (default: the last 24 hours).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
     /// Run state: how far each model ran and who holds its lease; reset or unlock it.
     State {
@@ -207,22 +230,27 @@ pub enum StateAction {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Release models' leases, whoever holds them (a killed run's, before it expires).
+    /// Release leases, whoever holds them (a killed run's, before it expires): of the
+    /// selected models, and of a backfill by its id (printed when it starts).
     Unlock {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "backfill")]
         selectors: Vec<String>,
+        #[arg(long)]
+        backfill: Option<String>,
     },
 }
 
 /// An error with the exit code it maps to.
 struct Failure {
+    /// The error name a Step Functions task reports (its state machine retries by it).
+    name: &'static str,
     code: u8,
     error: anyhow::Error,
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Self { code: EXIT_USAGE, error: e.into() }
+        Self { name: ERROR, code: EXIT_USAGE, error: e.into() }
     }
 }
 
@@ -257,7 +285,7 @@ pub fn main() -> ExitCode {
             h.abort();
         }
         if let (Err(f), Some(cb)) = (&result, &callback)
-            && let Err(e) = cb.fail("strata.Error", &format!("{:#}", f.error)).await
+            && let Err(e) = cb.fail(f.name, &format!("{:#}", f.error)).await
         {
             eprintln!("error: {e}");
         }
@@ -334,52 +362,60 @@ fn local_engine(project: &Project) -> Result<LocalEngine, Failure> {
     })
 }
 
-/// The Athena engine (AWS clients from the standard chain) and the local run-state
-/// catalog (leases, run history) of the state directory.
-async fn athena_engine(project: &Project) -> Result<(AthenaEngine, Catalog), Failure> {
+/// The Athena engine (AWS clients from the standard chain) and the deployment's run state
+/// under the lake's `_strata/state/` prefix, shared by every task.
+async fn athena_engine(project: &Project) -> Result<(AthenaEngine, Arc<dyn RunState>), Failure> {
     let clients = crate::athena::Clients::from_chain(&project.settings).await;
+    let crate::config::Storage::S3 { bucket, prefix } = &project.settings.storage else {
+        return Err(anyhow::anyhow!("the athena engine needs an s3:// storage root").into());
+    };
+    let state = crate::state::S3State::new(clients.s3.clone(), bucket, prefix);
     let engine = AthenaEngine::new(clients, &project.settings)?;
-    std::fs::create_dir_all(&project.settings.state_dir)
-        .with_context(|| format!("creating {}", project.settings.state_dir.display()))?;
-    let catalog = Catalog::open(&project.settings.catalog_path())?;
-    Ok((engine, catalog))
+    Ok((engine, Arc::new(state)))
 }
 
-/// The engine a command runs on, and the catalog that keeps its run state.
+/// The local run state: SQLite in the state directory, beside the local catalog.
+fn local_state(project: &Project) -> Result<Arc<dyn RunState>, Failure> {
+    std::fs::create_dir_all(&project.settings.state_dir)
+        .with_context(|| format!("creating {}", project.settings.state_dir.display()))?;
+    Ok(Arc::new(crate::state::SqliteState::open(&project.settings.catalog_path())?))
+}
+
+/// The engine a command runs on, and the store that keeps its run state.
 enum Engines {
-    Local(LocalEngine),
-    Athena(AthenaEngine, Catalog),
+    Local(LocalEngine, Arc<dyn RunState>),
+    Athena(AthenaEngine, Arc<dyn RunState>),
 }
 
 impl Engines {
     async fn for_project(project: &Project) -> Result<Self, Failure> {
         Ok(match project.settings.engine {
-            EngineKind::Local => Self::Local(local_engine(project)?),
+            EngineKind::Local => Self::Local(local_engine(project)?, local_state(project)?),
             EngineKind::Athena => {
-                let (e, c) = athena_engine(project).await?;
-                Self::Athena(e, c)
+                let (e, s) = athena_engine(project).await?;
+                Self::Athena(e, s)
             }
         })
     }
 
     fn engine(&self) -> &dyn Engine {
         match self {
-            Self::Local(e) => e,
+            Self::Local(e, _) => e,
             Self::Athena(e, _) => e,
         }
     }
 
-    fn catalog(&self) -> &Catalog {
+    fn state(&self) -> Arc<dyn RunState> {
         match self {
-            Self::Local(e) => e.catalog(),
-            Self::Athena(_, c) => c,
+            Self::Local(_, s) | Self::Athena(_, s) => s.clone(),
         }
     }
 
-    /// On Athena the run state starts from what Glue says is published.
+    /// On Athena the run state is raised to what Glue says is published (a run killed
+    /// between its publish and its record, or a deployment's first run with shared state).
     async fn hydrate(&self, project: &Project, clock: &dyn Clock) -> Result<(), Failure> {
-        if let Self::Athena(e, c) = self {
-            e.hydrate_run_state(project, c, &crate::clock::stamp(clock.now())).await?;
+        if let Self::Athena(e, s) = self {
+            e.hydrate_run_state(project, &**s, &crate::clock::stamp(clock.now())).await?;
         }
         Ok(())
     }
@@ -394,10 +430,11 @@ async fn execute(
 ) -> Result<u8, Failure> {
     let answer = |command: &'static str, runs: Vec<ModelRun>| async move {
         match callback {
-            Some(cb) => cb
-                .report(command, &runs)
-                .await
-                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) }),
+            Some(cb) => cb.report(command, &runs).await.map_err(|e| Failure {
+                name: ERROR,
+                code: EXIT_MODEL_FAILED,
+                error: anyhow::anyhow!(e),
+            }),
             None => Ok(()),
         }
     };
@@ -442,7 +479,7 @@ async fn execute(
             loop {
                 engines.hydrate(&project, clock).await?;
                 let (_, runs) =
-                    crate::scheduler::tick(&project, engines.engine(), engines.catalog(), clock, &stop)
+                    crate::scheduler::tick(&project, engines.engine(), engines.state(), clock, &stop)
                         .await
                         .map_err(anyhow::Error::msg)?;
                 if !runs.is_empty() {
@@ -469,7 +506,7 @@ async fn execute(
             let fixed = crate::clock::ManualClock::at(at);
             engines.hydrate(&project, &fixed).await?;
             let (plan, runs) =
-                crate::scheduler::tick(&project, engines.engine(), engines.catalog(), &fixed, &stop)
+                crate::scheduler::tick(&project, engines.engine(), engines.state(), &fixed, &stop)
                     .await
                     .map_err(anyhow::Error::msg)?;
             if runs.is_empty() {
@@ -535,13 +572,20 @@ async fn execute(
             let results = crate::backfill::run(
                 &project,
                 engines.engine(),
-                engines.catalog(),
+                engines.state(),
                 clock,
                 &spec,
                 &stop,
                 &progress,
             )
-            .await;
+            .await
+            .map_err(|e| match e {
+                crate::backfill::BackfillError::Running { .. } => {
+                    Failure { name: BUSY, code: EXIT_BUSY, error: e.into() }
+                }
+                e => Failure { name: ERROR, code: EXIT_MODEL_FAILED, error: e.into() },
+            })?;
+            println!("backfill {}", crate::backfill::backfill_id(&spec));
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
             t.set_header([
@@ -567,24 +611,15 @@ async fn execute(
             println!("{t}");
             let mut failed = false;
             for r in &results {
-                if let Outcome::Failed(e) | Outcome::Skipped(e) = &r.outcome {
+                if let Outcome::Skipped(e) = &r.outcome {
                     eprintln!("error: {}: {e}", r.model);
+                    failed = true;
+                } else if r.outcome.is_failure() {
+                    eprintln!("error: {}: {}", r.model, r.outcome.detail().unwrap_or_default());
                     failed = true;
                 }
             }
-            let runs: Vec<ModelRun> = results
-                .into_iter()
-                .map(|r| {
-                    let grain = project.models[&r.model].config.grain;
-                    ModelRun {
-                        model: r.model,
-                        window: crate::window::Window { start: spec.from, end: spec.to, grain },
-                        outcome: r.outcome,
-                        stats: r.stats,
-                        elapsed: std::time::Duration::ZERO,
-                    }
-                })
-                .collect();
+            let runs: Vec<ModelRun> = results.iter().map(|r| r.as_run(&project, &spec)).collect();
             answer("backfill", runs).await?;
             Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
         }
@@ -601,9 +636,10 @@ async fn execute(
                 .map(|id| runner::Planned { id: id.clone(), opts: RunOptions { at, from } })
                 .collect();
             let record = crate::scheduler::RecordSuccess {
-                catalog: engines.catalog(),
+                state: engines.state(),
                 clock,
                 run_id: runner::new_id("run-", clock.now()),
+                task: crate::scheduler::task_id(),
             };
             let runs = runner::run_planned(
                 &project,
@@ -651,53 +687,65 @@ async fn execute(
             }
             Err(anyhow::Error::new(crate::project::ProjectError(problems)).into())
         }
-        Command::Status { selectors } => {
+        Command::Status { selectors, format } => {
             let project = load(dir, &env)?;
             let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
             let engines = Engines::for_project(&project).await?;
+            let state = engines.state();
             let retention = project.settings.retention;
-            let mut header = vec!["model", "table", "current version", "published at", "by run"];
-            header.extend(match &engines {
-                Engines::Athena(..) => ["data up to", "kept versions"].as_slice(),
-                Engines::Local(_) => ["rows", "bytes", "kept versions"].as_slice(),
-            });
-            let mut t = Table::new();
-            t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(&header);
+            let day_ago = crate::clock::stamp(clock.now() - Duration::days(1));
+            let mut rows = Vec::new();
             for id in &selected {
                 let table = &project.models[id].table;
                 let db = project.database(id);
-                let mut row = vec![id.to_string(), format!("{db}.{table}")];
+                let mut row = StatusRow {
+                    model: id.to_string(),
+                    table: format!("{db}.{table}"),
+                    ..StatusRow::default()
+                };
                 match &engines {
                     Engines::Athena(engine, _) => {
                         if let Some(s) = engine.status(db, table, retention).await? {
-                            row.extend([
-                                s.version,
-                                s.published_at,
-                                s.run_id,
-                                s.window_end.unwrap_or_default(),
-                            ]);
-                            row.push(s.kept.len().to_string());
+                            row.version = Some(s.version);
+                            row.published_at = Some(s.published_at);
+                            row.by_run = Some(s.run_id);
+                            row.kept_versions = s.kept.len();
                         }
                     }
-                    Engines::Local(engine) => {
+                    Engines::Local(engine, _) => {
                         if let Some(s) = lifecycle::status(engine.catalog(), db, table, retention)? {
                             let external = s.kind == "external";
-                            row.extend([s.head.current.clone(), s.head.published_at.clone()]);
-                            row.push(s.head.published_by.clone());
-                            row.push(if external { "-".into() } else { s.rows.to_string() });
-                            row.push(if external { "-".into() } else { human_bytes(s.bytes) });
-                            row.push(s.kept.len().to_string());
+                            row.version = Some(s.head.current.clone());
+                            row.published_at = Some(s.head.published_at.clone());
+                            row.by_run = Some(s.head.published_by.clone());
+                            row.rows = (!external).then_some(s.rows);
+                            row.bytes = (!external).then_some(s.bytes);
+                            row.kept_versions = s.kept.len();
                         }
                     }
                 }
-                if row.len() == 2 {
-                    row.push("(never published)".into());
+                let model = id.to_string();
+                row.data_up_to = state.model(&model).await?.and_then(|m| m.last_at);
+                let day = state.runs(Some(&model), Some(&day_ago), None).await?;
+                row.runs_24h = day.len();
+                row.cost_24h_usd = day.iter().fold(0.0, |sum, r| sum + r.cost_usd);
+                let last = match day.last() {
+                    Some(r) => Some(r.clone()),
+                    None => state.runs(Some(&model), None, Some(1)).await?.pop(),
+                };
+                if let Some(r) = last {
+                    row.last_run = Some(r.finished_at);
+                    row.last_outcome = Some(r.outcome);
+                    row.last_cost_usd = Some(r.cost_usd);
                 }
-                row.resize(header.len(), String::new());
-                t.add_row(row);
+                row.lease = state
+                    .lease(&model)
+                    .await?
+                    .filter(|l| l.until > crate::clock::stamp(clock.now()))
+                    .map(|l| l.owner);
+                rows.push(row);
             }
-            println!("{t}");
+            print_status(&rows, format)?;
             Ok(EXIT_OK)
         }
         Command::Rollback { model, to } => {
@@ -718,7 +766,7 @@ async fn execute(
                         } else {
                             EXIT_MODEL_FAILED
                         };
-                        Failure { code, error: e.into() }
+                        Failure { name: ERROR, code, error: e.into() }
                     })?;
                 println!("{id}: {db}.{table} is now at version {v}");
                 return Ok(EXIT_OK);
@@ -735,7 +783,7 @@ async fn execute(
             )
             .map_err(|e| {
                 let code = if e.contains("publish conflict") { EXIT_MODEL_FAILED } else { EXIT_USAGE };
-                Failure { code, error: anyhow::anyhow!(e) }
+                Failure { name: ERROR, code, error: anyhow::anyhow!(e) }
             })?;
             println!("{id}: {db}.{table} is now at version {v}");
             Ok(EXIT_OK)
@@ -744,7 +792,8 @@ async fn execute(
             let project = load(dir, &env)?;
             let now = clock.now();
             let retention = project.settings.retention;
-            let failed = |e: String| Failure { code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) };
+            let failed =
+                |e: String| Failure { name: ERROR, code: EXIT_MODEL_FAILED, error: anyhow::anyhow!(e) };
             let mut items = Vec::new();
             match Engines::for_project(&project).await? {
                 Engines::Athena(engine, _) => {
@@ -758,7 +807,7 @@ async fn execute(
                         );
                     }
                 }
-                Engines::Local(engine) => {
+                Engines::Local(engine, _) => {
                     for (db, table, _) in engine.catalog().tables()? {
                         let Some(layer) = project.settings.layer_of(&db) else { continue };
                         let planned = lifecycle::plan_table(
@@ -801,7 +850,7 @@ async fn execute(
             let project = load(dir, &env)?;
             let engines = Engines::for_project(&project).await?;
             engines.hydrate(&project, clock).await?;
-            let catalog = engines.catalog();
+            let state = engines.state();
             let now = crate::clock::stamp(clock.now());
             match action.unwrap_or(StateAction::Show { selectors: Vec::new() }) {
                 StateAction::Show { selectors } => {
@@ -810,13 +859,14 @@ async fn execute(
                     t.load_preset(UTF8_FULL_CONDENSED);
                     t.set_header(["model", "ran up to", "by", "updated", "lease held by", "until"]);
                     for id in &selected {
-                        let state = catalog.model_state(&id.to_string())?;
-                        let lease = catalog.lease(&id.to_string())?.filter(|(_, until)| *until > now);
-                        let (last, by, updated) = state.unwrap_or_default();
-                        let (owner, until) = lease.unwrap_or_default();
+                        let m = state.model(&id.to_string()).await?;
+                        let lease = state.lease(&id.to_string()).await?.filter(|l| l.until > now);
+                        let (last, by, updated) =
+                            m.map(|m| (m.last_at, m.by, m.updated_at)).unwrap_or_default();
+                        let (owner, until) = lease.map(|l| (l.owner, l.until)).unwrap_or_default();
                         t.add_row([
                             id.to_string(),
-                            if last.is_empty() { "never".into() } else { last },
+                            last.unwrap_or_else(|| "never".into()),
                             by,
                             updated,
                             owner,
@@ -831,18 +881,46 @@ async fn execute(
                     for id in &selected {
                         let at = to.map(crate::clock::stamp);
                         let by = format!("{} at {now}", crate::scheduler::RESET);
-                        catalog.reset_last_at(&id.to_string(), at.as_deref(), &by, &now)?;
+                        state.reset(&id.to_string(), at.as_deref(), &by, &now).await?;
                         println!("{id}: run state reset to {}", at.as_deref().unwrap_or("never"));
                     }
                 }
-                StateAction::Unlock { selectors } => {
-                    let selected = select(&project, &selectors).map_err(anyhow::Error::msg)?;
-                    for id in &selected {
-                        let released = catalog.force_release(&id.to_string())?;
-                        println!("{id}: {}", if released { "lease released" } else { "no lease held" });
+                StateAction::Unlock { selectors, backfill } => {
+                    let selected = if selectors.is_empty() {
+                        Vec::new()
+                    } else {
+                        select(&project, &selectors).map_err(anyhow::Error::msg)?
+                    };
+                    let keys = selected.iter().map(|id| (id.to_string(), id.to_string())).chain(
+                        backfill.iter().map(|b| (crate::backfill::lease_key(b), format!("backfill {b}"))),
+                    );
+                    for (key, what) in keys {
+                        let released = state.force_release(&key).await?;
+                        println!("{what}: {}", if released { "lease released" } else { "no lease held" });
                     }
                 }
             }
+            Ok(EXIT_OK)
+        }
+        Command::Runs { selectors, since, format } => {
+            let since = match since {
+                Some(s) => at_or_now(Some(&s), clock, "--since")?,
+                None => clock.now() - Duration::days(1),
+            };
+            let project = load(dir, &env)?;
+            let engines = Engines::for_project(&project).await?;
+            let state = engines.state();
+            let since = crate::clock::stamp(since);
+            let mut runs = Vec::new();
+            if selectors.is_empty() {
+                runs = state.runs(None, Some(&since), None).await?;
+            } else {
+                for id in select(&project, &selectors).map_err(anyhow::Error::msg)? {
+                    runs.extend(state.runs(Some(&id.to_string()), Some(&since), None).await?);
+                }
+                runs.sort_by(|a, b| (&a.finished_at, &a.model).cmp(&(&b.finished_at, &b.model)));
+            }
+            print_history(&runs, format)?;
             Ok(EXIT_OK)
         }
         Command::Query { sql, format } => {
@@ -852,11 +930,11 @@ async fn execute(
             let project = Project::load(settings)?;
             read_only(&sql)?;
             let engines = Engines::for_project(&project).await?;
-            let result = engines
-                .engine()
-                .query(&sql)
-                .await
-                .map_err(|e| Failure { code: EXIT_MODEL_FAILED, error: e.into() })?;
+            let result = engines.engine().query(&sql).await.map_err(|e| Failure {
+                name: ERROR,
+                code: EXIT_MODEL_FAILED,
+                error: e.into(),
+            })?;
             print_batches(&result, format)?;
             Ok(EXIT_OK)
         }
@@ -1050,8 +1128,9 @@ fn print_runs(runs: &[ModelRun]) {
     }
     for r in runs {
         match &r.outcome {
-            Outcome::Failed(e) => eprintln!("error: {}: {e}", r.model),
             Outcome::Skipped(why) => eprintln!("skipped {}: {why}", r.model),
+            Outcome::Superseded(why) => eprintln!("superseded {}: {why}", r.model),
+            o if o.is_failure() => eprintln!("error: {}: {}", r.model, o.detail().unwrap_or_default()),
             _ => {}
         }
     }
@@ -1074,6 +1153,167 @@ fn print_plan(project: &Project, selected: &[ModelId]) {
         ]);
     }
     println!("{t}");
+}
+
+/// One table's line of `strata status`: the same fields on every engine (a field the
+/// engine cannot tell cheaply is empty, e.g. rows and bytes on Athena).
+#[derive(Debug, Default, serde::Serialize)]
+struct StatusRow {
+    model: String,
+    table: String,
+    version: Option<String>,
+    published_at: Option<String>,
+    by_run: Option<String>,
+    data_up_to: Option<String>,
+    rows: Option<u64>,
+    bytes: Option<u64>,
+    kept_versions: usize,
+    last_run: Option<String>,
+    last_outcome: Option<String>,
+    last_cost_usd: Option<f64>,
+    runs_24h: usize,
+    cost_24h_usd: f64,
+    lease: Option<String>,
+}
+
+fn print_status(rows: &[StatusRow], format: OutputFormat) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let header = [
+        "model",
+        "table",
+        "current version",
+        "published at",
+        "by run",
+        "data up to",
+        "rows",
+        "bytes",
+        "kept versions",
+        "last run",
+        "outcome",
+        "cost USD",
+        "runs 24h",
+        "cost 24h USD",
+        "running on",
+    ];
+    let cells = |r: &StatusRow, human: bool| {
+        let opt =
+            |v: &Option<String>| v.clone().unwrap_or_else(|| if human { "-".into() } else { String::new() });
+        let num = |v: Option<u64>, f: fn(u64) -> String| {
+            v.map(f).unwrap_or_else(|| if human { "-".into() } else { String::new() })
+        };
+        vec![
+            r.model.clone(),
+            r.table.clone(),
+            r.version
+                .clone()
+                .unwrap_or_else(|| if human { "(never published)".into() } else { String::new() }),
+            opt(&r.published_at),
+            opt(&r.by_run),
+            opt(&r.data_up_to),
+            num(r.rows, |n| n.to_string()),
+            num(r.bytes, if human { human_bytes } else { |n: u64| n.to_string() }),
+            r.kept_versions.to_string(),
+            opt(&r.last_run),
+            opt(&r.last_outcome),
+            r.last_cost_usd
+                .map(|c| format!("{c:.6}"))
+                .unwrap_or_else(|| if human { "-".into() } else { String::new() }),
+            r.runs_24h.to_string(),
+            format!("{:.4}", r.cost_24h_usd),
+            opt(&r.lease),
+        ]
+    };
+    match format {
+        OutputFormat::Table => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(header);
+            for r in rows {
+                t.add_row(cells(r, true));
+            }
+            writeln!(stdout, "{t}")?;
+        }
+        OutputFormat::Csv => {
+            writeln!(stdout, "{}", header.join(","))?;
+            for r in rows {
+                let c: Vec<String> = cells(r, false).iter().map(|c| csv_field(c)).collect();
+                writeln!(stdout, "{}", c.join(","))?;
+            }
+        }
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut stdout, rows)?;
+            writeln!(stdout)?;
+        }
+    }
+    Ok(())
+}
+
+/// Run history as a table (with totals), CSV or a JSON array.
+fn print_history(runs: &[crate::state::RunRecord], format: OutputFormat) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let header = [
+        "finished", "model", "window", "outcome", "rows", "scanned", "cost USD", "seconds", "version",
+        "task", "run", "error",
+    ];
+    let row = |r: &crate::state::RunRecord, human: bool| {
+        vec![
+            r.finished_at.clone(),
+            r.model.clone(),
+            format!("{} / {}", r.window_start, r.window_end),
+            r.outcome.clone(),
+            r.rows.to_string(),
+            if human { human_bytes(r.bytes_scanned) } else { r.bytes_scanned.to_string() },
+            format!("{:.6}", r.cost_usd),
+            format!("{:.1}", r.millis as f64 / 1000.0),
+            r.version.clone().unwrap_or_default(),
+            r.task.clone(),
+            r.run_id.clone(),
+            r.error.clone().unwrap_or_default(),
+        ]
+    };
+    match format {
+        OutputFormat::Table => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(header);
+            for r in runs {
+                let mut cells = row(r, true);
+                cells[11] = cells[11].chars().take(80).collect();
+                t.add_row(cells);
+            }
+            if !runs.is_empty() {
+                writeln!(stdout, "{t}")?;
+            }
+            let cost = runs.iter().fold(0.0, |sum, r| sum + r.cost_usd);
+            let scanned: u64 = runs.iter().map(|r| r.bytes_scanned).sum();
+            let failed = runs.iter().filter(|r| r.outcome.chars().all(|c| !c.is_lowercase())).count();
+            writeln!(
+                stdout,
+                "{} runs, {failed} failed, {} scanned, ${cost:.4} estimated Athena cost",
+                runs.len(),
+                human_bytes(scanned)
+            )?;
+        }
+        OutputFormat::Csv => {
+            writeln!(stdout, "{}", header.join(","))?;
+            for r in runs {
+                let cells: Vec<String> = row(r, false).iter().map(|c| csv_field(c)).collect();
+                writeln!(stdout, "{}", cells.join(","))?;
+            }
+        }
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut stdout, runs)?;
+            writeln!(stdout)?;
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 fn print_batches(result: &crate::engine::QueryResult, format: OutputFormat) -> Result<(), Failure> {

@@ -73,6 +73,9 @@ pub struct StepStats {
     pub statements: u64,
     pub queue_ms: u64,
     pub engine_ms: u64,
+    /// Bytes Athena bills for: the bytes each statement scanned, rounded up to the
+    /// megabyte, at least 10 MB for a statement that scanned anything (Athena pricing).
+    pub billed_bytes: u64,
 }
 
 impl std::ops::AddAssign for StepStats {
@@ -85,6 +88,7 @@ impl std::ops::AddAssign for StepStats {
         self.statements += o.statements;
         self.queue_ms += o.queue_ms;
         self.engine_ms += o.engine_ms;
+        self.billed_bytes += o.billed_bytes;
     }
 }
 

@@ -49,3 +49,16 @@ impl ModelId {
         (!name.is_empty() && !name.contains('.')).then(|| Self { layer, name: name.into() })
     }
 }
+
+/// FNV-1a, 128 bits, of `parts` (each followed by a 0xff separator): a stable hash, the same
+/// on every build and machine, for ids derived from their inputs.
+pub fn fnv128(parts: &[&str]) -> u128 {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for p in parts {
+        for b in p.bytes().chain([0xff]) {
+            h ^= b as u128;
+            h = h.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+    }
+    h
+}

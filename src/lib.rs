@@ -20,4 +20,5 @@ pub mod render;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod state;
 pub mod window;

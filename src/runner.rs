@@ -28,21 +28,49 @@ pub enum Outcome {
     Published(String),
     /// The result equals what is published; nothing changed.
     Unchanged,
+    /// Another run of the same window published first (its compare-and-swap won); this
+    /// run's result was not needed and nothing changed.
+    Superseded(String),
+    /// The publish lost the compare-and-swap to a run of another window: nothing changed,
+    /// and this window still has to run.
+    Conflict(String),
+    /// A fence refused the result (partitions that held data would be emptied).
+    Refused(String),
     Failed(String),
     Skipped(String),
 }
 
 impl Outcome {
     pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Failed(_))
+        matches!(self, Self::Failed(_) | Self::Conflict(_) | Self::Refused(_))
+    }
+
+    /// The window's data is as it should be (published by this run or by another).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Published(_) | Self::Unchanged | Self::Superseded(_))
     }
 
     pub fn label(&self) -> &'static str {
         match self {
             Self::Published(_) => "published",
             Self::Unchanged => "unchanged",
+            Self::Superseded(_) => "superseded",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Refused(_) => "REFUSED",
             Self::Failed(_) => "FAILED",
             Self::Skipped(_) => "skipped",
+        }
+    }
+
+    /// Why it failed, was skipped, refused or superseded.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::Published(_) | Self::Unchanged => None,
+            Self::Superseded(e)
+            | Self::Conflict(e)
+            | Self::Refused(e)
+            | Self::Failed(e)
+            | Self::Skipped(e) => Some(e),
         }
     }
 }
@@ -51,6 +79,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct ModelRun {
     pub model: ModelId,
+    /// The invocation (tick, run, backfill) it was part of.
+    pub run_id: String,
     pub window: Window,
     pub outcome: Outcome,
     pub stats: StepStats,
@@ -169,8 +199,9 @@ impl Stop {
 pub trait Guard: Sync {
     /// May the model run now? `Err` carries why it is skipped.
     async fn before(&self, id: &ModelId, window: &Window) -> Result<(), String>;
-    /// Called after every run that `before` let through.
-    async fn after(&self, id: &ModelId, opts: &RunOptions, outcome: &Outcome);
+    /// Called after every run that `before` let through; may settle its outcome (a
+    /// conflict that another run of the same window won is superseded).
+    async fn after(&self, run: &mut ModelRun, opts: &RunOptions);
 }
 
 /// No checks: `strata run` runs what it is told.
@@ -181,7 +212,7 @@ impl Guard for NoGuard {
     async fn before(&self, _: &ModelId, _: &Window) -> Result<(), String> {
         Ok(())
     }
-    async fn after(&self, _: &ModelId, _: &RunOptions, _: &Outcome) {}
+    async fn after(&self, _: &mut ModelRun, _: &RunOptions) {}
 }
 
 /// Runs the planned models in DAG order, up to `cap` at once: a model starts when every
@@ -230,10 +261,18 @@ pub async fn run_planned(
             let run_id = run_id.clone();
             running.push(async move {
                 let started_at = Instant::now();
-                let (outcome, stats) = match skip {
-                    Some(why) => (Outcome::Skipped(why), StepStats::default()),
+                let done = |outcome, stats| ModelRun {
+                    model: p.id.clone(),
+                    run_id: run_id.clone(),
+                    window,
+                    outcome,
+                    stats,
+                    elapsed: started_at.elapsed(),
+                };
+                let run = match skip {
+                    Some(why) => done(Outcome::Skipped(why), StepStats::default()),
                     None => match guard.before(&p.id, &window).await {
-                        Err(why) => (Outcome::Skipped(why), StepStats::default()),
+                        Err(why) => done(Outcome::Skipped(why), StepStats::default()),
                         Ok(()) => {
                             let span = tracing::info_span!("model", model = %p.id, run_id = %run_id);
                             let work = tracing::Instrument::instrument(
@@ -244,13 +283,14 @@ pub async fn run_planned(
                                 Ok(r) => r,
                                 Err((e, s)) => (Outcome::Failed(e), s),
                             };
-                            guard.after(&p.id, &p.opts, &o).await;
-                            (o, s)
+                            let mut run = done(o, s);
+                            guard.after(&mut run, &p.opts).await;
+                            run
                         }
                     },
                 };
-                log_outcome(&p.id, &run_id, &window, &outcome, &stats, started_at);
-                ModelRun { model: p.id.clone(), window, outcome, stats, elapsed: started_at.elapsed() }
+                log_outcome(&run);
+                run
             });
         }
         match running.next().await {
@@ -263,31 +303,50 @@ pub async fn run_planned(
     plan.iter().filter_map(|p| finished.remove(&p.id)).collect()
 }
 
-fn log_outcome(
-    id: &ModelId,
-    run_id: &str,
-    window: &Window,
-    outcome: &Outcome,
-    stats: &StepStats,
-    started: Instant,
-) {
-    let error = match outcome {
-        Outcome::Failed(e) | Outcome::Skipped(e) => e.as_str(),
-        _ => "",
-    };
+fn log_outcome(run: &ModelRun) {
+    let error = run.outcome.detail().unwrap_or_default();
     tracing::info!(
-        model = %id,
-        run_id = %run_id,
-        window_start = %fmt_ts(window.start),
-        window_end = %fmt_ts(window.end),
-        outcome = outcome.label(),
-        rows = stats.rows,
-        bytes_read = stats.bytes_read,
-        bytes_written = stats.bytes_written,
-        millis = started.elapsed().as_millis() as u64,
+        model = %run.model,
+        run_id = %run.run_id,
+        window_start = %fmt_ts(run.window.start),
+        window_end = %fmt_ts(run.window.end),
+        outcome = run.outcome.label(),
+        rows = run.stats.rows,
+        bytes_read = run.stats.bytes_read,
+        bytes_written = run.stats.bytes_written,
+        millis = run.elapsed.as_millis() as u64,
         error,
         "model run finished"
     );
+}
+
+impl ModelRun {
+    /// The run-history record of this run, finished at `finished_at` (wall-clock time, even
+    /// when the run's logical time is given with `--at`) on `task`.
+    pub fn record(&self, task: &str, finished_at: DateTime<Utc>) -> crate::state::RunRecord {
+        let version = match &self.outcome {
+            Outcome::Published(v) => Some(v.clone()),
+            _ => None,
+        };
+        let error = self.outcome.detail().map(str::to_string);
+        crate::state::RunRecord {
+            run_id: self.run_id.clone(),
+            model: self.model.to_string(),
+            window_start: crate::clock::stamp(self.window.start),
+            window_end: crate::clock::stamp(self.window.end),
+            outcome: self.outcome.label().to_string(),
+            version,
+            rows: self.stats.rows,
+            bytes_scanned: self.stats.bytes_read,
+            bytes_written: self.stats.bytes_written,
+            statements: self.stats.statements,
+            cost_usd: crate::state::athena_cost_usd(self.stats.billed_bytes),
+            millis: self.elapsed.as_millis() as u64,
+            error,
+            task: task.to_string(),
+            finished_at: crate::clock::stamp(finished_at),
+        }
+    }
 }
 
 /// A SQL error of the model's statement, at the line of its file it points to.
@@ -303,6 +362,27 @@ fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String 
     let model = &project.models[id];
     let line = crate::project::locate(model, sql, &error);
     format!("{}:{line}: {}", model.path.display(), crate::project::sql_error(&error))
+}
+
+/// Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process at that step
+/// (a crash); with `=hang` appended it stops there for good instead, for the test to kill.
+pub fn failpoint(project: &Project, step: &str, model: Option<&ModelId>) {
+    let Some(f) = project.settings.failpoint.as_deref() else { return };
+    let (f, hang) = match f.strip_suffix("=hang") {
+        Some(f) => (f, true),
+        None => (f, false),
+    };
+    if f != step && model.is_none_or(|m| f != format!("{step}:{m}")) {
+        return;
+    }
+    if hang {
+        eprintln!("failpoint {step}: hanging");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    eprintln!("failpoint {step}: aborting");
+    std::process::abort();
 }
 
 /// What a stop leaves of a model run.
@@ -337,15 +417,7 @@ async fn run_one(
     let now = clock.now();
     let version = new_id("v", now);
     let job = job_for(project, id, window, run_id, &version, now).map_err(|e| (e, StepStats::default()))?;
-    // Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process there.
-    let failpoint = |step: &str| {
-        let hit =
-            project.settings.failpoint.as_deref().is_some_and(|f| f == step || f == format!("{step}:{id}"));
-        if hit {
-            eprintln!("failpoint {step}: aborting");
-            std::process::abort();
-        }
-    };
+    let failpoint = |step: &str| failpoint(project, step, Some(id));
     failpoint("before-stage");
     let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())
         .await
@@ -353,7 +425,9 @@ async fn run_one(
     let stats = staged.stats;
     failpoint("after-stage");
     unless_stopped(engine, stop, engine.audit(&staged), stats).await?;
-    crate::engine::check_emptied(&staged, project.settings.allow_empty_window).map_err(|e| (e, stats))?;
+    if let Err(e) = crate::engine::check_emptied(&staged, project.settings.allow_empty_window) {
+        return Ok((Outcome::Refused(e), stats));
+    }
     failpoint("after-audit");
     if !staged.changed {
         return Ok((Outcome::Unchanged, stats));
@@ -362,10 +436,16 @@ async fn run_one(
     if stop.raised() {
         return Err((STOPPED.to_string(), stats));
     }
-    engine
-        .publish(&staged, &crate::clock::stamp(clock.now()))
-        .await
-        .map_err(|e: EngineError| (e.to_string(), stats))?;
+    match engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
+        Ok(()) => {}
+        Err(
+            e @ (EngineError::Conflict(_)
+            | EngineError::Catalog(crate::local::catalog::CatalogError::Conflict { .. })),
+        ) => {
+            return Ok((Outcome::Conflict(e.to_string()), stats));
+        }
+        Err(e) => return Err((e.to_string(), stats)),
+    }
     failpoint("after-publish");
     Ok((Outcome::Published(version), stats))
 }

@@ -1,17 +1,19 @@
 //! Scheduling rounds: `strata tick` (what the ECS scheduled task runs) and the daemon loop.
-//! A tick decides what is due from the clock and the run state in the catalog, takes a
-//! lease per model so overlapping ticks never run a model twice, and records each success.
+//! A tick decides what is due from the clock and the run state, takes a lease per model so
+//! overlapping ticks (on one machine or on many tasks sharing the S3 run state) never run a
+//! model twice, and records each success and each run.
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::ids::ModelId;
-use crate::local::catalog::Catalog;
 use crate::planner::{Decision, decide, is_current};
 use crate::project::Project;
 use crate::runner::{Guard, ModelRun, Outcome, Planned, RunOptions, Stop, new_id, run_planned};
+use crate::state::RunState;
 use crate::window::Window;
+use std::sync::Arc;
 
 /// The run id an operator's `strata state reset` records (state read back from Glue does not
 /// overwrite it).
@@ -38,11 +40,21 @@ pub struct TickPlan {
     pub not_due: Vec<(ModelId, String)>,
 }
 
-/// Decides what a tick at `now` runs, from the run state in `catalog`.
-pub fn plan_tick(project: &Project, catalog: &Catalog, now: DateTime<Utc>) -> Result<TickPlan, String> {
+/// How far `model` ran, from the run state.
+async fn last_at(state: &dyn RunState, model: &ModelId) -> Result<Option<DateTime<Utc>>, String> {
+    let m = state.model(&model.to_string()).await.map_err(|e| e.to_string())?;
+    Ok(m.and_then(|m| m.last_at).as_deref().and_then(parse))
+}
+
+/// Decides what a tick at `now` runs, from the run state.
+pub async fn plan_tick(
+    project: &Project,
+    state: &dyn RunState,
+    now: DateTime<Utc>,
+) -> Result<TickPlan, String> {
     let mut plan = TickPlan { due: Vec::new(), not_due: Vec::new() };
     for id in &project.dag.order {
-        let last = catalog.last_at(&id.to_string()).map_err(|e| e.to_string())?.as_deref().and_then(parse);
+        let last = last_at(state, id).await?;
         match decide(&project.models[id], last, now) {
             Decision::Due { at, from, firings } => {
                 if firings > 1 {
@@ -59,35 +71,123 @@ pub fn plan_tick(project: &Project, catalog: &Catalog, now: DateTime<Utc>) -> Re
     Ok(plan)
 }
 
+/// Who is running: the ECS task, Step Functions execution or host, for leases and run
+/// history. `STRATA_TASK_ID` when set (the shipped task definition and state machine set
+/// it), else the ECS container's id, else `<host>:<pid>`.
+pub fn task_id() -> String {
+    if let Ok(id) = std::env::var("STRATA_TASK_ID")
+        && !id.trim().is_empty()
+    {
+        return id.trim().to_string();
+    }
+    if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+        && let Some(id) = uri.trim_end_matches('/').rsplit('/').next()
+    {
+        return format!("ecs:{id}");
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether a lease owner is a process of this host that is gone (killed, crashed): its
+/// lease need not be waited out. Owners name their task last, after " on " for ticks; a
+/// task id of the `<host>:<pid>` form is checked against this host's processes.
+fn owner_is_dead_here(owner: &str) -> bool {
+    let task = owner.rsplit(" on ").next().unwrap_or(owner);
+    let me = task_id();
+    let (Some((host, pid)), Some((my_host, _))) = (task.rsplit_once(':'), me.rsplit_once(':')) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    host == my_host
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Takes the lease on `key` for `owner` as [`RunState::acquire_lease`] does, and also from
+/// a holder that is a dead process of this host (released only if that holder still holds
+/// it, so two takers racing for it cannot both win).
+pub async fn take_lease(
+    state: &dyn RunState,
+    key: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<(), crate::state::Lease>, crate::state::StateError> {
+    match state.acquire_lease(key, owner, &ts(now), &ts(now + LEASE_TTL)).await? {
+        Err(holder) if owner_is_dead_here(&holder.owner) => {
+            tracing::warn!(lease = %key, "taking over the lease of {}, a process of this host that is gone", holder.owner);
+            state.release_lease(key, &holder.owner).await?;
+            state.acquire_lease(key, owner, &ts(now), &ts(now + LEASE_TTL)).await
+        }
+        r => Ok(r),
+    }
+}
+
+/// Keeps a lease while work runs: renews it every [`LEASE_RENEW_EVERY`] until dropped.
+pub struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Renewal {
+    /// Renews `key` for `owner`, from `start` (the clock's time now) on.
+    pub fn start(state: Arc<dyn RunState>, key: String, owner: String, start: DateTime<Utc>) -> Self {
+        let since = std::time::Instant::now();
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_RENEW_EVERY).await;
+                let at = start + Duration::from_std(since.elapsed()).unwrap_or_default();
+                match state.acquire_lease(&key, &owner, &ts(at), &ts(at + LEASE_TTL)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(l)) => {
+                        tracing::error!(lease = %key, "lease lost to {} until {}", l.owner, l.until)
+                    }
+                    Err(e) => tracing::warn!(lease = %key, "renewing lease: {e}"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How long a model waits for an upstream model that another tick is running.
 const UPSTREAM_WAIT_ROUNDS: u32 = 600;
 
 /// Leases, readiness of upstream models and run state, for scheduled runs.
 struct TickGuard<'a> {
     project: &'a Project,
-    catalog: &'a Catalog,
+    state: Arc<dyn RunState>,
     clock: &'a dyn Clock,
     owner: String,
+    task: String,
     stop: &'a Stop,
     /// The lease renewals of the models running now.
-    renewals: std::sync::Mutex<std::collections::BTreeMap<ModelId, tokio::task::JoinHandle<()>>>,
+    renewals: std::sync::Mutex<std::collections::BTreeMap<ModelId, Renewal>>,
 }
 
-/// An upstream model a run waits for: which, how far it is published, whether another tick
-/// is running it now.
-type Behind = (ModelId, Option<DateTime<Utc>>, bool);
+/// An upstream model a run waits for: which, how far it is published, and until when
+/// another tick's lease on it holds (if one does).
+type Behind = (ModelId, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl TickGuard<'_> {
     /// The first upstream model that is not current for `end` or that another tick is
     /// running now, how far it is published, and whether it is running.
-    fn behind(&self, id: &ModelId, end: DateTime<Utc>) -> Result<Option<Behind>, String> {
+    async fn behind(&self, id: &ModelId, end: DateTime<Utc>) -> Result<Option<Behind>, String> {
         let now = ts(self.clock.now());
         for up in self.project.dag.upstream(id) {
-            let last =
-                self.catalog.last_at(&up.to_string()).map_err(|e| e.to_string())?.as_deref().and_then(parse);
-            let lease = self.catalog.lease(&up.to_string()).map_err(|e| e.to_string())?;
-            let running = lease.is_some_and(|(who, until)| who != self.owner && until > now);
-            if running || !is_current(&self.project.models[up], last, end) {
+            let last = last_at(&*self.state, up).await?;
+            let lease = self.state.lease(&up.to_string()).await.map_err(|e| e.to_string())?;
+            let running =
+                lease.filter(|l| l.owner != self.owner && l.until > now).and_then(|l| parse(&l.until));
+            if running.is_some() || !is_current(&self.project.models[up], last, end) {
                 return Ok(Some((up.clone(), last, running)));
             }
         }
@@ -101,9 +201,15 @@ impl Guard for TickGuard<'_> {
         let model = id.to_string();
         // An upstream model another tick is running now: wait for it (ticks that overlap
         // share the work instead of each skipping what the others run).
-        let mut rounds = 0;
-        while let Some((up, last, running)) = self.behind(id, window.end)? {
-            if !running || rounds >= UPSTREAM_WAIT_ROUNDS || self.stop.raised() {
+        // As long as the lease is renewed: one whose holder died stops being waited for
+        // once it would have expired, counted in real time from when the wait began (a
+        // tick's clock may be fixed at its `--at`).
+        let (mut rounds, began, clock_began) = (0, std::time::Instant::now(), self.clock.now());
+        while let Some((up, last, running)) = self.behind(id, window.end).await? {
+            let waited = Duration::from_std(began.elapsed()).unwrap_or_default();
+            let now = clock_began + waited.max(self.clock.now() - clock_began);
+            let renewed = running.is_some_and(|until| until > now);
+            if !renewed || rounds >= UPSTREAM_WAIT_ROUNDS || self.stop.raised() {
                 return Err(format!(
                     "waiting for upstream {up} (published up to {})",
                     last.map_or("never".into(), ts)
@@ -113,57 +219,72 @@ impl Guard for TickGuard<'_> {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         let now = self.clock.now();
-        match self.catalog.acquire_lease(&model, &self.owner, &ts(now), &ts(now + LEASE_TTL)) {
+        match take_lease(&*self.state, &model, &self.owner, now).await {
             Ok(Ok(())) => {}
-            Ok(Err((who, until))) => return Err(format!("leased by {who} until {until}")),
+            Ok(Err(l)) => return Err(format!("leased by {} until {}", l.owner, l.until)),
             Err(e) => return Err(e.to_string()),
         }
         // Renewed while the model runs: a long run keeps it, a killed one loses it soon.
-        let catalog = self.catalog.reopen().map_err(|e| e.to_string())?;
-        let (owner, start, since) = (self.owner.clone(), now, std::time::Instant::now());
-        let renew_model = model.clone();
-        let renewal = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_RENEW_EVERY).await;
-                let at = start + Duration::from_std(since.elapsed()).unwrap_or_default();
-                if let Err(e) = catalog.acquire_lease(&renew_model, &owner, &ts(at), &ts(at + LEASE_TTL)) {
-                    tracing::warn!(model = %renew_model, "renewing lease: {e}");
-                }
-            }
-        });
+        let renewal = Renewal::start(self.state.clone(), model.clone(), self.owner.clone(), now);
         self.renewals.lock().expect("renewals lock").insert(id.clone(), renewal);
         // Another tick may have run this window while we waited for the lease.
-        let last = self.catalog.last_at(&model).ok().flatten().as_deref().and_then(parse);
-        if last.is_some_and(|l| l >= window.end) {
-            let _ = self.catalog.release_lease(&model, &self.owner);
-            return Err(format!("already run up to {} by another tick", ts(last.expect("checked"))));
+        let last = last_at(&*self.state, id).await.ok().flatten();
+        if let Some(last) = last.filter(|l| *l >= window.end) {
+            self.renewals.lock().expect("renewals lock").remove(id);
+            let _ = self.state.release_lease(&model, &self.owner).await;
+            return Err(format!("already run up to {} by another tick", ts(last)));
         }
         Ok(())
     }
 
-    async fn after(&self, id: &ModelId, opts: &RunOptions, outcome: &Outcome) {
-        let model = id.to_string();
-        if let Some(renewal) = self.renewals.lock().expect("renewals lock").remove(id) {
-            renewal.abort();
-        }
-        if matches!(outcome, Outcome::Published(_) | Outcome::Unchanged)
-            && let Err(e) = self.catalog.set_last_at(&model, &ts(opts.at), &self.owner, &ts(self.clock.now()))
+    async fn after(&self, run: &mut ModelRun, opts: &RunOptions) {
+        let model = run.model.to_string();
+        let now = self.clock.now();
+        settle_conflict(&*self.state, run).await;
+        if matches!(run.outcome, Outcome::Published(_) | Outcome::Unchanged)
+            && let Err(e) = self.state.record_success(&model, &ts(opts.at), &self.owner, &ts(now)).await
         {
-            tracing::error!(model = %id, "recording run state: {e}");
+            tracing::error!(model = %run.model, "recording run state: {e}");
         }
-        if let Err(e) = self.catalog.release_lease(&model, &self.owner) {
-            tracing::warn!(model = %id, "releasing lease: {e}");
+        if let Err(e) = self.state.record_run(&run.record(&self.task, Utc::now())).await {
+            tracing::error!(model = %run.model, "recording run history: {e}");
+        }
+        self.renewals.lock().expect("renewals lock").remove(&run.model);
+        if let Err(e) = self.state.release_lease(&model, &self.owner).await {
+            tracing::warn!(model = %run.model, "releasing lease: {e}");
         }
     }
 }
 
+/// A publish that lost its compare-and-swap to a run that covered this window (the model's
+/// run state reaches the window's end) is superseded, not failed: the window's data is
+/// there. Lost to a run of another window, it stays a conflict (the window must run again).
+/// The winner records its success just after its publish: it is given a few seconds.
+async fn settle_conflict(state: &dyn RunState, run: &mut ModelRun) {
+    let Outcome::Conflict(why) = &run.outcome else { return };
+    for attempt in 0..SETTLE_ROUNDS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let Ok(Some(m)) = state.model(&run.model.to_string()).await else { continue };
+        if m.last_at.as_deref().and_then(parse).is_some_and(|l| l >= run.window.end) {
+            run.outcome = Outcome::Superseded(format!("{} ran this window first ({why})", m.by));
+            return;
+        }
+    }
+}
+
+/// How many times a lost publish looks for the run that won (250 ms apart).
+const SETTLE_ROUNDS: u32 = 8;
+
 /// What a manual `strata run` records: each success moves the model's run state (never
-/// backwards), so the next tick does not compute those windows again. No leases: a person
-/// running a model means it.
+/// backwards), so the next tick does not compute those windows again, and each run goes
+/// into the run history. No leases: a person running a model means it.
 pub struct RecordSuccess<'a> {
-    pub catalog: &'a Catalog,
+    pub state: Arc<dyn RunState>,
     pub clock: &'a dyn Clock,
     pub run_id: String,
+    pub task: String,
 }
 
 #[async_trait::async_trait]
@@ -172,12 +293,17 @@ impl Guard for RecordSuccess<'_> {
         Ok(())
     }
 
-    async fn after(&self, id: &ModelId, opts: &RunOptions, outcome: &Outcome) {
-        if matches!(outcome, Outcome::Published(_) | Outcome::Unchanged)
+    async fn after(&self, run: &mut ModelRun, opts: &RunOptions) {
+        let now = self.clock.now();
+        settle_conflict(&*self.state, run).await;
+        if matches!(run.outcome, Outcome::Published(_) | Outcome::Unchanged)
             && let Err(e) =
-                self.catalog.set_last_at(&id.to_string(), &ts(opts.at), &self.run_id, &ts(self.clock.now()))
+                self.state.record_success(&run.model.to_string(), &ts(opts.at), &self.run_id, &ts(now)).await
         {
-            tracing::error!(model = %id, "recording run state: {e}");
+            tracing::error!(model = %run.model, "recording run state: {e}");
+        }
+        if let Err(e) = self.state.record_run(&run.record(&self.task, Utc::now())).await {
+            tracing::error!(model = %run.model, "recording run history: {e}");
         }
     }
 }
@@ -187,17 +313,19 @@ impl Guard for RecordSuccess<'_> {
 pub async fn tick(
     project: &Project,
     engine: &dyn Engine,
-    catalog: &Catalog,
+    state: Arc<dyn RunState>,
     clock: &dyn Clock,
     stop: &Stop,
 ) -> Result<(TickPlan, Vec<ModelRun>), String> {
     let now = clock.now();
-    let plan = plan_tick(project, catalog, now)?;
+    let plan = plan_tick(project, &*state, now).await?;
+    let task = task_id();
     let guard = TickGuard {
         project,
-        catalog,
+        state,
         clock,
-        owner: new_id("tick-", now),
+        owner: format!("{} on {task}", new_id("tick-", now)),
+        task,
         stop,
         renewals: Default::default(),
     };

@@ -1023,22 +1023,27 @@ impl AthenaEngine {
     pub async fn hydrate_run_state(
         &self,
         project: &crate::project::Project,
-        catalog: &crate::local::catalog::Catalog,
+        state: &dyn crate::state::RunState,
         now: &str,
     ) -> Result<(), EngineError> {
+        let state_err = |e: crate::state::StateError| EngineError::Io(e.to_string());
         for id in &project.dag.order {
             let table = &project.models[id].table;
             let Some(t) = self.glue.table(project.database(id), table).await? else { continue };
             let Some(end) = param(&t, P_WINDOW_END) else { continue };
             let model = id.to_string();
-            // Raised to what Glue says, unless an operator reset it (that stands).
-            let behind = match catalog.model_state(&model)? {
-                None => true,
-                Some((_, by, _)) if by.starts_with(crate::scheduler::RESET) => false,
-                Some((last, _, _)) => last.as_str() < end,
-            };
-            if behind {
-                catalog.set_last_at(&model, end, param(&t, P_RUN).unwrap_or_default(), now)?;
+            // Raised to what Glue says, unless an operator reset it (that stands); the
+            // store never moves it backwards.
+            let reset = state
+                .model(&model)
+                .await
+                .map_err(state_err)?
+                .is_some_and(|m| m.by.starts_with(crate::scheduler::RESET));
+            if !reset {
+                state
+                    .record_success(&model, end, param(&t, P_RUN).unwrap_or_default(), now)
+                    .await
+                    .map_err(state_err)?;
             }
         }
         Ok(())

@@ -80,17 +80,7 @@ pub struct Finished {
     pub stats: StepStats,
 }
 
-/// FNV-1a, 128 bits: a stable hash (the same on every build and machine).
-pub(crate) fn fnv128(parts: &[&str]) -> u128 {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for p in parts {
-        for b in p.bytes().chain([0xff]) {
-            h ^= b as u128;
-            h = h.wrapping_mul(0x0000000001000000000000000000013B);
-        }
-    }
-    h
-}
+pub(crate) use crate::ids::fnv128;
 
 /// The `ClientRequestToken` of one attempt of one statement: the same on every retried
 /// start of that attempt, different for the next attempt and for every other run.
@@ -448,12 +438,22 @@ impl Statements {
     }
 }
 
+/// The bytes Athena bills for a statement that scanned `scanned` bytes: rounded up to the
+/// megabyte, 10 MB at least; DDL and statements that scan nothing are not billed (Amazon
+/// Athena pricing: "rounded up to the nearest megabyte, with a 10 MB minimum per query").
+pub fn billed(scanned: u64) -> u64 {
+    const MB: u64 = 1_000_000;
+    if scanned == 0 { 0 } else { scanned.div_ceil(MB).max(10) * MB }
+}
+
 /// The cost of a finished statement.
 pub fn statistics(execution: &QueryExecution) -> StepStats {
     let s = execution.statistics();
     let n = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+    let scanned = n(s.and_then(|s| s.data_scanned_in_bytes()));
     StepStats {
-        bytes_read: n(s.and_then(|s| s.data_scanned_in_bytes())),
+        bytes_read: scanned,
+        billed_bytes: billed(scanned),
         queue_ms: n(s.and_then(|s| s.query_queue_time_in_millis())),
         engine_ms: n(s.and_then(|s| s.engine_execution_time_in_millis())),
         statements: 1,

@@ -34,6 +34,7 @@ import engine  # noqa: E402
 from moto.athena import models as athena_models  # noqa: E402
 from moto.athena.responses import AthenaResponse  # noqa: E402
 from moto.glue.responses import GlueResponse  # noqa: E402
+from moto.s3.responses import S3Response  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 MAX_QUERY_BYTES = 262_144
@@ -221,6 +222,23 @@ def batch_delete_table_version(self):
 
 
 _original_start = AthenaResponse.start_query_execution
+_original_put_object = S3Response.put_object
+_original_delete_object = S3Response.delete_object
+# S3 evaluates If-Match / If-None-Match and writes as one atomic step ("How to prevent
+# object overwrites with conditional writes": of two conditional writes racing, one wins
+# and the other gets 412 or 409). moto checks, then writes, on a threaded server: without
+# this lock two racing writers could both pass the check.
+S3_WRITE_LOCK = threading.Lock()
+
+
+def put_object(self):
+    with S3_WRITE_LOCK:
+        return _original_put_object(self)
+
+
+def delete_object(self):
+    with S3_WRITE_LOCK:
+        return _original_delete_object(self)
 
 
 def main():
@@ -230,6 +248,8 @@ def main():
     AthenaResponse.get_query_results = get_query_results
     AthenaResponse.get_query_runtime_statistics = get_query_runtime_statistics
     GlueResponse.batch_delete_table_version = batch_delete_table_version
+    S3Response.put_object = put_object
+    S3Response.delete_object = delete_object
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -142,7 +142,7 @@ impl StandIn {
 
 /// What the infrastructure templates create before strata runs: buckets, the Glue
 /// databases and the workgroup (`infra/catalog.yaml`: configuration not enforced).
-async fn provision(aws: &Clients, enforce_workgroup: bool) {
+pub(crate) async fn provision(aws: &Clients, enforce_workgroup: bool) {
     for bucket in ["rastup-data", "rastup-athena-results"] {
         aws.s3.create_bucket().bucket(bucket).send().await.unwrap();
     }
@@ -177,7 +177,7 @@ async fn put(aws: &Clients, key: &str, body: &[u8]) {
 }
 
 /// Copies the project's local Bronze files to the same keys in S3; returns the keys.
-async fn upload_bronze(aws: &Clients, t: &TestProject) -> Vec<String> {
+pub(crate) async fn upload_bronze(aws: &Clients, t: &TestProject) -> Vec<String> {
     let root = t.lake();
     let mut keys = Vec::new();
     for path in walk(&root.join("bronze/events")) {

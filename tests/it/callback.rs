@@ -19,6 +19,7 @@ fn run(model: &str, outcome: Outcome) -> ModelRun {
     let end = Utc.with_ymd_and_hms(2025, 11, 6, 12, 5, 0).unwrap();
     ModelRun {
         model: ModelId::parse(model).unwrap(),
+        run_id: "r20251106T120500000Z-abcdef".into(),
         window: Window::ending_at(end, Grain::Hour, 1),
         outcome,
         stats: StepStats { rows: 10, bytes_read: 1000, bytes_written: 500, ..StepStats::default() },

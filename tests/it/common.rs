@@ -68,6 +68,13 @@ impl TestProject {
         LocalEngine::for_settings(&project.settings).expect("engine opens")
     }
 
+    /// The project's local run state (what `strata tick` and `strata state` use).
+    pub fn state(&self, project: &Project) -> std::sync::Arc<dyn strata::state::RunState> {
+        std::sync::Arc::new(
+            strata::state::SqliteState::open(&project.settings.catalog_path()).expect("state opens"),
+        )
+    }
+
     /// Writes the fixture events as gzip NDJSON in the Firehose layout (by received hour,
     /// env and event), plus the malformed lines at the end of the payout.paid file of 11-05 13:00, after its one valid line.
     pub fn write_fixture_events(&self) {

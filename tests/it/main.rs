@@ -13,4 +13,5 @@ mod project;
 mod publish;
 mod reliability;
 mod render;
+mod run_state;
 mod scheduler;

@@ -6,6 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use strata::state::RunState;
+
 use crate::common::{TestProject, current_version, query, strata, strata_cmd, write_gz};
 
 fn count(dir: &std::path::Path, sql: &str) -> u64 {
@@ -221,16 +223,14 @@ fn an_instant_in_the_future_is_refused_and_run_state_can_be_inspected_reset_and_
 
     // A lease a killed process still holds blocks the model until it expires (it is not
     // renewed, so within minutes); unlock frees it at once.
-    let catalog = strata::local::catalog::Catalog::open(&t.path().join(".strata/catalog.sqlite")).unwrap();
-    catalog
-        .acquire_lease(
-            "ops.live_bookings",
-            "tick-killed",
-            "2025-11-06T12:02:00.000Z",
-            "2099-01-01T00:00:00.000Z",
-        )
-        .unwrap()
-        .unwrap();
+    let state = strata::state::SqliteState::open(&t.path().join(".strata/catalog.sqlite")).unwrap();
+    let take = state.acquire_lease(
+        "ops.live_bookings",
+        "tick-killed",
+        "2025-11-06T12:02:00.000Z",
+        "2099-01-01T00:00:00.000Z",
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(take).unwrap().unwrap();
     let (_, out, _) = strata(t.path(), &["state", "show", "ops.live_bookings"]);
     assert!(out.contains("tick-killed"), "{out}");
     let (_, _, err) = strata(t.path(), &["tick", "--at", "2025-11-06T12:06:00Z"]);
