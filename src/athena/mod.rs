@@ -30,11 +30,9 @@ use self::glue::{Glue, all_columns, as_input, view_input};
 use self::query::{QueryConfig, Statement, Statements, api_message};
 use crate::config::Retention;
 use crate::config::{Settings, Storage};
-use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
+use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
 use crate::lifecycle::{GcItem, VersionDir, is_version_id};
-use crate::local::describe;
-use crate::project::Audit;
 
 /// Parameters strata keeps on a published table.
 pub const P_VERSION: &str = "strata_version";
@@ -437,18 +435,9 @@ impl AthenaEngine {
         let mut emptied = Vec::new();
         if let Some(window) = replaces {
             let written = self.glue.partitions(&job.database, &name).await?;
-            if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
-                return Err(EngineError::Query(format!(
-                    "the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
-                    describe(partition_by, outside.values())
-                )));
-            }
+            checks::within_window(partition_by, window, written.iter().map(|p| p.values()))?;
             if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
-                if all_columns(&current) != all_columns(&staged) {
-                    return Err(EngineError::Query(
-                        "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
-                    ));
-                }
+                checks::same_columns(&columns_of(&current), &columns_of(&staged))?;
                 let (in_window, kept): (Vec<Partition>, Vec<Partition>) = self
                     .glue
                     .partitions(&job.database, current.name())
@@ -457,8 +446,7 @@ impl AthenaEngine {
                     .partition(|p| window.contains(&p.values().to_vec()));
                 // A CTAS registers only partitions it wrote rows to.
                 let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
-                emptied =
-                    in_window.iter().map(|p| p.values().to_vec()).filter(|v| !written.contains(v)).collect();
+                emptied = checks::emptied(in_window.iter().map(|p| (p.values(), true)), &written);
                 self.glue.add_partitions(&job.database, &name, &kept).await?;
             }
         }
@@ -512,6 +500,48 @@ impl AthenaEngine {
     }
 }
 
+/// Audits of a staged version on Athena: statements on the version table, numbered after
+/// the staging statements in the run's token sequence (100 + two per audit).
+struct AthenaAudits<'a> {
+    engine: &'a AthenaEngine,
+    job: &'a Job,
+}
+
+const AUDIT_STATEMENTS: usize = 100;
+
+#[async_trait::async_trait]
+impl checks::AuditTarget for AthenaAudits<'_> {
+    fn relation(&self) -> String {
+        sql::version_relation(self.job)
+    }
+
+    async fn row_counts(&self, index: usize) -> Result<Option<(u64, u64)>, EngineError> {
+        let (job, base) = (self.job, AUDIT_STATEMENTS + 2 * index);
+        let view = self.engine.glue.table(&job.database, &job.table).await?;
+        let Some(current) = self.engine.current_version_table(job, view.as_ref()).await? else {
+            return Ok(None);
+        };
+        let before =
+            self.engine.count(job, &format!("\"{}\".\"{}\"", job.database, current.name()), base).await?;
+        let after = self.engine.count(job, &self.relation(), base + 1).await?;
+        Ok(Some((before, after)))
+    }
+
+    async fn sample(&self, _: &str, sql: &str, index: usize) -> Result<Option<String>, EngineError> {
+        let ((columns, rows), _) =
+            self.engine.select_rows(self.job, sql, AUDIT_STATEMENTS + 2 * index, 5).await?;
+        Ok((!rows.is_empty()).then(|| format_sample(&columns, &rows)))
+    }
+}
+
+/// A table's columns (partition keys last) as (name, type), for [`checks::same_columns`].
+fn columns_of(table: &Table) -> Vec<(String, String)> {
+    all_columns(table)
+        .iter()
+        .map(|c| (c.name().to_string(), c.r#type().unwrap_or_default().to_string()))
+        .collect()
+}
+
 fn format_sample(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
@@ -534,14 +564,12 @@ impl Engine for AthenaEngine {
     }
 
     async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
-        let JobKind::Select { partition_by, replaces, .. } = &job.kind else {
-            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
-        };
-        let (Some(window), [_]) = (replaces, keep) else {
+        let checks::BackfillSelect { partition_by, window, .. } = checks::backfill_select(job)?;
+        if keep.len() != 1 {
             return Err(EngineError::Query(
                 "internal error: a backfill window keeps one unit of its partitions (a bug)".into(),
             ));
-        };
+        }
         // Each window is written as its own table under the version's `_parts/<unit>/`;
         // an interrupted attempt's table and files are removed first.
         let target = sql::part_target(job, &self.storage, keep);
@@ -552,19 +580,12 @@ impl Engine for AthenaEngine {
         self.delete_version_objects(job, &sub).await?;
         let stats = self.write_result(job, &target, &sub).await?;
         let written = self.glue.partitions(&job.database, &name).await?;
-        if let Some(outside) = written.iter().find(|p| !window.contains(&p.values().to_vec())) {
-            return Err(EngineError::Query(format!(
-                "the SELECT returned rows for partition {} outside the run's window",
-                describe(partition_by, outside.values())
-            )));
-        }
+        checks::within_window(partition_by, window, written.iter().map(|p| p.values()))?;
         Ok(stats)
     }
 
     async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
-        if !matches!(job.kind, JobKind::Select { .. }) {
-            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
-        }
+        checks::backfill_select(job)?;
         let name = sql::version_table(job);
         let parts = self.glue.tables_with_prefix(&job.database, &format!("{name}__p")).await?;
         let view = self.glue.table(&job.database, &job.table).await?;
@@ -574,12 +595,8 @@ impl Engine for AthenaEngine {
                 "the backfill wrote no rows and the table has never been published".into(),
             ));
         };
-        if let Some(c) = &current
-            && all_columns(c) != all_columns(template)
-        {
-            return Err(EngineError::Query(
-                "the backfill's columns differ from the published table's".into(),
-            ));
+        if let Some(c) = &current {
+            checks::same_columns(&columns_of(c), &columns_of(template))?;
         }
         // The version table: the windows' definition at the version's location, with each
         // window's own unit and, from the current version, every partition not replaced.
@@ -632,35 +649,7 @@ impl Engine for AthenaEngine {
     }
 
     async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {
-        if staged.job.audits.is_empty() || !staged.changed {
-            return Ok(());
-        }
-        let job = &staged.job;
-        let this = sql::version_relation(job);
-        // Audit statements follow the staging statements in the run's token sequence.
-        let base = 100;
-        for (i, audit) in job.audits.iter().enumerate() {
-            if let Audit::MaxRowChangePct(pct) = audit {
-                let view = self.glue.table(&job.database, &job.table).await?;
-                let Some(current) = self.current_version_table(job, view.as_ref()).await? else { continue };
-                let before = self
-                    .count(job, &format!("\"{}\".\"{}\"", job.database, current.name()), base + 2 * i)
-                    .await?;
-                let after = self.count(job, &this, base + 2 * i + 1).await?;
-                crate::engine::check_row_change(*pct, before, after)?;
-                continue;
-            }
-            let (name, sql) = crate::local::audit_sql(audit, &this);
-            let ((columns, rows), _) =
-                self.select_rows(job, &format!("SELECT * FROM ({sql}) LIMIT 5"), base + 2 * i, 5).await?;
-            if !rows.is_empty() {
-                return Err(EngineError::Audit {
-                    audit: name,
-                    detail: format!("sample of offending rows:\n{}", format_sample(&columns, &rows)),
-                });
-            }
-        }
-        Ok(())
+        checks::run_audits(staged, &AthenaAudits { engine: self, job: &staged.job }).await
     }
 
     async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError> {

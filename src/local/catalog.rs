@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -126,34 +125,8 @@ CREATE TABLE IF NOT EXISTS publishes (
 impl Catalog {
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
         let name = path.display().to_string();
-        let err = |source| CatalogError::Sqlite { path: name.clone(), source };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
-        // does not wait for: two processes creating the catalog at once retry here.
-        let mut attempt = 0;
-        loop {
-            let setup = conn
-                .pragma_update(None, "journal_mode", "WAL")
-                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-                .and_then(|()| conn.execute_batch(SCHEMA));
-            match setup {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && attempt < 100 =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20 + 10 * attempt.min(10)));
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
+        let conn = crate::state::sqlite::open_wal(path, SCHEMA)
+            .map_err(|source| CatalogError::Sqlite { path: name.clone(), source })?;
         Ok(Self { path: name, conn: Mutex::new(conn) })
     }
 

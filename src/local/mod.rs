@@ -23,9 +23,8 @@ use self::bronze::{BronzeTable, ReadStats, parse_external_table};
 use self::catalog::{Catalog, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
-use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats};
+use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
-use crate::project::Audit;
 
 pub use self::table::prune;
 
@@ -286,31 +285,19 @@ impl LocalEngine {
         let (written, _) = write::write_select(&ctx, sql, &self.root, &dir, partition_by, compression)
             .await
             .map_err(query_err)?;
-        let written_stats = StepStats {
-            rows: written.manifest.rows(),
-            bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
-            bytes_written: written.manifest.bytes(),
-            malformed: stats.snapshot().malformed_lines,
-            bad_files: stats.snapshot().bad_files,
-            ..StepStats::default()
-        };
+        let written_stats = written_stats(&written, &stats);
         let mut manifest = written.manifest;
         let mut emptied = Vec::new();
         if let Some(window) = replaces {
-            if let Some(outside) = manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
-                return Err(EngineError::Query(format!(
-                    "the SELECT returned rows for partition {} outside the run's window; filter the input with {{{{ window_partitions() }}}}",
-                    describe(partition_by, &outside.values)
-                )));
-            }
+            checks::within_window(
+                partition_by,
+                window,
+                manifest.partitions.iter().map(|p| p.values.as_slice()),
+            )?;
             if let Some(h) = &head {
                 let current = self.catalog.version(&job.database, &job.table, &h.current)?;
                 let current_schema = schema_from_bytes(&current.schema).map_err(query_err)?;
-                if current_schema.fields() != written.schema.fields() {
-                    return Err(EngineError::Query(
-                        "the result's columns differ from the published table's; an incremental run cannot change the schema (drop the table's versions or rename the model)".into(),
-                    ));
-                }
+                checks::same_columns(&columns_of(&current_schema), &columns_of(&written.schema))?;
                 let (in_window, kept): (Vec<Partition>, Vec<Partition>) =
                     current.manifest.partitions.into_iter().partition(|p| window.contains(&p.values));
                 emptied = emptied_partitions(&in_window, &manifest.partitions);
@@ -357,72 +344,75 @@ impl LocalEngine {
 
 /// Partitions with rows in `before` that have none in `after`.
 fn emptied_partitions(before: &[Partition], after: &[Partition]) -> Vec<Vec<String>> {
-    before
-        .iter()
-        .filter(|p| p.files.iter().any(|f| f.rows > 0))
-        .filter(|p| !after.iter().any(|a| a.values == p.values && a.files.iter().any(|f| f.rows > 0)))
-        .map(|p| p.values.clone())
-        .collect()
+    let has_rows = |p: &Partition| p.files.iter().any(|f| f.rows > 0);
+    let after = after.iter().filter(|p| has_rows(p)).map(|p| p.values.clone()).collect();
+    checks::emptied(before.iter().map(|p| (p.values.as_slice(), has_rows(p))), &after)
 }
 
-/// Partition values as `col=value/...`, for messages.
-pub(crate) fn describe(columns: &[String], values: &[String]) -> String {
-    columns.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/")
+/// Audits of a staged version of the local engine: a session with it registered as
+/// `__strata.staged`.
+struct LocalAudits {
+    ctx: SessionContext,
+    table: String,
+    rows: u64,
+    published: Option<u64>,
 }
 
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// An audit as a query that returns the offending rows, and its name.
-pub(crate) fn audit_sql(audit: &Audit, this: &str) -> (String, String) {
-    match audit {
-        Audit::NotEmpty => (
-            "not_empty".into(),
-            format!("SELECT 'no rows' AS problem FROM (SELECT count(*) AS n FROM {this}) WHERE n = 0"),
-        ),
-        Audit::NotNull(cols) => {
-            let cond =
-                cols.iter().map(|c| format!("{} IS NULL", quote_ident(c))).collect::<Vec<_>>().join(" OR ");
-            (format!("not_null({})", cols.join(", ")), format!("SELECT * FROM {this} WHERE {cond}"))
-        }
-        Audit::Unique(cols) => {
-            let list = cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-            (
-                format!("unique({})", cols.join(", ")),
-                format!("SELECT {list}, count(*) AS copies FROM {this} GROUP BY {list} HAVING count(*) > 1"),
-            )
-        }
-        Audit::AcceptedValues { column, values } => {
-            let list =
-                values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
-            let c = quote_ident(column);
-            (
-                format!("accepted_values({column})"),
-                format!(
-                    "SELECT {c}, count(*) AS n FROM {this} WHERE {c} IS NOT NULL AND {c} NOT IN ({list}) GROUP BY {c}"
-                ),
-            )
-        }
-        Audit::Sql(sql) => ("sql".into(), sql.replace("{{ this }}", this).replace("{{this}}", this)),
-        Audit::MaxRowChangePct(_) => unreachable!("row-change audits compare manifests, not SQL"),
+#[async_trait]
+impl checks::AuditTarget for LocalAudits {
+    fn relation(&self) -> String {
+        "\"__strata\".\"staged\"".into()
     }
+
+    async fn row_counts(&self, _: usize) -> Result<Option<(u64, u64)>, EngineError> {
+        Ok(self.published.map(|before| (before, self.rows)))
+    }
+
+    async fn sample(&self, audit: &str, sql: &str, _: usize) -> Result<Option<String>, EngineError> {
+        let batches = collect_sql(&self.ctx, sql).await.map_err(|e| {
+            // Name the table the audit is about, not the relation it read it through.
+            let text = e
+                .to_string()
+                .replace("__strata.staged", &self.table)
+                .replace("\"__strata\".\"staged\"", &self.table);
+            EngineError::Audit { audit: audit.to_string(), detail: format!("cannot run: {text}") }
+        })?;
+        if count_rows(&batches) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// What writing a result cost: rows and bytes written, bytes and Bronze lines read.
+fn written_stats(written: &write::Written, stats: &ReadStats) -> StepStats {
+    let read = stats.snapshot();
+    StepStats {
+        rows: written.manifest.rows(),
+        bytes_read: written.bytes_read + read.compressed_bytes,
+        bytes_written: written.manifest.bytes(),
+        malformed: read.malformed_lines,
+        bad_files: read.bad_files,
+        ..StepStats::default()
+    }
+}
+
+/// A schema's columns as (name, type), for [`checks::same_columns`].
+fn columns_of(schema: &datafusion::arrow::datatypes::Schema) -> Vec<(String, String)> {
+    schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect()
 }
 
 impl LocalEngine {
     async fn write_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
-        let JobKind::Select { sql, partition_by, compression, replaces } = &job.kind else {
-            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
-        };
+        let checks::BackfillSelect { sql, partition_by, compression, window } = checks::backfill_select(job)?;
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
         // Each window is written aside, checked, then its partition directories are moved
         // into the version: windows written in parallel never see each other's files, and a
         // window an interrupted attempt half-wrote is simply written again.
-        let Some(window) = replaces else {
-            return Err(EngineError::Query(
-                "internal error: a backfill window without its partitions (a bug)".into(),
-            ));
-        };
         let part = format!("{dir}/_parts/{}", keep.first().map(|v| v.join("_")).unwrap_or_default());
         let io = |e: std::io::Error, p: &std::path::Path| EngineError::Io(format!("{}: {e}", p.display()));
         let part_path = self.root.join(&part);
@@ -433,12 +423,11 @@ impl LocalEngine {
         let (written, _) = write::write_select(&ctx, sql, &self.root, &part, partition_by, compression)
             .await
             .map_err(query_err)?;
-        if let Some(outside) = written.manifest.partitions.iter().find(|p| !window.contains(&p.values)) {
-            return Err(EngineError::Query(format!(
-                "the SELECT returned rows for partition {} outside the run's window",
-                describe(partition_by, &outside.values)
-            )));
-        }
+        checks::within_window(
+            partition_by,
+            window,
+            written.manifest.partitions.iter().map(|p| p.values.as_slice()),
+        )?;
         for values in keep {
             let sub: PathBuf = partition_by.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect();
             let (from, to) = (part_path.join(&sub), self.root.join(&dir).join(&sub));
@@ -452,22 +441,13 @@ impl LocalEngine {
             }
         }
         std::fs::remove_dir_all(&part_path).map_err(|e| io(e, &part_path))?;
-        Ok(StepStats {
-            rows: written.manifest.rows(),
-            bytes_read: written.bytes_read + stats.snapshot().compressed_bytes,
-            bytes_written: written.manifest.bytes(),
-            malformed: stats.snapshot().malformed_lines,
-            bad_files: stats.snapshot().bad_files,
-            ..StepStats::default()
-        })
+        Ok(written_stats(&written, &stats))
     }
 }
 
 impl LocalEngine {
     async fn seal_here(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
-        let JobKind::Select { partition_by, .. } = &job.kind else {
-            return Err(EngineError::Query("a backfill writes SELECT models only".into()));
-        };
+        let partition_by = checks::backfill_select(job)?.partition_by;
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
         let head = self.catalog.head(&job.database, &job.table)?;
         let mut manifest = write::list_manifest(&self.root, &dir, partition_by).map_err(query_err)?;
@@ -505,13 +485,10 @@ impl LocalEngine {
         };
         let mut emptied = Vec::new();
         if let Some(c) = current {
-            if schema_from_bytes(&c.schema).map_err(query_err)?.fields()
-                != schema_from_bytes(&schema).map_err(query_err)?.fields()
-            {
-                return Err(EngineError::Query(
-                    "the backfill's columns differ from the published table's".into(),
-                ));
-            }
+            checks::same_columns(
+                &columns_of(&*schema_from_bytes(&c.schema).map_err(query_err)?),
+                &columns_of(&*schema_from_bytes(&schema).map_err(query_err)?),
+            )?;
             let (in_range, kept): (Vec<Partition>, Vec<Partition>) =
                 c.manifest.partitions.into_iter().partition(|p| replaces.contains(&p.values));
             emptied = emptied_partitions(&in_range, &manifest.partitions);
@@ -549,34 +526,12 @@ impl LocalEngine {
             .expect("default catalog")
             .register_schema("__strata", schema)
             .map_err(query_err)?;
-        for audit in &job.audits {
-            if let Audit::MaxRowChangePct(pct) = audit {
-                let Some(expected) = &staged.expected else { continue };
-                let before = self.catalog.version(&job.database, &job.table, expected)?.manifest.rows();
-                crate::engine::check_row_change(*pct, before, version.manifest.rows())?;
-                continue;
-            }
-            let (name, sql) = audit_sql(audit, "\"__strata\".\"staged\"");
-            let batches =
-                collect_sql(&ctx, &format!("SELECT * FROM ({sql}) LIMIT 5")).await.map_err(|e| {
-                    // Name the table the audit is about, not the relation it read it through.
-                    let text = e
-                        .to_string()
-                        .replace("__strata.staged", &job.table)
-                        .replace("\"__strata\".\"staged\"", &job.table);
-                    EngineError::Audit { audit: name.clone(), detail: format!("cannot run: {text}") }
-                })?;
-            if count_rows(&batches) > 0 {
-                let sample = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                return Err(EngineError::Audit {
-                    audit: name,
-                    detail: format!("sample of offending rows:\n{sample}"),
-                });
-            }
-        }
-        Ok(())
+        let published = match &staged.expected {
+            Some(v) => Some(self.catalog.version(&job.database, &job.table, v)?.manifest.rows()),
+            None => None,
+        };
+        let target = LocalAudits { ctx, table: job.table.clone(), rows: version.manifest.rows(), published };
+        checks::run_audits(staged, &target).await
     }
 
     async fn query_here(&self, sql: &str) -> Result<QueryResult, EngineError> {

@@ -23,6 +23,38 @@ CREATE TABLE IF NOT EXISTS run_history (
     PRIMARY KEY (run_id, model));
 ";
 
+/// Opens (creating it and its directory if need be) a SQLite file in WAL mode, waiting for
+/// other processes, and creates `schema`'s tables. The local catalog uses it too.
+pub(crate) fn open_wal(path: &Path, schema: &str) -> Result<Connection, rusqlite::Error> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler does
+    // not wait for: two processes creating it at once retry here.
+    let mut attempt = 0;
+    loop {
+        let setup = conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| conn.execute_batch(schema));
+        match setup {
+            Ok(()) => return Ok(conn),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempt < 100 =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 + 10 * attempt.min(10)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Run state in a SQLite file. Safe to share across threads and processes.
 #[derive(Debug)]
 pub struct SqliteState {
@@ -33,34 +65,8 @@ pub struct SqliteState {
 impl SqliteState {
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let name = path.display().to_string();
-        let err = |source| StateError::Sqlite { path: name.clone(), source };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
-        // does not wait for: two processes creating it at once retry here.
-        let mut attempt = 0;
-        loop {
-            let setup = conn
-                .pragma_update(None, "journal_mode", "WAL")
-                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-                .and_then(|()| conn.execute_batch(SCHEMA));
-            match setup {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && attempt < 100 =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20 + 10 * attempt.min(10)));
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
+        let conn =
+            open_wal(path, SCHEMA).map_err(|source| StateError::Sqlite { path: name.clone(), source })?;
         Ok(Self { path: name, conn: Mutex::new(conn) })
     }
 

@@ -885,6 +885,12 @@ async fn athena_failed_audit_publishes_nothing() {
     crate::publish::a_failed_audit_publishes_nothing(engine(&standin).await.as_ref()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn athena_run_checks_refuse_what_may_not_be_published() {
+    let standin = StandIn::start();
+    crate::publish::the_run_checks_refuse_what_may_not_be_published(engine(&standin).await.as_ref()).await;
+}
+
 /// The stand-in refuses what Athena refuses, so a statement strata sends that Athena would
 /// reject fails here too (Athena docs: CTAS considerations, service quotas, workgroups).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,42 @@ pub async fn a_failed_audit_publishes_nothing(engine: &dyn Engine) {
     engine.audit(&staged).await.expect("20 rows against 21 is within 50%");
 }
 
+/// The checks both engines make before anything is staged or published
+/// (`strata::engine::checks`): an incremental result inside its window, with the published
+/// columns; a backfill of SELECT models only.
+pub async fn the_run_checks_refuse_what_may_not_be_published(engine: &dyn Engine) {
+    publish(engine, 1).await.unwrap();
+    let incremental = |k: u64, sql: Option<String>, window: &[&str]| {
+        let mut j = job(k, vec![]);
+        if let JobKind::Select { sql: s, replaces, .. } = &mut j.kind {
+            if let Some(sql) = sql {
+                *s = sql;
+            }
+            *replaces = Some(window.iter().map(|d| vec![d.to_string()]).collect());
+        }
+        j
+    };
+    // Rows for dt=1 and dt=2 from a run whose window is dt=0.
+    let err = engine.stage(&incremental(2, None, &["0"])).await.expect_err("rows outside the window");
+    let text = err.to_string();
+    assert!(
+        text.contains("rows for partition dt=1 outside the run's window") || text.contains("dt=2 outside"),
+        "{text}"
+    );
+    assert!(text.contains("window_partitions()"), "says how to fix it: {text}");
+    // A new column in a run that replaces some partitions.
+    let wider = "SELECT CAST(3 AS BIGINT) AS v, CAST(0 AS BIGINT) AS i, CAST(1 AS BIGINT) AS extra, CAST('0' AS VARCHAR) AS dt";
+    let err = engine.stage(&incremental(3, Some(wider.into()), &["0"])).await.expect_err("columns differ");
+    let text = err.to_string();
+    assert!(text.contains("columns differ") && text.contains("extra") && text.contains("is new"), "{text}");
+    // Backfills write SELECT models only.
+    let mut ddl = job(4, vec![]);
+    ddl.kind = JobKind::External { ddl: "CREATE EXTERNAL TABLE x (a string) LOCATION 's3://b/x/'".into() };
+    let err = engine.stage_part(&ddl, &[vec!["0".into()]]).await.expect_err("not a SELECT");
+    assert!(err.to_string().contains("a backfill writes SELECT models only"), "{err}");
+    assert_eq!(read(engine).await.unwrap().unwrap().0, 1, "version 1 is still the one readers see");
+}
+
 fn local(t: &TestProject) -> Arc<dyn Engine> {
     let project = t.project();
     Arc::new(t.engine(&project))
@@ -144,6 +180,12 @@ async fn local_racing_runs_publish_once() {
 async fn local_failed_audit_publishes_nothing() {
     let t = TestProject::shipped();
     a_failed_audit_publishes_nothing(local(&t).as_ref()).await;
+}
+
+#[tokio::test]
+async fn local_run_checks_refuse_what_may_not_be_published() {
+    let t = TestProject::shipped();
+    the_run_checks_refuse_what_may_not_be_published(local(&t).as_ref()).await;
 }
 
 fn version_dirs(t: &TestProject, table: &str) -> Vec<String> {

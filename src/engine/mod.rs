@@ -6,6 +6,9 @@
 //! between `stage` and `publish` leaves only an unreferenced version behind.
 
 use async_trait::async_trait;
+
+pub mod checks;
+pub use checks::{check_emptied, check_row_change};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -142,40 +145,4 @@ pub trait Engine: Send + Sync {
     /// Stops every statement still running on the engine's side (on SIGTERM / Ctrl-C). The
     /// embedded engine stops when its futures are dropped; a remote one needs a call.
     async fn cancel(&self) {}
-}
-
-/// Refuses a staged version that would replace partitions holding data with nothing,
-/// unless `allowed`.
-pub fn check_emptied(staged: &Staged, allowed: bool) -> Result<(), String> {
-    if staged.emptied.is_empty() || allowed {
-        return Ok(());
-    }
-    let JobKind::Select { partition_by, .. } = &staged.job.kind else { return Ok(()) };
-    let shown: Vec<String> = staged
-        .emptied
-        .iter()
-        .take(5)
-        .map(|v| partition_by.iter().zip(v).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("/"))
-        .collect();
-    Err(format!(
-        "refusing to publish: {} partition(s) of the window hold data in the published version and none in this run ({}{}); its input is probably missing (a moved lake, a wrong storage root, Firehose not delivering). Check the source, or run again with --allow-empty-window to publish the empty partitions",
-        staged.emptied.len(),
-        shown.join(", "),
-        if staged.emptied.len() > 5 { ", ..." } else { "" }
-    ))
-}
-
-/// The `max_row_change_pct` audit: the staged version's row count may differ from the
-/// published one's by at most `pct` percent.
-pub fn check_row_change(pct: f64, before: u64, after: u64) -> Result<(), EngineError> {
-    let change = if before == 0 { 0.0 } else { (after as f64 - before as f64).abs() * 100.0 / before as f64 };
-    if change > pct {
-        return Err(EngineError::Audit {
-            audit: format!("max_row_change_pct({pct})"),
-            detail: format!(
-                "the published version has {before} rows, the staged one {after} ({change:.1}% change)"
-            ),
-        });
-    }
-    Ok(())
 }
