@@ -90,9 +90,13 @@ impl TaskCallback {
         Self { client, token }
     }
 
-    /// From the standard AWS configuration chain (env, profile, ECS task role).
+    /// From the standard AWS configuration chain (env, profile, ECS task role), with the
+    /// retry policy of every strata client (`athena::retry_config`).
     pub async fn from_env(token: String) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(crate::athena::retry_config())
+            .load()
+            .await;
         Self::new(Client::new(&config), token)
     }
 

@@ -19,30 +19,6 @@ use crate::engine::EngineError;
 /// Glue's limit on entries of one batch partition call.
 pub const MAX_BATCH: usize = 100;
 
-/// Runs an AWS call, retrying throttling and faults with jittered backoff.
-macro_rules! retrying {
-    ($what:expr, $call:expr) => {{
-        let mut tries = 0u32;
-        loop {
-            match $call.await {
-                Ok(v) => break Ok(v),
-                Err(e) if $crate::athena::query::api_retryable(&e) && tries < 6 => {
-                    tracing::warn!("{}: {}; retrying", $what, $crate::athena::query::api_message(&e));
-                    tokio::time::sleep($crate::athena::query::backoff(
-                        std::time::Duration::from_millis(200),
-                        std::time::Duration::from_secs(5),
-                        tries,
-                    ))
-                    .await;
-                    tries += 1;
-                }
-                Err(e) => break Err(e),
-            }
-        }
-    }};
-}
-pub(crate) use retrying;
-
 /// The Glue catalog of one account and region.
 #[derive(Debug, Clone)]
 pub struct Glue {
@@ -60,7 +36,7 @@ impl Glue {
 
     /// The table, or `None` when it does not exist.
     pub async fn table(&self, db: &str, name: &str) -> Result<Option<Table>, EngineError> {
-        let r = retrying!("GetTable", self.client.get_table().database_name(db).name(name).send());
+        let r = self.client.get_table().database_name(db).name(name).send().await;
         match r {
             Ok(out) => Ok(out.table().cloned()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(None),
@@ -72,42 +48,24 @@ impl Glue {
     /// `Expression` is a pattern whose dialect differs between catalogs.
     pub async fn tables_with_prefix(&self, db: &str, prefix: &str) -> Result<Vec<Table>, EngineError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = retrying!(
-                "GetTables",
-                self.client.get_tables().database_name(db).set_next_token(token.clone()).send()
-            )
-            .map_err(|e| aws(&format!("GetTables {db}"), api_message(&e)))?;
+        let mut pages = self.client.get_tables().database_name(db).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws(&format!("GetTables {db}"), api_message(&e)))?;
             out.extend(page.table_list().iter().filter(|t| t.name().starts_with(prefix)).cloned());
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 
     /// Every partition of a table.
     pub async fn partitions(&self, db: &str, name: &str) -> Result<Vec<Partition>, EngineError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = retrying!(
-                "GetPartitions",
-                self.client
-                    .get_partitions()
-                    .database_name(db)
-                    .table_name(name)
-                    .set_next_token(token.clone())
-                    .send()
-            )
-            .map_err(|e| aws(&format!("GetPartitions {db}.{name}"), api_message(&e)))?;
+        let mut pages =
+            self.client.get_partitions().database_name(db).table_name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws(&format!("GetPartitions {db}.{name}"), api_message(&e)))?;
             out.extend(page.partitions().iter().cloned());
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 
     /// Registers partitions, 100 per `BatchCreatePartition`; any per-entry error fails.
@@ -123,16 +81,15 @@ impl Glue {
                         .build()
                 })
                 .collect();
-            let out = retrying!(
-                "BatchCreatePartition",
-                self.client
-                    .batch_create_partition()
-                    .database_name(db)
-                    .table_name(name)
-                    .set_partition_input_list(Some(inputs.clone()))
-                    .send()
-            )
-            .map_err(|e| aws(&format!("BatchCreatePartition {db}.{name}"), api_message(&e)))?;
+            let out = self
+                .client
+                .batch_create_partition()
+                .database_name(db)
+                .table_name(name)
+                .set_partition_input_list(Some(inputs.clone()))
+                .send()
+                .await
+                .map_err(|e| aws(&format!("BatchCreatePartition {db}.{name}"), api_message(&e)))?;
             if !out.errors().is_empty() {
                 let detail: Vec<String> = out
                     .errors()
@@ -164,10 +121,7 @@ impl Glue {
         let name = input.name().to_string();
         match expected {
             None => {
-                let r = retrying!(
-                    "CreateTable",
-                    self.client.create_table().database_name(db).table_input(input.clone()).send()
-                );
+                let r = self.client.create_table().database_name(db).table_input(input.clone()).send().await;
                 match r {
                     Ok(_) => Ok(()),
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {
@@ -189,15 +143,14 @@ impl Glue {
                         now_version.unwrap_or("(none)")
                     )));
                 }
-                let r = retrying!(
-                    "UpdateTable",
-                    self.client
-                        .update_table()
-                        .database_name(db)
-                        .table_input(input.clone())
-                        .version_id(version)
-                        .send()
-                );
+                let r = self
+                    .client
+                    .update_table()
+                    .database_name(db)
+                    .table_input(input.clone())
+                    .version_id(version)
+                    .send()
+                    .await;
                 match r {
                     Ok(_) => Ok(()),
                     Err(e)
@@ -217,26 +170,14 @@ impl Glue {
     /// The table's archived versions, newest first.
     pub async fn versions(&self, db: &str, name: &str) -> Result<Vec<(String, Table)>, EngineError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = retrying!(
-                "GetTableVersions",
-                self.client
-                    .get_table_versions()
-                    .database_name(db)
-                    .table_name(name)
-                    .set_next_token(token.clone())
-                    .send()
-            )
-            .map_err(|e| aws(&format!("GetTableVersions {db}.{name}"), api_message(&e)))?;
+        let mut pages =
+            self.client.get_table_versions().database_name(db).table_name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws(&format!("GetTableVersions {db}.{name}"), api_message(&e)))?;
             for v in page.table_versions() {
                 if let (Some(id), Some(t)) = (v.version_id(), v.table()) {
                     out.push((id.to_string(), t.clone()));
                 }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
             }
         }
         out.sort_by_key(|(id, _)| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
@@ -246,16 +187,15 @@ impl Glue {
     /// Deletes archived versions of a table, 100 per `BatchDeleteTableVersion`.
     pub async fn delete_versions(&self, db: &str, name: &str, ids: &[String]) -> Result<(), EngineError> {
         for chunk in ids.chunks(MAX_BATCH) {
-            let out = retrying!(
-                "BatchDeleteTableVersion",
-                self.client
-                    .batch_delete_table_version()
-                    .database_name(db)
-                    .table_name(name)
-                    .set_version_ids(Some(chunk.to_vec()))
-                    .send()
-            )
-            .map_err(|e| aws(&format!("BatchDeleteTableVersion {db}.{name}"), api_message(&e)))?;
+            let out = self
+                .client
+                .batch_delete_table_version()
+                .database_name(db)
+                .table_name(name)
+                .set_version_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws(&format!("BatchDeleteTableVersion {db}.{name}"), api_message(&e)))?;
             if let Some(e) = out.errors().first() {
                 return Err(EngineError::Aws(format!(
                     "Glue BatchDeleteTableVersion {db}.{name}: version {}: {}",
@@ -269,7 +209,7 @@ impl Glue {
 
     /// Deletes a table (a version table strata made); a missing one is not an error.
     pub async fn delete_table(&self, db: &str, name: &str) -> Result<(), EngineError> {
-        let r = retrying!("DeleteTable", self.client.delete_table().database_name(db).name(name).send());
+        let r = self.client.delete_table().database_name(db).name(name).send().await;
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(()),
@@ -324,7 +264,8 @@ pub fn view_input(
         "runAsInvoker": false,
         "properties": {},
     });
-    let encoded = base64(view.to_string().as_bytes());
+    // Standard base64 with padding, how Athena stores a view's definition.
+    let encoded = aws_smithy_types::base64::encode(view.to_string().as_bytes());
     let mut parameters: HashMap<String, String> =
         [("presto_view".to_string(), "true".to_string()), ("comment".to_string(), "Presto View".to_string())]
             .into();
@@ -398,24 +339,6 @@ fn split_top(s: &str) -> Vec<String> {
     }
     if !cur.trim().is_empty() {
         out.push(cur.trim().to_string());
-    }
-    out
-}
-
-/// Standard base64 with padding (how Athena stores a view's definition).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
     }
     out
 }

@@ -52,12 +52,28 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
 }
 
+/// The one retry policy of every AWS client strata makes (Athena, Glue, S3, Step
+/// Functions): the SDK's standard mode, which retries throttling errors
+/// (`ThrottlingException`, `TooManyRequestsException`, `SlowDown`, ...), 5xx responses and
+/// timeouts with exponential backoff and full jitter, and resends the same request, so a
+/// `StartQueryExecution` keeps its `ClientRequestToken`. Up to 8 attempts, backoff from
+/// 200 ms to 20 s: about a minute of sustained throttling before a call fails. Nothing in
+/// strata retries an API call on top of it (a FAILED Athena query is another matter: it is
+/// run again as a new attempt by `query::Statements::run`).
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(std::time::Duration::from_millis(200))
+        .with_max_backoff(std::time::Duration::from_secs(20))
+}
+
 impl Clients {
     /// From the standard AWS chain (environment, profile, SSO, ECS task role), with the
-    /// region of `[athena] region` when set. With an endpoint override (`AWS_ENDPOINT_URL`,
-    /// e.g. a test server), S3 uses path-style addressing.
+    /// region of `[athena] region` when set and [`retry_config`]. With an endpoint
+    /// override (`AWS_ENDPOINT_URL`, e.g. a test server), S3 uses path-style addressing.
     pub async fn from_chain(settings: &Settings) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry_config());
         if let Some(region) = &settings.athena.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -177,7 +193,7 @@ impl AthenaEngine {
         let checked = self
             .workgroup_checked
             .get_or_init(|| async move {
-                let out = glue::retrying!("GetWorkGroup", client.get_work_group().work_group(&name).send())
+                let out = client.get_work_group().work_group(&name).send().await
                     .map_err(|e| format!("Athena GetWorkGroup {name}: {}", api_message(&e)))?;
                 let enforced = out
                     .work_group()
@@ -347,13 +363,10 @@ impl AthenaEngine {
         let (bucket, prefix) = self.s3_key(&relative);
         let mut freed = 0;
         loop {
-            let page = glue::retrying!(
-                "ListObjectsV2",
-                self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).send()
-            )
-            .map_err(|e| {
-                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
-            })?;
+            let page =
+                self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).send().await.map_err(|e| {
+                    EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
+                })?;
             let objects: Vec<_> = page
                 .contents()
                 .iter()
@@ -371,13 +384,9 @@ impl AthenaEngine {
                 .quiet(true)
                 .build()
                 .map_err(|e| EngineError::Aws(e.to_string()))?;
-            let out = glue::retrying!(
-                "DeleteObjects",
-                self.s3.delete_objects().bucket(&bucket).delete(delete.clone()).send()
-            )
-            .map_err(|e| {
-                EngineError::Aws(format!("S3 DeleteObjects s3://{bucket}/{prefix}: {}", api_message(&e)))
-            })?;
+            let out = self.s3.delete_objects().bucket(&bucket).delete(delete.clone()).send().await.map_err(
+                |e| EngineError::Aws(format!("S3 DeleteObjects s3://{bucket}/{prefix}: {}", api_message(&e))),
+            )?;
             if let Some(e) = out.errors().first() {
                 return Err(EngineError::Aws(format!(
                     "S3 DeleteObjects {}: {}",
@@ -976,19 +985,10 @@ impl AthenaEngine {
     async fn list_version_prefixes(&self, layer: Layer, table: &str) -> Result<Vec<String>, EngineError> {
         let (bucket, prefix) = self.s3_key(&format!("{}/{table}/", layer.as_str()));
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = glue::retrying!(
-                "ListObjectsV2",
-                self.s3
-                    .list_objects_v2()
-                    .bucket(&bucket)
-                    .prefix(&prefix)
-                    .delimiter("/")
-                    .set_continuation_token(token.clone())
-                    .send()
-            )
-            .map_err(|e| {
+        let mut pages =
+            self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).delimiter("/").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
                 EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
             })?;
             for p in page.common_prefixes() {
@@ -999,11 +999,8 @@ impl AthenaEngine {
                     out.push(name.to_string());
                 }
             }
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 
     /// Brings the local run state up to what Glue says is published: a scheduled task

@@ -151,31 +151,6 @@ pub fn classify(execution: &QueryExecution) -> Failure {
     Failure::Permanent(detail)
 }
 
-/// API error codes worth retrying: throttling and service-side faults.
-const RETRYABLE_CODES: [&str; 12] = [
-    "TooManyRequestsException",
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "InternalServerException",
-    "InternalServiceException",
-    "InternalFailure",
-    "InternalError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-];
-
-/// Whether an AWS API call's error is transient (throttling, a 5xx, a network failure).
-pub fn api_retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(s) => s.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)),
-        _ => false,
-    }
-}
-
 /// An AWS error as one line: its code and message.
 pub fn api_message<E, R>(e: &SdkError<E, R>) -> String
 where
@@ -318,48 +293,33 @@ impl Statements {
         }
     }
 
-    /// `StartQueryExecution`, retrying throttling and faults with the same token.
+    /// `StartQueryExecution` with the attempt's token (the SDK's retries of throttling and
+    /// faults resend the same request, so the same token: Athena returns the same query).
     async fn start(&self, st: &Statement<'_>, attempt: u32) -> Result<String, EngineError> {
         let cfg = &self.inner.config;
         let token = request_token(st, attempt);
-        let mut tries = 0;
-        loop {
-            let mut req = self
-                .inner
-                .client
-                .start_query_execution()
-                .query_string(st.sql)
-                .client_request_token(&token)
-                .work_group(&cfg.workgroup)
-                .query_execution_context(
-                    QueryExecutionContext::builder().catalog(&cfg.catalog).database(st.database).build(),
-                );
-            if let Some(out) = &cfg.output_location {
-                req = req.result_configuration(ResultConfiguration::builder().output_location(out).build());
-            }
-            match req.send().await {
-                Ok(out) => {
-                    let id = out.query_execution_id().unwrap_or_default().to_string();
-                    if id.is_empty() {
-                        return Err(EngineError::Aws("StartQueryExecution returned no query id".into()));
-                    }
-                    self.inner.in_flight.lock().expect("not poisoned").insert(id.clone());
-                    return Ok(id);
-                }
-                Err(e) if api_retryable(&e) && tries + 1 < cfg.max_attempts * 2 => {
-                    tracing::warn!(model = st.model, "StartQueryExecution: {}; retrying", api_message(&e));
-                    tokio::time::sleep(backoff(cfg.base_backoff, cfg.max_backoff, tries)).await;
-                    tries += 1;
-                }
-                Err(e) => {
-                    return Err(EngineError::Aws(format!(
-                        "{}: StartQueryExecution: {}",
-                        st.model,
-                        api_message(&e)
-                    )));
-                }
-            }
+        let mut req = self
+            .inner
+            .client
+            .start_query_execution()
+            .query_string(st.sql)
+            .client_request_token(&token)
+            .work_group(&cfg.workgroup)
+            .query_execution_context(
+                QueryExecutionContext::builder().catalog(&cfg.catalog).database(st.database).build(),
+            );
+        if let Some(out) = &cfg.output_location {
+            req = req.result_configuration(ResultConfiguration::builder().output_location(out).build());
         }
+        let out = req.send().await.map_err(|e| {
+            EngineError::Aws(format!("{}: StartQueryExecution: {}", st.model, api_message(&e)))
+        })?;
+        let id = out.query_execution_id().unwrap_or_default().to_string();
+        if id.is_empty() {
+            return Err(EngineError::Aws("StartQueryExecution returned no query id".into()));
+        }
+        self.inner.in_flight.lock().expect("not poisoned").insert(id.clone());
+        Ok(id)
     }
 
     /// Waits until `id` reaches a final state. One poller follows every statement in flight.
@@ -393,18 +353,11 @@ impl Statements {
     ) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), EngineError> {
         let mut columns = Vec::new();
         let mut rows = Vec::new();
-        let mut token: Option<String> = None;
         let mut first_page = true;
-        loop {
-            let out = self
-                .inner
-                .client
-                .get_query_results()
-                .query_execution_id(id)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| EngineError::Aws(format!("GetQueryResults {id}: {}", api_message(&e))))?;
+        let mut pages = self.inner.client.get_query_results().query_execution_id(id).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let out =
+                page.map_err(|e| EngineError::Aws(format!("GetQueryResults {id}: {}", api_message(&e))))?;
             let Some(set) = out.result_set() else { break };
             if first_page {
                 columns = set
@@ -429,10 +382,6 @@ impl Statements {
                 }
             }
             first_page = false;
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
         }
         Ok((columns, rows))
     }
@@ -473,7 +422,6 @@ fn is_final(state: Option<&QueryExecutionState>) -> bool {
 async fn poll_loop(inner: Arc<Inner>) {
     let cfg = &inner.config;
     let mut idle_rounds = 0u32;
-    let mut throttled = 0u32;
     // Ids Athena keeps reporting as unprocessed (unknown to it): given up after a while.
     let mut unprocessed: BTreeMap<String, u32> = BTreeMap::new();
     loop {
@@ -499,16 +447,7 @@ async fn poll_loop(inner: Arc<Inner>) {
                 .send()
                 .await
             {
-                Ok(out) => {
-                    throttled = 0;
-                    out
-                }
-                Err(e) if api_retryable(&e) && throttled < 20 => {
-                    tracing::warn!("BatchGetQueryExecution: {}; backing off", api_message(&e));
-                    tokio::time::sleep(backoff(cfg.base_backoff, cfg.max_backoff, throttled)).await;
-                    throttled += 1;
-                    continue;
-                }
+                Ok(out) => out,
                 Err(e) => {
                     let message = format!("BatchGetQueryExecution: {}", api_message(&e));
                     let mut waiting = inner.waiting.lock().expect("not poisoned");

@@ -94,6 +94,7 @@ impl StandIn {
                             "test", "test", None, None, "test",
                         ))
                         .endpoint_url(self.url())
+                        .retry_config(strata::athena::retry_config())
                         .build(),
                 )
             };
@@ -106,6 +107,7 @@ impl StandIn {
                     "test", "test", None, None, "test",
                 ))
                 .endpoint_url(self.url())
+                .retry_config(strata::athena::retry_config())
                 .force_path_style(true)
                 .build(),
         );

@@ -24,8 +24,10 @@ use strata::config::Storage;
 use strata::engine::{Engine, EngineError, Job, JobKind, Staged, StepStats};
 use strata::ids::ModelId;
 
-/// A client of `$krate` whose every call is answered by `$rules` (no real network, no
-/// SDK-level retries: strata's own retry logic is what is under test).
+/// A client of `$krate` whose every call is answered by `$rules` (no real network), with
+/// the retry policy strata's clients have in production (`strata::athena::retry_config`):
+/// the throttling and faults injected here are retried exactly as they would be on AWS.
+/// Tests run on paused time, so the SDK's backoff sleeps take none.
 macro_rules! client {
     ($krate:ident, $rules:expr) => {{
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
@@ -37,7 +39,7 @@ macro_rules! client {
                 .behavior_version($krate::config::BehaviorVersion::latest())
                 .region($krate::config::Region::new("us-east-1"))
                 .credentials_provider($krate::config::Credentials::new("test", "test", None, None, "test"))
-                .retry_config($krate::config::retry::RetryConfig::disabled())
+                .retry_config(strata::athena::retry_config())
                 .http_client(create_mock_http_client())
                 .interceptor(interceptor)
                 .build(),
@@ -229,9 +231,12 @@ async fn throttling_on_start_and_poll_is_retried_and_the_start_keeps_its_token()
     let done =
         runner.run(&statement("SELECT 1"), || async { Ok(()) }).await.expect("succeeds after throttling");
     assert_eq!(done.query_id, "q1");
+    // Two throttled attempts, then the start: the SDK's retries resend the one request
+    // strata built, so its token cannot change (the mock sees the request once).
+    assert_eq!(start.num_calls(), 3, "the start was retried by the SDK");
     let tokens = tokens.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 3);
-    assert!(tokens.iter().all(|t| *t == tokens[0]), "a retried start reuses its token: {tokens:?}");
+    assert_eq!(tokens.len(), 1, "strata built one StartQueryExecution request: {tokens:?}");
+    assert_eq!(tokens[0], request_token(&statement("SELECT 1"), 0));
     assert_eq!(poll.num_calls(), 3);
 }
 
@@ -421,4 +426,36 @@ fn failures_are_classified_from_athena_error_and_known_transient_causes() {
         panic!("a user error is permanent")
     };
     assert_eq!(detail, "COLUMN_NOT_FOUND: x (ErrorCategory 2, ErrorType 1100)");
+}
+
+/// Glue throttling is retried by the SDK (standard mode, the production policy): a few
+/// throttled calls succeed in the end, with no retry loop of strata's on top; throttling
+/// that outlasts the 8 attempts fails with Glue's error and the call named.
+#[tokio::test(start_paused = true)]
+async fn glue_throttling_is_retried_by_the_sdk_and_fails_after_eight_attempts() {
+    const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+    let get = mock!(aws_sdk_glue::Client::get_table)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .times(3)
+        .output(|| GetTableOutput::builder().table(glue_table("board", "7")).build())
+        .build();
+    let glue = Glue::new(client!(aws_sdk_glue, [&get]));
+    let t = glue.table("rastup_ops", "board").await.expect("succeeds after three throttled attempts");
+    assert_eq!(t.and_then(|t| t.version_id().map(str::to_string)).as_deref(), Some("7"));
+    assert_eq!(get.num_calls(), 4);
+
+    let always = mock!(aws_sdk_glue::Client::get_table)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .repeatedly()
+        .build();
+    let glue = Glue::new(client!(aws_sdk_glue, [&always]));
+    let err = glue.table("rastup_ops", "board").await.expect_err("throttled on every attempt");
+    assert!(
+        err.to_string().contains("GetTable rastup_ops.board")
+            && err.to_string().contains("ThrottlingException"),
+        "{err}"
+    );
+    assert_eq!(always.num_calls(), 8, "the policy's 8 attempts, no more");
 }
