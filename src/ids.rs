@@ -62,3 +62,8 @@ pub fn fnv128(parts: &[&str]) -> u128 {
     }
     h
 }
+
+/// A new identifier: the instant and a random suffix, sortable and never reused.
+pub fn new_id(prefix: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{prefix}{}-{:06x}", now.format("%Y%m%dT%H%M%S%3fZ"), rand::random::<u32>() & 0xff_ffff)
+}

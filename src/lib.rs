@@ -2,6 +2,7 @@
 //! embedded engine, audits the staged result and publishes it with one atomic change.
 
 pub mod athena;
+pub mod backend;
 pub mod backfill;
 pub mod callback;
 pub mod check;

@@ -1,5 +1,9 @@
-//! What happens to versions after they are written: status, rollback through the same
-//! compare-and-swap, retention of the last N, and fenced garbage collection.
+//! What happens to versions after they are written, written once for every backend:
+//! `status`, `rollback` (the same compare-and-swap as a run), retention of the last N
+//! published versions, and fenced garbage collection. A backend says what it holds
+//! ([`Lifecycle`]: a table's published head and history, its version records, the version
+//! directories under its prefix) and carries out the plan; what to keep and what may be
+//! deleted is decided here.
 //!
 //! Invariant: deletion is fenced by construction. The only thing that can be deleted is a
 //! [`VersionDir`]: a directory `<layer>/<table>/<version>` directly under the storage
@@ -8,13 +12,15 @@
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::Retention;
+use crate::engine::EngineError;
 use crate::ids::Layer;
-use crate::local::catalog::{Catalog, CatalogError, PublishRecord, TableHead, Version};
 
-/// A version directory that may be deleted. Only [`plan_gc`] makes one.
+/// A version directory that may be deleted. Only [`plan_gc`] and the engines' own clean-up
+/// of what a run wrote make one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct VersionDir {
     layer: Layer,
@@ -25,7 +31,7 @@ pub struct VersionDir {
 impl VersionDir {
     /// The directory of `version` of a managed table, if all three parts are what strata
     /// makes: a managed layer (never Bronze), a table identifier and a version id.
-    pub(crate) fn checked(layer: Layer, table: &str, version: &str) -> Option<Self> {
+    pub fn checked(layer: Layer, table: &str, version: &str) -> Option<Self> {
         (layer != Layer::Bronze && is_identifier(table) && is_version_id(version)).then(|| Self {
             layer,
             table: table.to_string(),
@@ -43,31 +49,103 @@ impl VersionDir {
     }
 }
 
-/// A directory found under a table's prefix.
+/// A published version of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub version: String,
+    pub published_at: String,
+    /// The run (or rollback) that published it.
+    pub by: String,
+}
+
+/// A version the backend keeps a record of (published or only staged).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub version: String,
+    /// How the backend names the record to forget it (the local catalog: the version id;
+    /// Athena: the version table).
+    pub record: String,
+}
+
+/// A directory found directly under a table's prefix.
 #[derive(Debug, Clone)]
 pub struct StoredDir {
     pub name: String,
-    pub bytes: u64,
-    pub modified: DateTime<Utc>,
+    /// Its size, when the backend knows it without reading every object.
+    pub bytes: Option<u64>,
 }
 
-/// The storage side of the lifecycle.
-pub trait VersionStorage {
-    /// The directories directly under `<layer>/<table>/`.
-    fn list_version_dirs(&self, layer: Layer, table: &str) -> std::io::Result<Vec<StoredDir>>;
-    /// Deletes one version directory; returns the bytes freed.
-    fn delete_version_dir(&self, dir: &VersionDir) -> std::io::Result<u64>;
-}
-
-/// One thing gc deletes, and why.
+/// Everything the lifecycle policy needs to know about one published table.
 #[derive(Debug, Clone)]
+pub struct TableVersions {
+    pub layer: Layer,
+    pub database: String,
+    pub table: String,
+    pub current: Published,
+    /// The version published before the current one, if any.
+    pub previous: Option<String>,
+    /// Distinct published versions, newest first (the current one included).
+    pub history: Vec<Published>,
+    pub recorded: Vec<Recorded>,
+    pub dirs: Vec<StoredDir>,
+    /// Rows and bytes of the current version, when the backend knows them cheaply.
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// What a backend provides for status, rollback and gc.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// The published tables of these databases that strata manages: (database, table).
+    async fn managed_tables(&self, databases: &[String]) -> Result<Vec<(String, String)>, EngineError>;
+    /// What the backend holds for a table; `None` if it was never published.
+    async fn table_versions(
+        &self,
+        layer: Layer,
+        db: &str,
+        table: &str,
+    ) -> Result<Option<TableVersions>, EngineError>;
+    /// The version directories a version's data lives in (its own, and older ones whose
+    /// partitions it carried over).
+    async fn dirs_read_by(
+        &self,
+        tv: &TableVersions,
+        version: &Recorded,
+    ) -> Result<BTreeSet<String>, EngineError>;
+    /// Makes the published `version` current again, with the same compare-and-swap as a
+    /// run's publish, expecting `tv.current` to be current.
+    async fn republish(
+        &self,
+        tv: &TableVersions,
+        version: &str,
+        run_id: &str,
+        now: &str,
+    ) -> Result<(), EngineError>;
+    /// Deletes one version directory; returns the bytes freed.
+    async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError>;
+    /// Forgets a version record no longer kept.
+    async fn forget(&self, tv: &TableVersions, record: &Recorded) -> Result<(), EngineError>;
+    /// Drops publish history of versions no longer kept (Athena: Glue table versions).
+    async fn prune_history(&self, _tv: &TableVersions, _kept: &BTreeSet<String>) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// One thing gc deletes or forgets, and why.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct GcItem {
     pub table: String,
-    pub dir: Option<VersionDir>,
-    /// A catalog record to forget (a version no longer kept).
-    pub forget: Option<String>,
-    pub bytes: u64,
+    pub version: String,
+    /// Whether its directory is deleted (not when a kept version still reads it).
+    pub deletes_dir: bool,
+    /// Whether its record is forgotten.
+    pub forgets_record: bool,
+    pub bytes: Option<u64>,
     pub reason: String,
+    #[serde(skip)]
+    dir: Option<VersionDir>,
+    #[serde(skip)]
+    record: Option<Recorded>,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -75,7 +153,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// A version id as strata makes them: `v<digits>T<digits>Z-<hex>`.
-pub(crate) fn is_version_id(s: &str) -> bool {
+pub fn is_version_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('v') else { return false };
     let Some((stamp, suffix)) = rest.split_once('-') else { return false };
     stamp.len() >= 16
@@ -85,18 +163,25 @@ pub(crate) fn is_version_id(s: &str) -> bool {
         && suffix.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// The versions a table keeps: the last `n` published ones, and always current and previous.
-pub fn kept_versions(head: &TableHead, history: &[PublishRecord], n: usize) -> Vec<String> {
+/// When a version was made: its id starts with the instant (`v20251106T120000000Z-…`).
+pub fn version_time(version: &str) -> Option<DateTime<Utc>> {
+    let stamp = version.strip_prefix('v')?.split('-').next()?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ").ok().map(|t| t.and_utc())
+}
+
+/// The versions a table keeps: the last `n` published ones (at least two), and always the
+/// current and the previous one. Newest first.
+pub fn kept(tv: &TableVersions, n: usize) -> Vec<String> {
     let mut kept: Vec<String> = Vec::new();
-    for r in history {
+    for p in &tv.history {
         if kept.len() >= n.max(2) {
             break;
         }
-        if !kept.contains(&r.version) {
-            kept.push(r.version.clone());
+        if !kept.contains(&p.version) {
+            kept.push(p.version.clone());
         }
     }
-    for v in std::iter::once(&head.current).chain(head.previous.as_ref()) {
+    for v in std::iter::once(&tv.current.version).chain(tv.previous.as_ref()) {
         if !kept.contains(v) {
             kept.push(v.clone());
         }
@@ -104,197 +189,204 @@ pub fn kept_versions(head: &TableHead, history: &[PublishRecord], n: usize) -> V
     kept
 }
 
-/// The version directories a version's files live in (incremental versions share older ones).
-fn referenced_dirs(v: &Version) -> BTreeSet<String> {
-    v.manifest
-        .partitions
-        .iter()
-        .flat_map(|p| &p.files)
-        .filter_map(|f| f.path.split('/').nth(2).map(str::to_string))
-        .chain(
-            (!v.location.is_empty()).then(|| v.location.rsplit('/').next().unwrap_or_default().to_string()),
-        )
-        .collect()
+/// One table's line of `strata status`.
+#[derive(Debug, Clone)]
+pub struct TableStatus {
+    pub current: Published,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    /// Kept published versions, newest first.
+    pub kept: Vec<String>,
 }
 
-/// Works out what gc would delete for one managed table. Pure: reads, never deletes.
-pub fn plan_table(
-    catalog: &Catalog,
-    storage: &dyn VersionStorage,
+pub async fn status(
+    backend: &dyn Lifecycle,
     layer: Layer,
     db: &str,
     table: &str,
     retention: Retention,
-    now: DateTime<Utc>,
-) -> Result<Vec<GcItem>, CatalogError> {
-    let mut items = Vec::new();
-    if layer == Layer::Bronze || !is_identifier(table) {
-        return Ok(items); // strata never deletes what it does not own
-    }
-    let Some(head) = catalog.head(db, table)? else { return Ok(items) };
-    let history = catalog.history(db, table)?;
-    let kept = kept_versions(&head, &history, retention.versions);
-    let versions = catalog.versions(db, table)?;
-    let published: BTreeSet<&str> = history.iter().map(|r| r.version.as_str()).collect();
-    let young = |created: &str| {
-        DateTime::parse_from_rfc3339(created)
-            .map(|t| now - t.with_timezone(&Utc) < retention.orphan_grace)
-            .unwrap_or(true)
-    };
-
-    // Directories any kept version reads, and versions possibly still in flight.
-    let mut protected: BTreeSet<String> = BTreeSet::new();
-    let mut forget = Vec::new();
-    for v in &versions {
-        let keep =
-            kept.contains(&v.version) || (!published.contains(v.version.as_str()) && young(&v.created_at));
-        if keep {
-            protected.extend(referenced_dirs(v));
-            protected.insert(v.version.clone());
-        } else {
-            forget.push(v.version.clone());
-        }
-    }
-    protected.insert(head.current.clone());
-    protected.extend(head.previous.clone());
-
-    let dirs = storage.list_version_dirs(layer, table).unwrap_or_default();
-    for d in &dirs {
-        if protected.contains(&d.name) || !is_version_id(&d.name) {
-            continue;
-        }
-        let recorded = versions.iter().any(|v| v.version == d.name);
-        if !recorded && now - d.modified < retention.orphan_grace {
-            continue; // a run may be writing it right now
-        }
-        items.push(GcItem {
-            table: format!("{db}.{table}"),
-            dir: Some(VersionDir { layer, table: table.to_string(), version: d.name.clone() }),
-            forget: forget.iter().find(|v| **v == d.name).cloned(),
-            bytes: d.bytes,
-            reason: match (recorded, published.contains(d.name.as_str())) {
-                (true, true) => "version past retention".into(),
-                (true, false) => "staged, never published".into(),
-                (false, _) => "left by a run that never recorded it".into(),
-            },
-        });
-    }
-    for v in forget {
-        if !items.iter().any(|i| i.forget.as_deref() == Some(v.as_str())) {
-            let reason = if published.contains(v.as_str()) {
-                "version past retention"
-            } else {
-                "staged, never published"
-            };
-            items.push(GcItem {
-                table: format!("{db}.{table}"),
-                dir: None,
-                forget: Some(v),
-                bytes: 0,
-                reason: reason.into(),
-            });
-        }
-    }
-    Ok(items)
-}
-
-/// Carries out a plan: deletes data first, then forgets records, so a crash in between
-/// leaves at most a record without data, which the next gc forgets.
-pub fn execute(
-    catalog: &Catalog,
-    storage: &dyn VersionStorage,
-    db_table: (&str, &str),
-    items: &[GcItem],
-) -> Result<u64, String> {
-    let (db, table) = db_table;
-    let head = catalog.head(db, table).map_err(|e| e.to_string())?;
-    let mut freed = 0;
-    for item in items {
-        if let Some(dir) = &item.dir {
-            // Re-check against the head now: a publish may have happened since planning.
-            if head
-                .as_ref()
-                .is_some_and(|h| h.current == dir.version || h.previous.as_deref() == Some(&dir.version))
-            {
-                return Err(format!("refusing to delete {}: it became current or previous", dir.relative()));
-            }
-            freed +=
-                storage.delete_version_dir(dir).map_err(|e| format!("deleting {}: {e}", dir.relative()))?;
-        }
-    }
-    for item in items {
-        if let Some(v) = &item.forget {
-            catalog.forget(db, table, v).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(freed)
-}
-
-/// One table's state, for `strata status`.
-#[derive(Debug, Clone)]
-pub struct TableStatus {
-    pub database: String,
-    pub table: String,
-    pub head: TableHead,
-    pub rows: u64,
-    pub bytes: u64,
-    /// Kept published versions, newest first.
-    pub kept: Vec<String>,
-    pub kind: String,
-}
-
-pub fn status(
-    catalog: &Catalog,
-    db: &str,
-    table: &str,
-    retention: Retention,
-) -> Result<Option<TableStatus>, CatalogError> {
-    let Some(head) = catalog.head(db, table)? else { return Ok(None) };
-    let current = catalog.version(db, table, &head.current)?;
-    let history = catalog.history(db, table)?;
+) -> Result<Option<TableStatus>, EngineError> {
+    let Some(tv) = backend.table_versions(layer, db, table).await? else { return Ok(None) };
     Ok(Some(TableStatus {
-        database: db.to_string(),
-        table: table.to_string(),
-        rows: current.manifest.rows(),
-        bytes: current.manifest.bytes(),
-        kept: kept_versions(&head, &history, retention.versions),
-        kind: current.kind,
-        head,
+        kept: kept(&tv, retention.versions),
+        rows: tv.rows,
+        bytes: tv.bytes,
+        current: tv.current,
     }))
 }
 
+/// Why a rollback cannot be done (a usage error: nothing changed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotRollBack(pub String);
+
 /// Publishes an older kept version (default: the previous one) with the same
 /// compare-and-swap as a run. Returns the version now current.
-pub fn rollback(
-    catalog: &Catalog,
-    db: &str,
-    table: &str,
+pub async fn rollback(
+    backend: &dyn Lifecycle,
+    (layer, db, table): (Layer, &str, &str),
     to: Option<&str>,
     retention: Retention,
     run_id: &str,
-    now: DateTime<Utc>,
-) -> Result<String, String> {
-    let head = catalog
-        .head(db, table)
-        .map_err(|e| e.to_string())?
-        .ok_or(format!("{db}.{table} has never been published"))?;
-    let history = catalog.history(db, table).map_err(|e| e.to_string())?;
-    let kept = kept_versions(&head, &history, retention.versions);
+    now: &str,
+) -> Result<Result<String, CannotRollBack>, EngineError> {
+    let Some(tv) = backend.table_versions(layer, db, table).await? else {
+        return Ok(Err(CannotRollBack(format!("{db}.{table} has never been published"))));
+    };
+    let kept = kept(&tv, retention.versions);
     let target = match to {
         Some(v) => v.to_string(),
-        None => {
-            head.previous.clone().ok_or(format!("{db}.{table} has no previous version to roll back to"))?
-        }
+        None => match &tv.previous {
+            Some(p) => p.clone(),
+            None => {
+                return Ok(Err(CannotRollBack(format!(
+                    "{db}.{table} has no previous version to roll back to"
+                ))));
+            }
+        },
     };
-    if target == head.current {
-        return Err(format!("{target} is already the current version of {db}.{table}"));
+    if target == tv.current.version {
+        return Ok(Err(CannotRollBack(format!("{target} is already the current version of {db}.{table}"))));
     }
     if !kept.contains(&target) {
-        return Err(format!("{target} is not a kept version of {db}.{table}; kept: {}", kept.join(", ")));
+        return Ok(Err(CannotRollBack(format!(
+            "{target} is not a kept version of {db}.{table}; kept: {}",
+            kept.join(", ")
+        ))));
     }
-    catalog.version(db, table, &target).map_err(|e| e.to_string())?;
-    catalog
-        .publish(db, table, Some(&head.current), &target, run_id, &crate::clock::stamp(now))
-        .map_err(|e| e.to_string())?;
-    Ok(target)
+    backend.republish(&tv, &target, run_id, now).await?;
+    Ok(Ok(target))
+}
+
+/// Works out what gc deletes for one table. Reads, never deletes.
+///
+/// Kept: the last `retention.versions` published versions, the current and the previous
+/// one, and versions younger than `retention.orphan_grace` that were never published (a
+/// run may be writing them now); with every directory any of them reads. Everything else
+/// that is a version directory of the table, or a version record, goes. Ages come from the
+/// version id, on every backend.
+pub async fn plan_gc(
+    backend: &dyn Lifecycle,
+    tv: &TableVersions,
+    retention: Retention,
+    now: DateTime<Utc>,
+) -> Result<Vec<GcItem>, EngineError> {
+    let mut items = Vec::new();
+    if tv.layer == Layer::Bronze || !is_identifier(&tv.table) {
+        return Ok(items); // strata never deletes what it does not own
+    }
+    let kept: BTreeSet<String> = kept(tv, retention.versions).into_iter().collect();
+    let published: BTreeSet<&str> = tv.history.iter().map(|p| p.version.as_str()).collect();
+    let young = |v: &str| version_time(v).is_none_or(|t| now - t < retention.orphan_grace);
+    let name = format!("{}.{}", tv.database, tv.table);
+
+    let mut protected = kept.clone();
+    let mut doomed = Vec::new();
+    for r in &tv.recorded {
+        if kept.contains(&r.version) || (!published.contains(r.version.as_str()) && young(&r.version)) {
+            protected.insert(r.version.clone());
+            protected.extend(backend.dirs_read_by(tv, r).await?);
+        } else {
+            doomed.push(r);
+        }
+    }
+    let reason = |v: &str, recorded: bool| match (recorded, published.contains(v)) {
+        (_, true) => "version past retention",
+        (true, false) => "staged, never published",
+        (false, false) => "left by a run that never recorded it",
+    };
+    for r in doomed {
+        let dir = (!protected.contains(&r.version))
+            .then(|| VersionDir::checked(tv.layer, &tv.table, &r.version))
+            .flatten();
+        let bytes = tv.dirs.iter().find(|d| d.name == r.version).and_then(|d| d.bytes);
+        items.push(GcItem {
+            table: name.clone(),
+            version: r.version.clone(),
+            deletes_dir: dir.is_some() && tv.dirs.iter().any(|d| d.name == r.version),
+            forgets_record: true,
+            bytes: if dir.is_some() { bytes } else { Some(0) },
+            reason: reason(&r.version, true).into(),
+            dir,
+            record: Some(r.clone()),
+        });
+    }
+    for d in &tv.dirs {
+        let recorded = tv.recorded.iter().any(|r| r.version == d.name);
+        if recorded || protected.contains(&d.name) || !is_version_id(&d.name) || young(&d.name) {
+            continue;
+        }
+        if let Some(dir) = VersionDir::checked(tv.layer, &tv.table, &d.name) {
+            items.push(GcItem {
+                table: name.clone(),
+                version: d.name.clone(),
+                deletes_dir: true,
+                forgets_record: false,
+                bytes: d.bytes,
+                reason: reason(&d.name, false).into(),
+                dir: Some(dir),
+                record: None,
+            });
+        }
+    }
+    items.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(items)
+}
+
+/// Carries out a plan for one table: re-reads what is published (never deletes what became
+/// current or previous since planning), deletes directories first, then forgets records,
+/// so a crash in between leaves at most a record without data, which the next gc forgets;
+/// then prunes the publish history. Fills in the bytes freed.
+pub async fn execute_gc(
+    backend: &dyn Lifecycle,
+    tv: &TableVersions,
+    items: &mut [GcItem],
+    retention: Retention,
+) -> Result<(), EngineError> {
+    let now_tv = backend.table_versions(tv.layer, &tv.database, &tv.table).await?;
+    let live: BTreeSet<String> = now_tv
+        .iter()
+        .flat_map(|t| std::iter::once(t.current.version.clone()).chain(t.previous.clone()))
+        .collect();
+    for item in items.iter_mut() {
+        if let Some(dir) = item.dir.as_ref().filter(|_| item.deletes_dir) {
+            if live.contains(dir.version()) {
+                return Err(EngineError::Io(format!(
+                    "refusing to delete {}: it became current or previous",
+                    dir.relative()
+                )));
+            }
+            item.bytes = Some(backend.delete_dir(dir).await?);
+        }
+    }
+    for item in items.iter() {
+        if let Some(r) = &item.record {
+            backend.forget(tv, r).await?;
+        }
+    }
+    let kept: BTreeSet<String> =
+        kept(now_tv.as_ref().unwrap_or(tv), retention.versions).into_iter().collect();
+    backend.prune_history(now_tv.as_ref().unwrap_or(tv), &kept).await
+}
+
+/// gc of every table strata manages on this backend: the project's models and every other
+/// table the backend holds versions of in the managed layers (a model removed from the
+/// project still has versions to collect). Returns what was (or, dry, would be) deleted.
+pub async fn gc(
+    backend: &dyn Lifecycle,
+    tables: &[(Layer, String, String)],
+    retention: Retention,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Vec<GcItem>, EngineError> {
+    let mut all = Vec::new();
+    for (layer, db, table) in tables {
+        let Some(tv) = backend.table_versions(*layer, db, table).await? else { continue };
+        let mut items = plan_gc(backend, &tv, retention, now).await?;
+        if !dry_run {
+            execute_gc(backend, &tv, &mut items, retention).await?;
+        }
+        all.extend(items);
+    }
+    Ok(all)
 }

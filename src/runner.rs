@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::config::EngineKind;
 use crate::engine::{Engine, EngineError, Job, JobKind, StepStats};
 use crate::ids::ModelId;
 use crate::project::{Materialization, Project};
@@ -108,10 +107,7 @@ pub fn replaced_partitions(window: &Window) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A new identifier: the instant and a random suffix, sortable and never reused.
-pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
-    format!("{prefix}{}-{:06x}", now.format("%Y%m%dT%H%M%S%3fZ"), rand::random::<u32>() & 0xff_ffff)
-}
+pub use crate::ids::new_id;
 
 /// Builds the engine job of one model for one window.
 pub fn job_for(
@@ -385,6 +381,18 @@ pub fn failpoint(project: &Project, step: &str, model: Option<&ModelId>) {
     std::process::abort();
 }
 
+/// Test hook: with `STRATA_FAILPOINT=<step>[:<model>]=pause`, waits three seconds at that
+/// step (the work around it goes on).
+async fn pause_point(project: &Project, step: &str, model: &ModelId) {
+    let Some(f) = project.settings.failpoint.as_deref().and_then(|f| f.strip_suffix("=pause")) else {
+        return;
+    };
+    if f == step || f == format!("{step}:{model}") {
+        eprintln!("failpoint {step}: pausing");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
 /// What a stop leaves of a model run.
 const STOPPED: &str = "stopped before publishing";
 
@@ -436,54 +444,18 @@ async fn run_one(
     if stop.raised() {
         return Err((STOPPED.to_string(), stats));
     }
-    match engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
+    // Test hook: `during-publish:<model>=pause` holds the outcome for a few seconds while
+    // the publish is in flight, for a signal to arrive then.
+    let published_at = crate::clock::stamp(clock.now());
+    let publish = engine.publish(&staged, &published_at);
+    let (published, ()) = tokio::join!(publish, pause_point(project, "during-publish", id));
+    match published {
         Ok(()) => {}
-        Err(
-            e @ (EngineError::Conflict(_)
-            | EngineError::Catalog(crate::local::catalog::CatalogError::Conflict { .. })),
-        ) => {
+        Err(e @ EngineError::Conflict(_)) => {
             return Ok((Outcome::Conflict(e.to_string()), stats));
         }
         Err(e) => return Err((e.to_string(), stats)),
     }
     failpoint("after-publish");
     Ok((Outcome::Published(version), stats))
-}
-
-/// The statements a model would run, as text: on Athena exactly what is sent (DDL, or a
-/// CTAS into a fresh `external_location` plus INSERTs past 100 partitions); on the local
-/// engine the rendered SELECT.
-pub fn render_statements(
-    project: &Project,
-    id: &ModelId,
-    opts: &RunOptions,
-    now: DateTime<Utc>,
-) -> Result<String, String> {
-    let model = &project.models[id];
-    let window = window_for(project, id, opts);
-    let body = project.render(id, project.settings.engine, window).map_err(|d| d.to_string())?;
-    let version = new_id("v", now);
-    let mut out = format!(
-        "-- {id} ({}) window [{}, {}) engine {}\n",
-        model.config.materialized.as_str(),
-        fmt_ts(window.start),
-        fmt_ts(window.end),
-        project.settings.engine.as_str()
-    );
-    match project.settings.engine {
-        EngineKind::Athena => {
-            let job = job_for(project, id, window, &new_id("r", now), &version, now)?;
-            let target = crate::athena::sql::version_target(&job, &project.settings.storage);
-            let staging = crate::athena::sql::staging(&job, &target, crate::athena::sql::needs_chunks(&job))?;
-            for s in staging.render(&job, &target)? {
-                out.push_str(&s);
-                out.push_str(";\n");
-            }
-        }
-        EngineKind::Local => {
-            out.push_str(body.trim());
-            out.push('\n');
-        }
-    }
-    Ok(out)
 }

@@ -11,13 +11,11 @@ use crate::ids::ModelId;
 use crate::planner::{Decision, decide, is_current};
 use crate::project::Project;
 use crate::runner::{Guard, ModelRun, Outcome, Planned, RunOptions, Stop, new_id, run_planned};
-use crate::state::RunState;
+use crate::state::{RunState, StateError};
 use crate::window::Window;
 use std::sync::Arc;
 
-/// The run id an operator's `strata state reset` records (state read back from Glue does not
-/// overwrite it).
-pub const RESET: &str = "reset";
+pub use crate::state::RESET;
 
 /// How long a lease holds without renewal: a run renews its lease every
 /// [`LEASE_RENEW_EVERY`], so a killed run's lease frees itself within this.
@@ -41,8 +39,8 @@ pub struct TickPlan {
 }
 
 /// How far `model` ran, from the run state.
-async fn last_at(state: &dyn RunState, model: &ModelId) -> Result<Option<DateTime<Utc>>, String> {
-    let m = state.model(&model.to_string()).await.map_err(|e| e.to_string())?;
+async fn last_at(state: &dyn RunState, model: &ModelId) -> Result<Option<DateTime<Utc>>, StateError> {
+    let m = state.model(&model.to_string()).await?;
     Ok(m.and_then(|m| m.last_at).as_deref().and_then(parse))
 }
 
@@ -51,7 +49,7 @@ pub async fn plan_tick(
     project: &Project,
     state: &dyn RunState,
     now: DateTime<Utc>,
-) -> Result<TickPlan, String> {
+) -> Result<TickPlan, StateError> {
     let mut plan = TickPlan { due: Vec::new(), not_due: Vec::new() };
     for id in &project.dag.order {
         let last = last_at(state, id).await?;
@@ -118,7 +116,7 @@ pub async fn take_lease(
     key: &str,
     owner: &str,
     now: DateTime<Utc>,
-) -> Result<Result<(), crate::state::Lease>, crate::state::StateError> {
+) -> Result<Result<(), crate::state::Lease>, StateError> {
     match state.acquire_lease(key, owner, &ts(now), &ts(now + LEASE_TTL)).await? {
         Err(holder) if owner_is_dead_here(&holder.owner) => {
             tracing::warn!(lease = %key, "taking over the lease of {}, a process of this host that is gone", holder.owner);
@@ -183,7 +181,7 @@ impl TickGuard<'_> {
     async fn behind(&self, id: &ModelId, end: DateTime<Utc>) -> Result<Option<Behind>, String> {
         let now = ts(self.clock.now());
         for up in self.project.dag.upstream(id) {
-            let last = last_at(&*self.state, up).await?;
+            let last = last_at(&*self.state, up).await.map_err(|e| e.to_string())?;
             let lease = self.state.lease(&up.to_string()).await.map_err(|e| e.to_string())?;
             let running =
                 lease.filter(|l| l.owner != self.owner && l.until > now).and_then(|l| parse(&l.until));
@@ -316,7 +314,7 @@ pub async fn tick(
     state: Arc<dyn RunState>,
     clock: &dyn Clock,
     stop: &Stop,
-) -> Result<(TickPlan, Vec<ModelRun>), String> {
+) -> Result<(TickPlan, Vec<ModelRun>), StateError> {
     let now = clock.now();
     let plan = plan_tick(project, &*state, now).await?;
     let task = task_id();

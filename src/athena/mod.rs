@@ -22,17 +22,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use aws_sdk_glue::types::{Partition, Table};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use self::glue::{Glue, all_columns, as_input, view_input};
 use self::query::{QueryConfig, Statement, Statements, api_message};
-use crate::config::Retention;
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
-use crate::lifecycle::{GcItem, VersionDir, is_version_id};
+use crate::lifecycle::{self, VersionDir};
 
 /// Parameters strata keeps on a published table.
 pub const P_VERSION: &str = "strata_version";
@@ -103,6 +102,8 @@ pub struct AthenaEngine {
     default_database: String,
     /// Whether the workgroup lets a CTAS name its location, asked once per process.
     workgroup_checked: Arc<tokio::sync::OnceCell<Result<(), String>>>,
+    /// Run state under the lake's `_strata/state/`, shared by every task.
+    state: Arc<dyn crate::state::RunState>,
 }
 
 /// What a failed statement leaves behind, to remove before running it again.
@@ -163,6 +164,14 @@ impl AthenaEngine {
         default_database: String,
         config: QueryConfig,
     ) -> Self {
+        let state: Arc<dyn crate::state::RunState> = match &storage {
+            Storage::S3 { bucket, prefix } => {
+                Arc::new(crate::state::S3State::new(clients.s3.clone(), bucket, prefix))
+            }
+            Storage::Local(_) => {
+                panic!("AthenaEngine::with_config needs an s3:// storage root (new() checks it)")
+            }
+        };
         Self {
             statements: Statements::new(clients.athena, config),
             glue: Glue::new(clients.glue),
@@ -170,6 +179,7 @@ impl AthenaEngine {
             storage,
             default_database,
             workgroup_checked: Arc::default(),
+            state,
         }
     }
 
@@ -337,11 +347,6 @@ impl AthenaEngine {
             EngineError::Io(format!("refusing to delete under {}: not a version directory", job.version))
         })?;
         self.delete_under(&dir, sub).await
-    }
-
-    /// Deletes every object under one version directory; returns the bytes freed.
-    async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError> {
-        self.delete_under(dir, "").await
     }
 
     /// Deletes every object under `<version dir>/<sub>`, where `sub` is empty or a path of
@@ -716,7 +721,7 @@ impl Engine for AthenaEngine {
         let st = Statement {
             sql: sql_text,
             database: &self.default_database,
-            run_id: &crate::runner::new_id("q", Utc::now()),
+            run_id: &crate::ids::new_id("q", Utc::now()),
             version: "",
             model: "query",
             index: 0,
@@ -755,18 +760,8 @@ impl Engine for AthenaEngine {
     }
 }
 
-/// One published table on Athena, for `strata status`.
-#[derive(Debug, Clone)]
-pub struct PublishedState {
-    pub version: String,
-    pub published_at: String,
-    pub run_id: String,
-    pub window_end: Option<String>,
-    /// Published versions still kept, newest first.
-    pub kept: Vec<String>,
-}
-
-/// The distinct strata versions of a table's Glue history, newest first.
+/// The distinct strata versions of a table's Glue history, newest first: (version, Glue
+/// version id, the table as it was).
 fn history(versions: &[(String, Table)]) -> Vec<(String, String, Table)> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
@@ -780,197 +775,158 @@ fn history(versions: &[(String, Table)]) -> Vec<(String, String, Table)> {
     out
 }
 
-fn version_time(version: &str) -> Option<DateTime<Utc>> {
-    let stamp = version.strip_prefix('v')?.split('-').next()?;
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ").ok().map(|t| t.and_utc())
+fn published(t: &Table, version: &str) -> lifecycle::Published {
+    lifecycle::Published {
+        version: version.to_string(),
+        published_at: param(t, P_PUBLISHED_AT).unwrap_or_default().to_string(),
+        by: param(t, P_RUN).unwrap_or_default().to_string(),
+    }
 }
 
-impl AthenaEngine {
-    /// The published state of `db.table`, or `None` if it was never published.
-    pub async fn status(
-        &self,
-        db: &str,
-        table: &str,
-        retention: Retention,
-    ) -> Result<Option<PublishedState>, EngineError> {
-        let Some(t) = self.glue.table(db, table).await? else { return Ok(None) };
-        let Some(version) = param(&t, P_VERSION) else {
-            return Err(EngineError::Aws(format!(
-                "{db}.{table} exists in Glue but was not published by strata"
-            )));
-        };
-        let versions = self.glue.versions(db, table).await?;
-        let kept = history(&versions).into_iter().take(retention.versions).map(|(v, _, _)| v).collect();
-        Ok(Some(PublishedState {
-            version: version.to_string(),
-            published_at: param(&t, P_PUBLISHED_AT).unwrap_or_default().to_string(),
-            run_id: param(&t, P_RUN).unwrap_or_default().to_string(),
-            window_end: param(&t, P_WINDOW_END).map(str::to_string),
-            kept,
-        }))
+/// The lifecycle on Athena: a table's publish history is its view's Glue table versions;
+/// a version's record is its version table (`<table>__v…`); its directory is the S3 prefix
+/// `<layer>/<table>/<version>/`.
+#[async_trait::async_trait]
+impl lifecycle::Lifecycle for AthenaEngine {
+    async fn managed_tables(&self, databases: &[String]) -> Result<Vec<(String, String)>, EngineError> {
+        let mut out = Vec::new();
+        for db in databases {
+            for t in self.glue.tables_with_prefix(db, "").await? {
+                if param(&t, P_VERSION).is_some() && !t.name().contains("__v") {
+                    out.push((db.clone(), t.name().to_string()));
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Publishes an older kept version again (default: the previous one) with the same
-    /// compare-and-swap as a run. Returns the version now current.
-    pub async fn rollback(
-        &self,
-        db: &str,
-        table: &str,
-        to: Option<&str>,
-        retention: Retention,
-        now: &str,
-    ) -> Result<String, EngineError> {
-        let current = self
-            .glue
-            .table(db, table)
-            .await?
-            .ok_or_else(|| EngineError::Query(format!("{db}.{table} has never been published")))?;
-        let current_version = param(&current, P_VERSION).unwrap_or_default().to_string();
-        let versions = self.glue.versions(db, table).await?;
-        let kept: Vec<(String, String, Table)> =
-            history(&versions).into_iter().take(retention.versions).collect();
-        let target = match to {
-            Some(v) => kept.iter().find(|(k, _, _)| k == v).ok_or_else(|| {
-                EngineError::Query(format!(
-                    "{v} is not a kept version of {db}.{table}; kept: {}",
-                    kept.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>().join(", ")
-                ))
-            })?,
-            None => kept.iter().find(|(k, _, _)| *k != current_version).ok_or_else(|| {
-                EngineError::Query(format!("{db}.{table} has no previous version to roll back to"))
-            })?,
-        };
-        if target.0 == current_version {
-            return Err(EngineError::Query(format!(
-                "{} is already the current version of {db}.{table}",
-                target.0
-            )));
-        }
-        if let Some(t) = param(&target.2, P_TABLE).filter(|_| target.2.table_type() == Some("VIRTUAL_VIEW"))
-            && self.glue.table(db, t).await?.is_none()
-        {
-            return Err(EngineError::Query(format!("{}: its table {db}.{t} no longer exists", target.0)));
-        }
-        let params: HashMap<String, String> = [
-            (P_PUBLISHED_AT.to_string(), now.to_string()),
-            (P_RUN.to_string(), format!("rollback of {current_version}")),
-        ]
-        .into();
-        let input = as_input(&target.2, table, params);
-        self.glue.swap(db, input, current.version_id()).await?;
-        Ok(target.0.clone())
-    }
-
-    /// What gc deletes for one managed table, and (unless `dry_run`) deletes it: version
-    /// tables and their prefixes past retention that no kept version reads, leftovers of
-    /// crashed runs past the grace period, and Glue history past retention.
-    pub async fn gc(
+    async fn table_versions(
         &self,
         layer: Layer,
         db: &str,
         table: &str,
-        retention: Retention,
-        now: DateTime<Utc>,
-        dry_run: bool,
-    ) -> Result<Vec<GcItem>, EngineError> {
-        let mut items = Vec::new();
-        if layer == Layer::Bronze {
-            return Ok(items); // strata never deletes what it does not own
-        }
-        let Some(view) = self.glue.table(db, table).await? else { return Ok(items) };
-        let versions = self.glue.versions(db, table).await?;
-        let hist = history(&versions);
-        let mut kept: BTreeSet<String> =
-            hist.iter().take(retention.versions.max(2)).map(|(v, _, _)| v.clone()).collect();
-        kept.extend(param(&view, P_VERSION).map(str::to_string));
-        let published: BTreeSet<&str> = hist.iter().map(|(v, _, _)| v.as_str()).collect();
-        let young = |v: &str| version_time(v).is_none_or(|t| now - t < retention.orphan_grace);
-        let prefix = format!("{table}__v");
-        let tables = self.glue.tables_with_prefix(db, &prefix).await?;
+    ) -> Result<Option<lifecycle::TableVersions>, EngineError> {
+        let Some(view) = self.glue.table(db, table).await? else { return Ok(None) };
+        let Some(current) = param(&view, P_VERSION) else {
+            return Err(EngineError::Aws(format!(
+                "{db}.{table} exists in Glue but was not published by strata"
+            )));
+        };
+        let hist = history(&self.glue.versions(db, table).await?);
+        let previous = hist.iter().map(|(v, _, _)| v).find(|v| *v != current).cloned();
         let version_of = |t: &Table| -> Option<String> {
             let v = param(t, P_VERSION).map(str::to_string).or_else(|| {
                 t.storage_descriptor().and_then(|sd| sd.location()).and_then(|l| dir_version(l, layer, table))
             })?;
-            is_version_id(&v).then_some(v)
+            lifecycle::is_version_id(&v).then_some(v)
         };
-        // Prefixes every kept version reads (its own and, through carried-over partitions,
-        // older ones); versions possibly still being written are kept too.
-        let mut protected: BTreeSet<String> = kept.clone();
-        let mut doomed = Vec::new();
-        for t in &tables {
-            let Some(v) = version_of(t) else { continue };
-            let keep = kept.contains(&v) || (!published.contains(v.as_str()) && young(&v));
-            if keep {
-                protected.insert(v.clone());
-                for p in self.glue.partitions(db, t.name()).await? {
-                    if let Some(loc) = p.storage_descriptor().and_then(|sd| sd.location()) {
-                        protected.extend(dir_version(loc, layer, table));
-                    }
-                }
-            } else {
-                doomed.push((t.name().to_string(), v));
+        let recorded = if layer == Layer::Bronze {
+            Vec::new()
+        } else {
+            self.glue
+                .tables_with_prefix(db, &format!("{table}__v"))
+                .await?
+                .iter()
+                .filter_map(|t| {
+                    version_of(t).map(|version| lifecycle::Recorded { version, record: t.name().to_string() })
+                })
+                .collect()
+        };
+        let dirs = if layer == Layer::Bronze {
+            Vec::new()
+        } else {
+            self.list_version_prefixes(layer, table)
+                .await?
+                .into_iter()
+                .map(|name| lifecycle::StoredDir { name, bytes: None })
+                .collect()
+        };
+        Ok(Some(lifecycle::TableVersions {
+            layer,
+            database: db.to_string(),
+            table: table.to_string(),
+            current: published(&view, current),
+            previous,
+            history: hist.iter().map(|(v, _, t)| published(t, v)).collect(),
+            recorded,
+            dirs,
+            rows: None,
+            bytes: None,
+        }))
+    }
+
+    async fn dirs_read_by(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &lifecycle::Recorded,
+    ) -> Result<BTreeSet<String>, EngineError> {
+        let mut dirs = BTreeSet::from([version.version.clone()]);
+        for p in self.glue.partitions(&tv.database, &version.record).await? {
+            if let Some(loc) = p.storage_descriptor().and_then(|sd| sd.location()) {
+                dirs.extend(dir_version(loc, tv.layer, &tv.table));
             }
         }
-        for (name, v) in &doomed {
-            let dir = (!protected.contains(v)).then(|| VersionDir::checked(layer, table, v)).flatten();
-            items.push(GcItem {
-                table: format!("{db}.{table}"),
-                dir,
-                forget: Some(name.clone()),
-                bytes: 0,
-                reason: if published.contains(v.as_str()) {
-                    "version past retention".into()
-                } else {
-                    "staged, never published".into()
-                },
-            });
+        Ok(dirs)
+    }
+
+    async fn republish(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &str,
+        _run_id: &str,
+        now: &str,
+    ) -> Result<(), EngineError> {
+        let (db, table) = (&tv.database, &tv.table);
+        let view = self.glue.table(db, table).await?;
+        let expected = view.as_ref().and_then(|t| t.version_id()).map(str::to_string);
+        if view.as_ref().and_then(|t| param(t, P_VERSION)) != Some(tv.current.version.as_str()) {
+            return Err(EngineError::Conflict(format!(
+                "publish conflict: {db}.{table} was published by another run meanwhile; nothing changed"
+            )));
         }
-        // Prefixes with no version table: a run that crashed before its CTAS finished.
-        let known: BTreeSet<String> = tables.iter().filter_map(&version_of).collect();
-        for v in self.list_version_prefixes(layer, table).await? {
-            if known.contains(&v) || protected.contains(&v) || young(&v) {
-                continue;
-            }
-            if let Some(dir) = VersionDir::checked(layer, table, &v) {
-                items.push(GcItem {
-                    table: format!("{db}.{table}"),
-                    dir: Some(dir),
-                    forget: None,
-                    bytes: 0,
-                    reason: "left by a run that never recorded it".into(),
-                });
-            }
+        let versions = self.glue.versions(db, table).await?;
+        let hist = history(&versions);
+        let Some((_, _, target)) = hist.iter().find(|(v, _, _)| v == version) else {
+            return Err(EngineError::Query(format!("{version} is not in the Glue history of {db}.{table}")));
+        };
+        if let Some(t) = param(target, P_TABLE).filter(|_| target.table_type() == Some("VIRTUAL_VIEW"))
+            && self.glue.table(db, t).await?.is_none()
+        {
+            return Err(EngineError::Query(format!("{version}: its table {db}.{t} no longer exists")));
         }
-        if dry_run {
-            return Ok(items);
-        }
-        // Re-read what is published now: never delete what became current or previous.
-        let now_view = self.glue.table(db, table).await?;
-        let now_hist = history(&self.glue.versions(db, table).await?);
-        let live: BTreeSet<String> = now_view
-            .iter()
-            .filter_map(|t| param(t, P_VERSION).map(str::to_string))
-            .chain(now_hist.iter().take(2).map(|(v, _, _)| v.clone()))
-            .collect();
-        for item in &mut items {
-            if let Some(dir) = &item.dir {
-                if live.contains(dir.version()) {
-                    return Err(EngineError::Io(format!(
-                        "refusing to delete {}: it became current or previous",
-                        dir.relative()
-                    )));
-                }
-                item.bytes = self.delete_dir(dir).await?;
-            }
-        }
-        for item in &items {
-            if let Some(name) = &item.forget {
-                self.glue.delete_table(db, name).await?;
-            }
-        }
-        // Glue history of versions no longer kept (never the table's current version).
-        let current_id = now_view.as_ref().and_then(|t| t.version_id()).unwrap_or_default();
-        let stale: Vec<String> = versions
+        let params: HashMap<String, String> = [
+            (P_PUBLISHED_AT.to_string(), now.to_string()),
+            (P_RUN.to_string(), format!("rollback of {}", tv.current.version)),
+        ]
+        .into();
+        self.glue.swap(db, as_input(target, table, params), expected.as_deref()).await
+    }
+
+    async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError> {
+        self.delete_under(dir, "").await
+    }
+
+    async fn forget(
+        &self,
+        tv: &lifecycle::TableVersions,
+        record: &lifecycle::Recorded,
+    ) -> Result<(), EngineError> {
+        self.glue.delete_table(&tv.database, &record.record).await
+    }
+
+    /// Glue history of versions no longer kept (never the view's current Glue version).
+    async fn prune_history(
+        &self,
+        tv: &lifecycle::TableVersions,
+        kept: &BTreeSet<String>,
+    ) -> Result<(), EngineError> {
+        let (db, table) = (&tv.database, &tv.table);
+        let view = self.glue.table(db, table).await?;
+        let current_id = view.as_ref().and_then(|t| t.version_id()).unwrap_or_default();
+        let stale: Vec<String> = self
+            .glue
+            .versions(db, table)
+            .await?
             .iter()
             .filter(|(id, t)| id != current_id && param(t, P_VERSION).is_none_or(|v| !kept.contains(v)))
             .map(|(id, _)| id.clone())
@@ -978,9 +934,11 @@ impl AthenaEngine {
         if !stale.is_empty() {
             self.glue.delete_versions(db, table, &stale).await?;
         }
-        Ok(items)
+        Ok(())
     }
+}
 
+impl AthenaEngine {
     /// Names of the version-like prefixes directly under `<layer>/<table>/`.
     async fn list_version_prefixes(&self, layer: Layer, table: &str) -> Result<Vec<String>, EngineError> {
         let (bucket, prefix) = self.s3_key(&format!("{}/{table}/", layer.as_str()));
@@ -994,7 +952,7 @@ impl AthenaEngine {
             for p in page.common_prefixes() {
                 if let Some(name) =
                     p.prefix().and_then(|p| p.strip_prefix(&prefix)).map(|p| p.trim_end_matches('/'))
-                    && is_version_id(name)
+                    && lifecycle::is_version_id(name)
                 {
                     out.push(name.to_string());
                 }
@@ -1002,16 +960,19 @@ impl AthenaEngine {
         }
         Ok(out)
     }
+}
 
-    /// Brings the local run state up to what Glue says is published: a scheduled task
-    /// starts with an empty state directory, and the published views carry how far each
-    /// model's data reaches.
-    pub async fn hydrate_run_state(
-        &self,
-        project: &crate::project::Project,
-        state: &dyn crate::state::RunState,
-        now: &str,
-    ) -> Result<(), EngineError> {
+/// Run state belongs to the deployment: every task reads and writes it under the lake.
+#[async_trait::async_trait]
+impl crate::backend::Backend for AthenaEngine {
+    fn run_state(&self) -> Arc<dyn crate::state::RunState> {
+        self.state.clone()
+    }
+
+    /// Raises each model's run state to the window end its published view carries
+    /// (`strata_window_end`), unless an operator reset it.
+    async fn reconcile(&self, project: &crate::project::Project, now: &str) -> Result<(), EngineError> {
+        let state = &*self.state;
         let state_err = |e: crate::state::StateError| EngineError::Io(e.to_string());
         for id in &project.dag.order {
             let table = &project.models[id].table;
@@ -1024,7 +985,7 @@ impl AthenaEngine {
                 .model(&model)
                 .await
                 .map_err(state_err)?
-                .is_some_and(|m| m.by.starts_with(crate::scheduler::RESET));
+                .is_some_and(|m| m.by.starts_with(crate::state::RESET));
             if !reset {
                 state
                     .record_success(&model, end, param(&t, P_RUN).unwrap_or_default(), now)
@@ -1042,5 +1003,5 @@ fn dir_version(location: &str, layer: Layer, table: &str) -> Option<String> {
     let at = location.find(&marker)?;
     let rest = &location[at + marker.len()..];
     let v = rest.split('/').next()?;
-    is_version_id(v).then(|| v.to_string())
+    lifecycle::is_version_id(v).then(|| v.to_string())
 }

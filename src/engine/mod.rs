@@ -110,8 +110,9 @@ pub enum EngineError {
     Query(String),
     #[error("audit {audit} failed: {detail}")]
     Audit { audit: String, detail: String },
-    #[error(transparent)]
-    Catalog(#[from] crate::local::catalog::CatalogError),
+    /// The local catalog failed (its SQLite file).
+    #[error("{0}")]
+    Catalog(String),
     /// Another run published first: the compare-and-swap failed, nothing changed.
     #[error("{0}")]
     Conflict(String),

@@ -122,6 +122,15 @@ CREATE TABLE IF NOT EXISTS publishes (
     published_at TEXT NOT NULL, run_id TEXT NOT NULL);
 ";
 
+impl From<CatalogError> for crate::engine::EngineError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Conflict { .. } => Self::Conflict(e.to_string()),
+            e => Self::Catalog(e.to_string()),
+        }
+    }
+}
+
 impl Catalog {
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
         let name = path.display().to_string();

@@ -25,6 +25,8 @@ use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
+use crate::lifecycle;
+use std::collections::BTreeSet;
 
 pub use self::table::prune;
 
@@ -39,6 +41,8 @@ pub struct LocalEngine {
     /// join polls for minutes without yielding) never holds the threads that watch for a
     /// stop signal. `None` runs them on the caller's runtime (tests).
     exec: Option<tokio::runtime::Handle>,
+    /// Run state, in the state directory beside the catalog.
+    state: Arc<dyn crate::state::RunState>,
 }
 
 /// A task on the executor that is aborted when whoever awaits it goes away (a stop): it
@@ -88,6 +92,10 @@ impl LocalEngine {
             catalog: Arc::new(Catalog::open(&settings.catalog_path())?),
             databases,
             exec: None,
+            state: Arc::new(
+                crate::state::SqliteState::open(&settings.catalog_path())
+                    .map_err(|e| EngineError::Io(e.to_string()))?,
+            ),
         })
     }
 
@@ -612,38 +620,138 @@ fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-impl crate::lifecycle::VersionStorage for LocalEngine {
-    fn list_version_dirs(
+impl crate::backend::Backend for LocalEngine {
+    fn run_state(&self) -> Arc<dyn crate::state::RunState> {
+        self.state.clone()
+    }
+}
+
+/// The version directories a version's files live in (incremental versions share older ones).
+fn referenced_dirs(v: &Version) -> BTreeSet<String> {
+    v.manifest
+        .partitions
+        .iter()
+        .flat_map(|p| &p.files)
+        .filter_map(|f| f.path.split('/').nth(2).map(str::to_string))
+        .chain(
+            (!v.location.is_empty()).then(|| v.location.rsplit('/').next().unwrap_or_default().to_string()),
+        )
+        .collect()
+}
+
+#[async_trait]
+impl lifecycle::Lifecycle for LocalEngine {
+    async fn managed_tables(&self, databases: &[String]) -> Result<Vec<(String, String)>, EngineError> {
+        Ok(self
+            .catalog
+            .tables()?
+            .into_iter()
+            .filter(|(db, _, _)| databases.contains(db))
+            .map(|(db, name, _)| (db, name))
+            .collect())
+    }
+
+    async fn table_versions(
         &self,
         layer: Layer,
+        db: &str,
         table: &str,
-    ) -> std::io::Result<Vec<crate::lifecycle::StoredDir>> {
+    ) -> Result<Option<lifecycle::TableVersions>, EngineError> {
+        let Some(head) = self.catalog.head(db, table)? else { return Ok(None) };
+        let current = self.catalog.version(db, table, &head.current)?;
+        let mut history: Vec<lifecycle::Published> = Vec::new();
+        for r in self.catalog.history(db, table)? {
+            if !history.iter().any(|p| p.version == r.version) {
+                history.push(lifecycle::Published {
+                    version: r.version,
+                    published_at: r.published_at,
+                    by: r.run_id,
+                });
+            }
+        }
+        let recorded = self
+            .catalog
+            .versions(db, table)?
+            .into_iter()
+            .map(|v| lifecycle::Recorded { record: v.version.clone(), version: v.version })
+            .collect();
+        let external = current.kind == "external";
+        Ok(Some(lifecycle::TableVersions {
+            layer,
+            database: db.to_string(),
+            table: table.to_string(),
+            current: lifecycle::Published {
+                version: head.current.clone(),
+                published_at: head.published_at.clone(),
+                by: head.published_by.clone(),
+            },
+            previous: head.previous.clone(),
+            history,
+            recorded,
+            dirs: self.version_dirs(layer, table)?,
+            rows: (!external).then(|| current.manifest.rows()),
+            bytes: (!external).then(|| current.manifest.bytes()),
+        }))
+    }
+
+    async fn dirs_read_by(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &lifecycle::Recorded,
+    ) -> Result<BTreeSet<String>, EngineError> {
+        Ok(referenced_dirs(&self.catalog.version(&tv.database, &tv.table, &version.version)?))
+    }
+
+    async fn republish(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &str,
+        run_id: &str,
+        now: &str,
+    ) -> Result<(), EngineError> {
+        self.catalog.version(&tv.database, &tv.table, version)?;
+        self.catalog.publish(&tv.database, &tv.table, Some(&tv.current.version), version, run_id, now)?;
+        Ok(())
+    }
+
+    async fn delete_dir(&self, dir: &lifecycle::VersionDir) -> Result<u64, EngineError> {
+        let path = self.root.join(dir.relative());
+        let io = |e: std::io::Error| EngineError::Io(format!("deleting {}: {e}", path.display()));
+        let bytes = dir_size(&path).map_err(io)?;
+        std::fs::remove_dir_all(&path).map_err(io)?;
+        Ok(bytes)
+    }
+
+    async fn forget(
+        &self,
+        tv: &lifecycle::TableVersions,
+        record: &lifecycle::Recorded,
+    ) -> Result<(), EngineError> {
+        Ok(self.catalog.forget(&tv.database, &tv.table, &record.record)?)
+    }
+}
+
+impl LocalEngine {
+    /// The directories directly under `<layer>/<table>/`, with their sizes.
+    fn version_dirs(&self, layer: Layer, table: &str) -> Result<Vec<lifecycle::StoredDir>, EngineError> {
         let dir = self.root.join(layer.as_str()).join(table);
+        let io = |e: std::io::Error| EngineError::Io(format!("{}: {e}", dir.display()));
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(io(e)),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
+            let entry = entry.map_err(io)?;
+            if !entry.file_type().map_err(io)?.is_dir() {
                 continue;
             }
-            let modified: chrono::DateTime<chrono::Utc> = entry.metadata()?.modified()?.into();
-            out.push(crate::lifecycle::StoredDir {
+            out.push(lifecycle::StoredDir {
                 name: entry.file_name().to_string_lossy().into_owned(),
-                bytes: dir_size(&entry.path())?,
-                modified,
+                bytes: Some(dir_size(&entry.path()).map_err(io)?),
             });
         }
         Ok(out)
-    }
-
-    fn delete_version_dir(&self, dir: &crate::lifecycle::VersionDir) -> std::io::Result<u64> {
-        let path = self.root.join(dir.relative());
-        let bytes = dir_size(&path)?;
-        std::fs::remove_dir_all(&path)?;
-        Ok(bytes)
     }
 }

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub use self::s3::S3State;
 pub use self::sqlite::SqliteState;
 
+/// The run id an operator's `strata state reset` records (state read back from Glue does not
+/// overwrite it).
+pub const RESET: &str = "reset";
+
 /// What the state store could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

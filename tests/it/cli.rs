@@ -72,6 +72,45 @@ fn usage_errors_exit_2() {
     assert!(err.contains("--at 'yesterday'"), "{err}");
 }
 
+/// One exit code per kind of failure, so a scheduler or a script knows whether to fix the
+/// project (2), look at a model (1), retry later because AWS failed (3), or wait for the
+/// task holding the work (75, `run_state::a_backfill_killed_with_sigkill_...`).
+#[test]
+fn exit_codes_say_what_failed() {
+    // A configuration error: nothing runs.
+    let t = TestProject::shipped();
+    let toml = std::fs::read_to_string(t.path().join("strata.toml")).unwrap();
+    std::fs::write(t.path().join("strata.toml"), toml.replace("max_concurrency", "max_concurency")).unwrap();
+    let (code, _, err) = strata(t.path(), &["status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("strata.toml"), "{err}");
+
+    // A model fails (its SQL names a column that is not there); the others still run.
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    let path = t.path().join("sql/ops/live_bookings.sql");
+    let sql = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, sql.replacen("SELECT", "SELECT no_such_column,", 1)).unwrap();
+    let (code, out, err) = strata(t.path(), &["run", "+ops.live_bookings", "--at", "2025-11-06T12:00:00Z"]);
+    assert_eq!(
+        code, 1,
+        "{out}
+{err}"
+    );
+    assert!(err.contains("error: ops.live_bookings") && err.contains("live_bookings.sql:"), "{err}");
+    assert!(out.contains("silver.fact_bookings") && out.contains("published"), "{out}");
+
+    // AWS fails (the lake's bucket does not exist): an infrastructure error, named.
+    let standin = crate::athena::StandIn::start();
+    let t = TestProject::shipped();
+    let (code, _, err) = standin.strata(t.path(), &["runs"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("run state s3://rastup-data/_strata/state/") && err.contains("NoSuchBucket"),
+        "{err}"
+    );
+}
+
 #[test]
 fn render_prints_the_local_select_by_default() {
     let t = TestProject::shipped();

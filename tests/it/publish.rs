@@ -279,19 +279,18 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
     }
     let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
     let now = chrono::Utc::now();
-    let items = strata::lifecycle::plan_table(
-        engine.catalog(),
-        &engine,
-        strata::ids::Layer::Ops,
-        "rastup_ops",
-        "board",
-        retention,
-        now,
-    )
-    .unwrap();
-    let doomed: Vec<String> = items.iter().filter_map(|i| i.dir.as_ref().map(|d| d.relative())).collect();
-    assert_eq!(doomed.len(), 3, "versions 1..3 are past retention: {doomed:?}");
-    strata::lifecycle::execute(engine.catalog(), &engine, ("rastup_ops", "board"), &items).unwrap();
+    let table = [(strata::ids::Layer::Ops, "rastup_ops".to_string(), "board".to_string())];
+    let planned = strata::lifecycle::gc(&engine, &table, retention, now, true).await.unwrap();
+    let doomed: Vec<&str> = planned.iter().filter(|i| i.deletes_dir).map(|i| i.version.as_str()).collect();
+    assert_eq!(
+        doomed,
+        ["v20250101T000000000Z-000001", "v20250101T000000000Z-000002", "v20250101T000000000Z-000003"],
+        "versions 1..3 are past retention"
+    );
+    assert_eq!(version_dirs(&t, "ops/board").len(), 7, "a dry run deletes nothing");
+    let done = strata::lifecycle::gc(&engine, &table, retention, now, false).await.unwrap();
+    assert_eq!(done.len(), 3);
+    assert!(done.iter().all(|i| i.forgets_record && i.bytes.is_some_and(|b| b > 0)), "{done:?}");
     let left = version_dirs(&t, "ops/board");
     assert_eq!(
         left,
@@ -307,20 +306,18 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
     }
     assert_eq!(read(&engine).await.unwrap().unwrap().0, 6);
     // Rolling back to a kept version works; to a collected one is refused.
-    let rb = strata::lifecycle::rollback(engine.catalog(), "rastup_ops", "board", None, retention, "rb", now)
-        .unwrap();
+    let rollback = |to: Option<&'static str>| {
+        let engine = &engine;
+        async move {
+            let (layer, stamp) = (strata::ids::Layer::Ops, strata::clock::stamp(now));
+            strata::lifecycle::rollback(engine, (layer, "rastup_ops", "board"), to, retention, "rb", &stamp)
+                .await
+        }
+    };
+    let rb = rollback(None).await.unwrap().unwrap();
     assert_eq!(rb, "v20250101T000000000Z-000005");
     assert_eq!(read(&engine).await.unwrap().unwrap().0, 5);
-    let err = strata::lifecycle::rollback(
-        engine.catalog(),
-        "rastup_ops",
-        "board",
-        Some("v20250101T000000000Z-000001"),
-        retention,
-        "rb",
-        now,
-    )
-    .unwrap_err();
+    let err = rollback(Some("v20250101T000000000Z-000001")).await.unwrap().unwrap_err().to_string();
     assert!(err.contains("not a kept version"), "{err}");
 }
 

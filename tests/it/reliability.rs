@@ -407,3 +407,49 @@ async fn occurred_at_as_a_small_number_is_seconds_since_the_epoch_as_on_athena()
         vec![vec!["1970-01-01T00:00:12"]]
     );
 }
+
+/// SIGTERM while a publish is in flight: the publish is not abandoned (it is past the last
+/// safe point), the outcome reported is what happened, and the run is recorded as such.
+#[test]
+fn sigterm_during_a_publish_reports_the_publish_and_records_the_run() {
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    let (code, _, err) = strata(t.path(), &["run", "+ops.live_bookings", "--at", "2025-11-06T12:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    let before = current_version(t.path(), "ops.live_bookings");
+    let mut child = strata_cmd(t.path())
+        .args(["run", "ops.live_bookings", "--at", "2025-11-06T12:05:00Z"])
+        .env("STRATA_FAILPOINT", "during-publish:ops.live_bookings=pause")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("failpoint during-publish: pausing") {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "ended early: {seen}");
+        seen.push_str(&line);
+    }
+    let term = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(rest.contains("stopping"), "the signal arrived mid-publish: {rest}");
+    assert_eq!(out.status.code(), Some(0), "the publish happened, so the run succeeded: {stdout}\n{rest}");
+    assert!(stdout.contains("ops.live_bookings") && stdout.contains("published"), "{stdout}");
+    let after = current_version(t.path(), "ops.live_bookings");
+    assert_ne!(after, before, "the new version is current");
+    let (code, runs, _) = strata(t.path(), &["runs", "ops.live_bookings", "--format", "json"]);
+    assert_eq!(code, 0);
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&runs).unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(
+        (last["outcome"].as_str(), last["version"].as_str()),
+        (Some("published"), Some(after.as_str()))
+    );
+    let (_, state, _) = strata(t.path(), &["state", "show", "ops.live_bookings"]);
+    assert!(state.contains("2025-11-06T12:05:00.000Z"), "the run state moved: {state}");
+}

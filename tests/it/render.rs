@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use strata::runner::{RunOptions, render_statements};
+use strata::cli::render_statements;
+use strata::runner::RunOptions;
 
 use crate::common::TestProject;
 

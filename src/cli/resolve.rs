@@ -1,0 +1,156 @@
+//! Resolve: from parsed arguments and the environment to what a command acts on: the
+//! settings and project, the backend, instants checked against the clock, the selected
+//! models, the stop signal.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::Error;
+use crate::backend::Backend;
+use crate::clock::{Clock, parse_instant};
+use crate::config::{EngineKind, Settings};
+use crate::ids::ModelId;
+use crate::local::LocalEngine;
+use crate::project::{Project, select};
+use crate::runner::Stop;
+
+/// The runtime the embedded engine's queries run on (set once by `main`).
+pub(super) static EXECUTOR: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// How far ahead of the clock an instant may be (clocks of machines differ a little).
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// An instant from `--at`/`--from`/`--to`/`--since`, or now.
+pub fn at_or_now(at: Option<&str>, clock: &dyn Clock, flag: &str) -> Result<DateTime<Utc>, Error> {
+    match at {
+        None => Ok(clock.now()),
+        Some(s) => parse_instant(s).ok_or_else(|| {
+            Error::usage(anyhow::anyhow!(
+                "{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339"
+            ))
+        }),
+    }
+}
+
+/// Refuses an instant in the future (unless `--allow-future`).
+pub fn not_future(
+    t: DateTime<Utc>,
+    clock: &dyn Clock,
+    allow: bool,
+    flag: &str,
+) -> Result<DateTime<Utc>, Error> {
+    if !allow && t > clock.now() + CLOCK_SKEW {
+        return Err(Error::usage(anyhow::anyhow!(
+            "{flag} {} is in the future (now is {}): running or ticking for it would record the models as run up to then, and every real tick until then would skip them; pass --allow-future to do it anyway",
+            crate::clock::stamp(t),
+            crate::clock::stamp(clock.now())
+        )));
+    }
+    Ok(t)
+}
+
+/// Settings (strata.toml, profile, `STRATA_*`) and the project's models.
+pub fn load(project_dir: &Path, env: &HashMap<String, String>) -> Result<Project, Error> {
+    let settings = Settings::load(project_dir, env)?;
+    Ok(Project::load(settings)?)
+}
+
+/// The same, on the local engine unless `STRATA_ENGINE` says otherwise (demo, query).
+pub fn load_local_by_default(project_dir: &Path, env: &HashMap<String, String>) -> Result<Project, Error> {
+    let mut env = env.clone();
+    env.entry("STRATA_ENGINE".into()).or_insert_with(|| "local".into());
+    load(project_dir, &env)
+}
+
+/// The embedded engine, its queries on the executor runtime when there is one.
+pub fn local_engine(project: &Project) -> Result<LocalEngine, Error> {
+    let engine = LocalEngine::for_settings(&project.settings)?;
+    Ok(match EXECUTOR.get() {
+        Some(exec) => engine.with_executor(exec.clone()),
+        None => engine,
+    })
+}
+
+/// The backend the project's settings name: the local engine, or Athena with AWS clients
+/// from the standard chain.
+pub async fn backend(project: &Project) -> Result<Box<dyn Backend>, Error> {
+    Ok(match project.settings.engine {
+        EngineKind::Local => Box::new(local_engine(project)?),
+        EngineKind::Athena => {
+            let clients = crate::athena::Clients::from_chain(&project.settings).await;
+            Box::new(crate::athena::AthenaEngine::new(clients, &project.settings)?)
+        }
+    })
+}
+
+/// The models dbt-style selectors name, in DAG order.
+pub fn selected(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, Error> {
+    select(project, selectors).map_err(|e| Error::usage(anyhow::Error::msg(e)))
+}
+
+/// The one model `name` selects.
+pub fn one_model(project: &Project, name: &str, command: &str) -> Result<ModelId, Error> {
+    match selected(project, &[name.to_string()])?.as_slice() {
+        [one] => Ok(one.clone()),
+        many => Err(Error::usage(anyhow::anyhow!(
+            "'{name}' names {} models; {command} takes one: {}",
+            many.len(),
+            many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// `strata query` runs what reads: a DDL or DML statement would either do nothing or
+/// change tables behind the catalog's back.
+pub fn read_only(sql: &str) -> Result<(), Error> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap_or_default();
+    let reads = |s: &Statement| {
+        matches!(
+            s,
+            Statement::Query(_)
+                | Statement::Explain { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+        )
+    };
+    match statements.as_slice() {
+        [] => Ok(()), // what the engine's own parser says about it is more precise
+        [one] if reads(one) => Ok(()),
+        [_] => Err(Error::usage(anyhow::anyhow!(
+            "strata query runs read-only SQL (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): models create tables, and rollback and gc change them"
+        ))),
+        _ => Err(Error::usage(anyhow::anyhow!("strata query runs one statement at a time"))),
+    }
+}
+
+/// Raised on SIGTERM (how ECS stops a task) or Ctrl-C: no new model starts, models in
+/// flight are abandoned at their next safe point, leases are released.
+pub fn stop_on_signals() -> Stop {
+    let (tx, stop) = Stop::new();
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            {
+                let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+                s.recv().await;
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        eprintln!("stopping: no new work starts; work in flight stops at its next safe point");
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    stop
+}
