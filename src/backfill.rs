@@ -246,7 +246,7 @@ async fn one(
             let Some(w) = pending.next() else { break };
             let job = match job_for(project, id, *w, run_id, &version, now) {
                 Ok(j) => j,
-                Err(e) => return fail(result, e),
+                Err(e) => return fail(result, e.to_string()),
             };
             running.push(async move { (w, engine.stage_part(&job, &kept(w)).await) });
         }

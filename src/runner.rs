@@ -117,9 +117,10 @@ pub fn job_for(
     run_id: &str,
     version: &str,
     now: DateTime<Utc>,
-) -> Result<Job, String> {
+) -> Result<Job, EngineError> {
     let model = &project.models[id];
-    let sql = project.render(id, project.settings.engine, window).map_err(|d| d.to_string())?;
+    let sql =
+        project.render(id, project.settings.engine, window).map_err(|d| EngineError::Query(d.to_string()))?;
     let kind = match model.config.materialized {
         Materialization::External => JobKind::External { ddl: sql.trim().trim_end_matches(';').to_string() },
         m => JobKind::Select {
@@ -424,7 +425,8 @@ async fn run_one(
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
     let now = clock.now();
     let version = new_id("v", now);
-    let job = job_for(project, id, window, run_id, &version, now).map_err(|e| (e, StepStats::default()))?;
+    let job = job_for(project, id, window, run_id, &version, now)
+        .map_err(|e| (e.to_string(), StepStats::default()))?;
     let failpoint = |step: &str| failpoint(project, step, Some(id));
     failpoint("before-stage");
     let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())

@@ -475,7 +475,8 @@ pub fn render_statements(
     );
     match project.settings.engine {
         EngineKind::Athena => {
-            let job = runner::job_for(project, id, window, &runner::new_id("r", now), &version, now)?;
+            let job = runner::job_for(project, id, window, &runner::new_id("r", now), &version, now)
+                .map_err(|e| e.to_string())?;
             let target = crate::athena::sql::version_target(&job, &project.settings.storage);
             let staging = crate::athena::sql::staging(&job, &target, crate::athena::sql::needs_chunks(&job))?;
             for s in staging.render(&job, &target)? {
