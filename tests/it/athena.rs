@@ -563,7 +563,16 @@ async fn the_pipeline_on_athena_publishes_through_glue_and_status_rollback_gc_an
     let live_v1_dir = format!("ops/live_bookings/{}/", live_history[0]);
     assert!(!keys(&aws, &live_v1_dir).await.is_empty());
 
-    // gc with 2 versions kept: the oldest versions go, except files still read.
+    // gc with 2 versions kept: the oldest versions go, except files still read. A dry run
+    // first, as JSON: the same fields as on the local engine (`publish::a_crash_...`).
+    let (code, dry, err) = standin.strata(t.path(), &["gc", "--dry-run", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let dry: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&dry).unwrap();
+    assert!(
+        dry.iter().any(|i| i["version"] == "v20200101T000000000Z-aaaaaa" && i["deletes_dir"] == true),
+        "{dry:?}"
+    );
+    crate::publish::assert_gc_item_fields(&dry);
     let (code, out, err) = standin.strata(t.path(), &["gc"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(keys(&aws, &live_v1_dir).await.is_empty(), "live_bookings' oldest version is deleted: {out}");

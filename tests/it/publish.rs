@@ -159,6 +159,15 @@ pub async fn the_run_checks_refuse_what_may_not_be_published(engine: &dyn Engine
     assert_eq!(read(engine).await.unwrap().unwrap().0, 1, "version 1 is still the one readers see");
 }
 
+/// `strata gc --format json` items have these fields on every engine.
+pub fn assert_gc_item_fields(items: &[serde_json::Map<String, serde_json::Value>]) {
+    assert!(!items.is_empty(), "something to collect");
+    for i in items {
+        let keys: Vec<&str> = i.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["table", "version", "deletes_dir", "forgets_record", "bytes", "reason"], "{i:?}");
+    }
+}
+
 fn local(t: &TestProject) -> Arc<dyn Engine> {
     let project = t.project();
     Arc::new(t.engine(&project))
@@ -249,6 +258,10 @@ fn a_crash_at_any_step_leaves_the_published_state_and_the_next_run_converges() {
 
     // The next run converges; gc removes the staged leftovers but keeps retained versions.
     assert!(run(None).status.success());
+    let (code, dry, err) = strata(t.path(), &["gc", "--dry-run", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let dry: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&dry).unwrap();
+    assert_gc_item_fields(&dry);
     let (code, out, err) = strata(t.path(), &["gc"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("staged, never published") || out.contains("left by a run"), "{out}");
