@@ -22,3 +22,5 @@ infra/lint.sh "$venv/bin/python"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# The shipped models' unit tests (sql/<layer>/<name>.tests.toml), on the embedded engine.
+cargo run --quiet --locked -- test

@@ -42,6 +42,23 @@ pub async fn check(project: &Project, selected: &[ModelId]) -> Vec<Diagnostic> {
     out
 }
 
+/// The output schema of every model that plans (Bronze from its DDL, every other model by
+/// planning its SQL against its upstream schemas), without reading data.
+pub async fn schemas(project: &Project) -> BTreeMap<ModelId, SchemaRef> {
+    let ctx = session(project);
+    let mut schemas: BTreeMap<ModelId, SchemaRef> = BTreeMap::new();
+    for id in &project.dag.order {
+        if project.dag.upstream(id).iter().any(|u| !schemas.contains_key(u)) {
+            continue;
+        }
+        if let (_, Some(schema)) = check_model(project, &ctx, id, &project.models[id]).await {
+            register(project, &ctx, id, schema.clone());
+            schemas.insert(id.clone(), schema);
+        }
+    }
+    schemas
+}
+
 fn session(project: &Project) -> SessionContext {
     let config = SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", true);
     let ctx = SessionContext::new_with_config(config);

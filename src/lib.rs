@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod local;
 pub mod metrics;
+pub mod modeltest;
 pub mod planner;
 pub mod project;
 pub mod render;

@@ -113,6 +113,7 @@ impl Scope {
 }
 
 /// The shared template environment. Build once, render many.
+#[derive(Clone)]
 pub struct Renderer {
     env: Environment<'static>,
 }

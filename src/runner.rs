@@ -347,7 +347,7 @@ impl ModelRun {
 }
 
 /// A SQL error of the model's statement, at the line of its file it points to.
-fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String {
+pub fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String {
     let JobKind::Select { sql, .. } = &job.kind else { return error };
     if error == STOPPED
         || !(error.contains("Line: ")

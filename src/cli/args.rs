@@ -130,6 +130,15 @@ pub enum Command {
         #[arg(long)]
         allow_empty_window: bool,
     },
+    /// Run the models' unit tests (`sql/<layer>/<name>.tests.toml`): given inputs, one
+    /// window, the rows the model must produce. On the embedded engine by default, in a
+    /// temporary lake; `--engine athena` runs the same tests on Athena.
+    Test {
+        /// dbt-style selectors (default: every model).
+        selectors: Vec<String>,
+        #[arg(long, value_enum)]
+        engine: Option<EngineArg>,
+    },
     /// Print the exact statements a model would run.
     Render {
         model: String,

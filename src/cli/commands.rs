@@ -90,6 +90,7 @@ pub(super) async fn execute(
             backfill(&ctx, &selectors, spec).await
         }
         Command::Render { model, engine, at, from } => render(&ctx, &model, engine, at, from),
+        Command::Test { selectors, engine } => test(&ctx, &selectors, engine).await,
         Command::Plan { selectors } => plan(&ctx, &selectors).await,
         Command::Status { selectors, format } => status(&ctx, &selectors, format).await,
         Command::Rollback { model, to } => rollback(&ctx, &model, to).await,
@@ -274,6 +275,35 @@ fn render(
         .map_err(|e| Error::usage(anyhow::Error::msg(e)))?;
     print!("{text}");
     Ok(EXIT_OK)
+}
+
+async fn test(ctx: &Ctx<'_>, selectors: &[String], engine: Option<EngineArg>) -> Result<u8, Error> {
+    let project = load_local_by_default(ctx.dir, ctx.env)?;
+    let models = selected(&project, selectors)?;
+    let tests = crate::modeltest::load(&project, &models).map_err(crate::project::ProjectError)?;
+    let schemas = crate::check::schemas(&project).await;
+    let mut results = Vec::new();
+    match engine {
+        Some(EngineArg::Athena) => {
+            let mut env = ctx.env.clone();
+            env.insert("STRATA_ENGINE".into(), "athena".into());
+            let athena_project = load(ctx.dir, &env)?;
+            let clients = crate::athena::Clients::from_chain(&athena_project.settings).await;
+            let engine = crate::athena::AthenaEngine::new(clients, &athena_project.settings)?;
+            for t in &tests {
+                results.push(
+                    crate::modeltest::athena::run(&athena_project, &project, &schemas, &engine, t).await,
+                );
+            }
+        }
+        _ => {
+            for t in &tests {
+                results.push(crate::modeltest::run_local(&project, &schemas, t).await);
+            }
+        }
+    }
+    let failed = print::test_results(&results);
+    Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
 }
 
 async fn plan(ctx: &Ctx<'_>, selectors: &[String]) -> Result<u8, Error> {

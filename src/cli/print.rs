@@ -466,3 +466,42 @@ impl crate::backfill::Progress for BackfillProgress {
         }
     }
 }
+
+/// `strata test`'s report: one line per test, what differs under a failure, a summary;
+/// whether any test failed.
+pub fn test_results(results: &[crate::modeltest::TestResult]) -> bool {
+    use crate::modeltest::Verdict;
+    let (mut passed, mut failed, mut errors) = (0, 0, 0);
+    for r in results {
+        let t = &r.test;
+        let place = format!("{}:{}", t.path.display(), t.line);
+        let ms = r.engine_time.as_secs_f64() * 1000.0;
+        match &r.verdict {
+            Verdict::Passed => {
+                passed += 1;
+                println!("PASS  {}  {}  ({ms:.0} ms)", t.model, t.name);
+            }
+            Verdict::Failed(lines) => {
+                failed += 1;
+                println!("FAIL  {}  {}  {place}", t.model, t.name);
+                for l in lines {
+                    println!("      {l}");
+                }
+            }
+            Verdict::Error(e) => {
+                errors += 1;
+                println!("ERROR {}  {}  {place}", t.model, t.name);
+                for l in e.lines() {
+                    println!("      {l}");
+                }
+            }
+        }
+    }
+    let total: f64 = results.iter().map(|r| r.engine_time.as_secs_f64() * 1000.0).sum();
+    let per = if results.is_empty() { 0.0 } else { total / results.len() as f64 };
+    println!(
+        "{} tests: {passed} passed, {failed} failed, {errors} errors; engine time {total:.0} ms ({per:.1} ms per test)",
+        results.len()
+    );
+    failed + errors > 0
+}

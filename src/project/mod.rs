@@ -248,6 +248,41 @@ impl Project {
         }
     }
 
+    /// The same models under other settings (another storage root or state directory,
+    /// other vars): what `strata test` runs each test against.
+    pub fn with_settings(&self, settings: Settings) -> Project {
+        let relations = Relations {
+            by_id: self
+                .models
+                .iter()
+                .map(|(id, m)| (id.to_string(), relation(&settings, id.layer, &m.table)))
+                .collect(),
+        };
+        Project {
+            settings,
+            models: self.models.clone(),
+            dag: self.dag.clone(),
+            relations: Arc::new(relations),
+            renderer: self.renderer.clone(),
+        }
+    }
+
+    /// Renders a model with `relations` in place of the project's (a test's inputs).
+    pub fn render_with(
+        &self,
+        id: &ModelId,
+        engine: EngineKind,
+        window: Window,
+        relations: Arc<Relations>,
+    ) -> Result<String, Diagnostic> {
+        let model = &self.models[id];
+        let scope = Scope::new(&self.settings, engine, window, self.database(id), &model.table, relations);
+        self.renderer
+            .render(&model.path.display().to_string(), &model.source, scope)
+            .map(|r| r.sql)
+            .map_err(|e| Diagnostic { path: model.path.clone(), line: e.line, message: e.message })
+    }
+
     /// Renders a model for a run of `engine` over `window`.
     pub fn render(&self, id: &ModelId, engine: EngineKind, window: Window) -> Result<String, Diagnostic> {
         let model = &self.models[id];

@@ -9,6 +9,7 @@ mod common;
 mod functions;
 mod golden;
 mod infra;
+mod modeltest;
 mod project;
 mod publish;
 mod reliability;
