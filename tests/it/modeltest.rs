@@ -131,3 +131,31 @@ async fn the_same_tests_pass_on_athena() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("closest produced row differs in backlog: expected 2, got 1"), "{out}");
 }
+
+/// `ordered = true` compares row by row; without it the order does not matter.
+#[test]
+fn ordered_tests_compare_rows_in_order() {
+    let model = "{{ config(materialized='table', window='hour') }}\nSELECT city, count(*) AS n FROM {{ ref('silver.facts') }} GROUP BY city ORDER BY n DESC, city\n";
+    let silver = "{{ config(materialized='table', window='hour') }}\nSELECT CAST('x' AS VARCHAR) AS city\n";
+    let tests = |ordered: bool, first: &str| {
+        format!(
+            "[[test]]\nname = \"ranked\"\nat = \"2025-11-06T12:00:00Z\"\n\n[[test.given]]\ninput = \"silver.facts\"\nrows = [ {{ city = \"a\" }}, {{ city = \"b\" }}, {{ city = \"b\" }} ]\n\n[test.expect]\nordered = {ordered}\nrows = [ {{ city = \"{first}\" }}, {{ city = \"{}\" }} ]\n",
+            if first == "a" { "b" } else { "a" }
+        )
+    };
+    for (ordered, first, passes) in [(true, "b", true), (true, "a", false), (false, "a", true)] {
+        let t = TestProject::with_files(&[
+            ("sql/silver/facts.sql", silver),
+            ("sql/ops/ranked.sql", model),
+            ("sql/ops/ranked.tests.toml", &tests(ordered, first)),
+        ]);
+        let (code, out, err) = strata(t.path(), &["test"]);
+        assert_eq!(code, if passes { 0 } else { 1 }, "ordered={ordered} first={first}\n{out}\n{err}");
+        if !passes {
+            assert!(
+                out.contains("row 1 (line 11): expected { city = \"a\" }, got { city = \"b\" }"),
+                "{out}"
+            );
+        }
+    }
+}
