@@ -15,6 +15,13 @@ if ! cmp -s requirements-test.txt "$venv/.installed" 2>/dev/null; then
 fi
 export STRATA_TEST_PYTHON="$venv/bin/python"
 
+# The docs site is checked in a real headless browser: Debian's chromium and its driver.
+if ! [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+  echo "installing chromium and chromium-driver (Debian packages)"
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
+
 # CloudFormation templates: cfn-lint, and the command lines they run, for tests/it/infra.rs.
 export STRATA_INFRA_COMMANDS="$PWD/target/infra-commands.json"
 infra/lint.sh "$venv/bin/python"

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod docs;
 pub mod engine;
 pub mod ids;
 pub mod lifecycle;

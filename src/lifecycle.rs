@@ -125,6 +125,12 @@ pub trait Lifecycle: Send + Sync {
     async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError>;
     /// Forgets a version record no longer kept.
     async fn forget(&self, tv: &TableVersions, record: &Recorded) -> Result<(), EngineError>;
+    /// The columns (name, type) of the version published now, if any.
+    async fn published_columns(
+        &self,
+        db: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, String)>>, EngineError>;
     /// Drops publish history of versions no longer kept (Athena: Glue table versions).
     async fn prune_history(&self, _tv: &TableVersions, _kept: &BTreeSet<String>) -> Result<(), EngineError> {
         Ok(())

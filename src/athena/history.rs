@@ -160,6 +160,14 @@ impl lifecycle::Lifecycle for AthenaEngine {
         self.delete_under(dir, "").await
     }
 
+    async fn published_columns(
+        &self,
+        db: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, String)>>, EngineError> {
+        Ok(self.glue.table(db, table).await?.map(|t| columns_of(&t)))
+    }
+
     async fn forget(
         &self,
         tv: &lifecycle::TableVersions,

@@ -139,6 +139,18 @@ pub enum Command {
         #[arg(long, value_enum)]
         engine: Option<EngineArg>,
     },
+    /// Write the lake's documentation as a static site: the lineage graph coloured by
+    /// freshness, a page per model (config, columns, audits, upstream and downstream, both
+    /// engines' SQL, kept versions, recent runs with cost), search. Self-contained: it
+    /// opens from disk or from an S3 bucket.
+    Docs {
+        /// Where to write it (default: `<state dir>/docs`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also upload it to `s3://bucket/prefix`, or to a prefix under the lake's S3 root.
+        #[arg(long)]
+        publish: Option<String>,
+    },
     /// Print the exact statements a model would run.
     Render {
         model: String,

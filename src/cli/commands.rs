@@ -91,6 +91,7 @@ pub(super) async fn execute(
         }
         Command::Render { model, engine, at, from } => render(&ctx, &model, engine, at, from),
         Command::Test { selectors, engine } => test(&ctx, &selectors, engine).await,
+        Command::Docs { out, publish } => docs(&ctx, out, publish).await,
         Command::Plan { selectors } => plan(&ctx, &selectors).await,
         Command::Status { selectors, format } => status(&ctx, &selectors, format).await,
         Command::Rollback { model, to } => rollback(&ctx, &model, to).await,
@@ -116,8 +117,18 @@ async fn demo(
         .context("writing sample events")
         .map_err(|e| Error::Infra(format!("{e:#}")))?;
     print::demo_summary(&summary, &engine.root().join("bronze/events"));
+    // Recorded like a manual run: the models' run state and run history.
     let opts = RunOptions { at, from: Some(at - Duration::days(days as i64 + 1)) };
-    let runs = runner::run(&project, &engine, ctx.clock, &project.dag.order, &opts).await;
+    let plan: Vec<runner::Planned> =
+        project.dag.order.iter().map(|id| runner::Planned { id: id.clone(), opts }).collect();
+    let record = crate::scheduler::RecordSuccess {
+        state: Backend::run_state(&engine),
+        clock: ctx.clock,
+        run_id: runner::new_id("demo-", ctx.clock.now()),
+        task: crate::scheduler::task_id(),
+    };
+    let runs =
+        runner::run_planned(&project, &engine, ctx.clock, &plan, 1, &runner::Stop::never(), &record).await;
     print::report(&runs, ctx.metrics, ctx.clock.now());
     println!("try: strata query \"SELECT * FROM ops.payout_backlog ORDER BY backlog DESC\"");
     Ok(exit_for(&runs))
@@ -304,6 +315,35 @@ async fn test(ctx: &Ctx<'_>, selectors: &[String], engine: Option<EngineArg>) ->
     }
     let failed = print::test_results(&results);
     Ok(if failed { EXIT_MODEL_FAILED } else { EXIT_OK })
+}
+
+async fn docs(ctx: &Ctx<'_>, out: Option<std::path::PathBuf>, publish: Option<String>) -> Result<u8, Error> {
+    let project = load(ctx.dir, ctx.env)?;
+    let backend = backend(&project).await?;
+    let site = crate::docs::gather(&project, &*backend, ctx.clock.now()).await?;
+    let out = out.unwrap_or_else(|| project.settings.state_dir.join("docs"));
+    let files = crate::docs::site::write(&site, &out)?;
+    println!("wrote {} pages for {} models under {}", files.len(), site.models.len(), out.display());
+    if let Some(target) = publish {
+        // A path without a scheme is under the lake root (the nightly task publishes to
+        // `_strata/docs` of the lake it runs against).
+        let target = if target.starts_with("s3://") {
+            target
+        } else {
+            match &project.settings.storage {
+                crate::config::Storage::S3 { .. } => project.settings.storage.uri(&target),
+                crate::config::Storage::Local(_) => {
+                    return Err(Error::usage(anyhow::anyhow!(
+                        "--publish {target}: give s3://bucket/prefix (the storage root is not in S3)"
+                    )));
+                }
+            }
+        };
+        let clients = crate::athena::Clients::from_chain(&project.settings).await;
+        let n = crate::docs::publish(&clients.s3, &out, &files, &target).await.map_err(Error::Infra)?;
+        println!("published {n} files to {target}");
+    }
+    Ok(EXIT_OK)
 }
 
 async fn plan(ctx: &Ctx<'_>, selectors: &[String]) -> Result<u8, Error> {

@@ -722,6 +722,16 @@ impl lifecycle::Lifecycle for LocalEngine {
         Ok(bytes)
     }
 
+    async fn published_columns(
+        &self,
+        db: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, String)>>, EngineError> {
+        let Some(v) = self.catalog.current(db, table)? else { return Ok(None) };
+        let schema = schema_from_bytes(&v.schema).map_err(query_err)?;
+        Ok(Some(columns_of(&schema)))
+    }
+
     async fn forget(
         &self,
         tv: &lifecycle::TableVersions,

@@ -121,8 +121,8 @@ fn the_scheduler_ticks_and_the_state_machines_build_gold_and_backfill() {
     commands.sort();
     assert_eq!(
         commands,
-        ["gc", "tick"],
-        "the schedules run `strata tick` and a daily `strata gc`: {scheduled:#?}"
+        ["docs", "gc", "tick"],
+        "the schedules run `strata tick`, a daily `strata gc` and the nightly `strata docs`: {scheduled:#?}"
     );
     for c in of_kind("task-definition").into_iter().chain(of_kind("dockerfile")) {
         assert_eq!(

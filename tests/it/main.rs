@@ -6,6 +6,7 @@ mod bronze;
 mod callback;
 mod cli;
 mod common;
+mod docs;
 mod functions;
 mod golden;
 mod infra;
