@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::{
-    Column, Partition, PartitionInput, SerDeInfo, StorageDescriptor, Table, TableInput,
+    Column, Partition, PartitionError, PartitionInput, SerDeInfo, StorageDescriptor, Table, TableInput,
 };
 
 use super::query::api_message;
@@ -70,6 +70,23 @@ impl Glue {
 
     /// Registers partitions, 100 per `BatchCreatePartition`; any per-entry error fails.
     pub async fn add_partitions(&self, db: &str, name: &str, parts: &[Partition]) -> Result<(), EngineError> {
+        self.register(db, name, parts, false).await
+    }
+
+    /// Registers partitions, replacing any that exist already with the same values (a run
+    /// that registered them and was stopped before its publish left them: they are not
+    /// read by any published view yet).
+    pub async fn put_partitions(&self, db: &str, name: &str, parts: &[Partition]) -> Result<(), EngineError> {
+        self.register(db, name, parts, true).await
+    }
+
+    async fn register(
+        &self,
+        db: &str,
+        name: &str,
+        parts: &[Partition],
+        replace: bool,
+    ) -> Result<(), EngineError> {
         for chunk in parts.chunks(MAX_BATCH) {
             let inputs: Vec<PartitionInput> = chunk
                 .iter()
@@ -90,9 +107,27 @@ impl Glue {
                 .send()
                 .await
                 .map_err(|e| aws(&format!("BatchCreatePartition {db}.{name}"), api_message(&e)))?;
-            if !out.errors().is_empty() {
-                let detail: Vec<String> = out
-                    .errors()
+            let exists = |e: &PartitionError| {
+                e.error_detail().and_then(|d| d.error_code()) == Some("AlreadyExistsException")
+            };
+            let (existing, errors): (Vec<&PartitionError>, Vec<&PartitionError>) =
+                out.errors().iter().partition(|e| replace && exists(e));
+            for e in existing {
+                let Some(input) = inputs.iter().find(|i| i.values() == e.partition_values()) else {
+                    continue;
+                };
+                self.client
+                    .update_partition()
+                    .database_name(db)
+                    .table_name(name)
+                    .set_partition_value_list(Some(e.partition_values().to_vec()))
+                    .partition_input(input.clone())
+                    .send()
+                    .await
+                    .map_err(|err| aws(&format!("UpdatePartition {db}.{name}"), api_message(&err)))?;
+            }
+            if !errors.is_empty() {
+                let detail: Vec<String> = errors
                     .iter()
                     .map(|e| {
                         let d = e.error_detail();
@@ -106,7 +141,7 @@ impl Glue {
                     .collect();
                 return Err(EngineError::Aws(format!(
                     "Glue BatchCreatePartition {db}.{name}: {} of {} partitions failed: {}",
-                    out.errors().len(),
+                    errors.len(),
                     chunk.len(),
                     detail.join("; ")
                 )));
@@ -207,6 +242,19 @@ impl Glue {
         Ok(())
     }
 
+    /// Creates a table strata owns (a base generation).
+    pub async fn create_table(&self, db: &str, input: TableInput) -> Result<(), EngineError> {
+        let name = input.name().to_string();
+        self.client
+            .create_table()
+            .database_name(db)
+            .table_input(input)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws(&format!("CreateTable {db}.{name}"), api_message(&e)))
+    }
+
     /// Deletes a table (a version table strata made); a missing one is not an error.
     pub async fn delete_table(&self, db: &str, name: &str) -> Result<(), EngineError> {
         let r = self.client.delete_table().database_name(db).name(name).send().await;
@@ -243,17 +291,17 @@ pub fn all_columns(table: &Table) -> Vec<Column> {
     cols
 }
 
-/// The view `name` over `target` (`"db"."table"`), as Athena stores a view: Presto view
-/// JSON in `ViewOriginalText`, Hive column types in the storage descriptor.
+/// The view `name` defined by `sql`, as Athena stores a view: Presto view JSON in
+/// `ViewOriginalText`, Hive column types in the storage descriptor.
 pub fn view_input(
     name: &str,
     db: &str,
-    target: &str,
+    sql: &str,
     columns: &[Column],
     params: HashMap<String, String>,
 ) -> TableInput {
     let view = serde_json::json!({
-        "originalSql": format!("SELECT * FROM {target}"),
+        "originalSql": sql,
         "catalog": "awsdatacatalog",
         "schema": db,
         "columns": columns

@@ -115,7 +115,16 @@ impl lifecycle::Lifecycle for AthenaEngine {
         version: &lifecycle::Recorded,
     ) -> Result<BTreeSet<String>, EngineError> {
         let mut dirs = BTreeSet::from([version.version.clone()]);
-        for p in self.glue.partitions(&tv.database, &version.record).await? {
+        let mut parts = self.glue.partitions(&tv.database, &version.record).await?;
+        // Published with the layered layout: its base's partitions before its window too.
+        let published = history(&self.glue.versions(&tv.database, &tv.table).await?);
+        if let Some((base, from)) =
+            published.iter().find(|(v, _, _)| *v == version.version).and_then(|(_, _, t)| staging::layered(t))
+        {
+            let before = self.glue.partitions(&tv.database, &base).await?;
+            parts.extend(before.into_iter().filter(|p| p.values() < from.as_slice()));
+        }
+        for p in parts {
             if let Some(loc) = p.storage_descriptor().and_then(|sd| sd.location()) {
                 dirs.extend(dir_version(loc, tv.layer, &tv.table));
             }
@@ -143,10 +152,11 @@ impl lifecycle::Lifecycle for AthenaEngine {
         let Some((_, _, target)) = hist.iter().find(|(v, _, _)| v == version) else {
             return Err(EngineError::Query(format!("{version} is not in the Glue history of {db}.{table}")));
         };
-        if let Some(t) = param(target, P_TABLE).filter(|_| target.table_type() == Some("VIRTUAL_VIEW"))
-            && self.glue.table(db, t).await?.is_none()
-        {
-            return Err(EngineError::Query(format!("{version}: its table {db}.{t} no longer exists")));
+        let is_view = target.table_type() == Some("VIRTUAL_VIEW");
+        for t in [P_TABLE, P_BASE].iter().filter_map(|k| param(target, k)).filter(|_| is_view) {
+            if self.glue.table(db, t).await?.is_none() {
+                return Err(EngineError::Query(format!("{version}: its table {db}.{t} no longer exists")));
+            }
         }
         let params: HashMap<String, String> = [
             (P_PUBLISHED_AT.to_string(), now.to_string()),
@@ -185,16 +195,34 @@ impl lifecycle::Lifecycle for AthenaEngine {
         let (db, table) = (&tv.database, &tv.table);
         let view = self.glue.table(db, table).await?;
         let current_id = view.as_ref().and_then(|t| t.version_id()).unwrap_or_default();
-        let stale: Vec<String> = self
-            .glue
-            .versions(db, table)
-            .await?
+        let versions = self.glue.versions(db, table).await?;
+        let stale: Vec<String> = versions
             .iter()
             .filter(|(id, t)| id != current_id && param(t, P_VERSION).is_none_or(|v| !kept.contains(v)))
             .map(|(id, _)| id.clone())
             .collect();
         if !stale.is_empty() {
             self.glue.delete_versions(db, table, &stale).await?;
+        }
+        // Base generations no kept version reads (their partitions' data is judged with the
+        // versions' directories; a base in the making, younger than a run, is left).
+        let read: BTreeSet<&str> = versions
+            .iter()
+            .filter(|(id, t)| id == current_id || param(t, P_VERSION).is_some_and(|v| kept.contains(v)))
+            .filter_map(|(_, t)| param(t, P_BASE))
+            .chain(view.as_ref().and_then(|t| param(t, P_BASE)))
+            .collect();
+        let now = chrono::Utc::now();
+        for b in self.glue.tables_with_prefix(db, &format!("{table}__base_")).await? {
+            // `<table>__base_<version, lower-cased>`: the stamp back in its own case.
+            let suffix = b.name().trim_start_matches(&format!("{table}__base_"));
+            let version =
+                format!("v{}", suffix.get(1..).unwrap_or_default().to_uppercase().replacen('_', "-", 1));
+            let young =
+                lifecycle::version_time(&version).is_none_or(|t| now - t < chrono::Duration::hours(1));
+            if !read.contains(b.name()) && !young {
+                self.glue.delete_table(db, b.name()).await?;
+            }
         }
         Ok(())
     }

@@ -39,6 +39,11 @@ pub const P_RUN: &str = "strata_run_id";
 pub const P_PUBLISHED_AT: &str = "strata_published_at";
 pub const P_WINDOW_END: &str = "strata_window_end";
 pub const P_DDL: &str = "strata_ddl_hash";
+/// On the view of an incremental model: its base generation, and the first partition of
+/// its hot window (a JSON array of values; the base is read before it, the run's table
+/// from it).
+pub const P_BASE: &str = "strata_base_table";
+pub const P_HOT_FROM: &str = "strata_hot_from";
 /// On a version table sealed from backfill windows: the prefix of its window tables.
 pub const P_PARTS: &str = "strata_window_tables";
 

@@ -15,6 +15,34 @@ use super::query::Statement;
 use super::*;
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 
+impl AthenaEngine {
+    /// The base generation the view of an incremental run reads before its window: the
+    /// one the run started (staging made it), or the current view's, into which the
+    /// partitions that have left the hot window since are registered now, before the
+    /// swap (the current view reads them from its own run table until then).
+    async fn base_for(&self, job: &Job, from: &[String]) -> Result<String, EngineError> {
+        let started = sql::base_table(job);
+        if self.glue.table(&job.database, &started).await?.is_some() {
+            return Ok(started);
+        }
+        let view = self.glue.table(&job.database, &job.table).await?;
+        let Some((base, cur_from)) = view.as_ref().and_then(staging::layered) else {
+            return Err(EngineError::Aws(format!("{}: the base table staging made is gone", job.model)));
+        };
+        if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
+            let leaving: Vec<Partition> = self
+                .glue
+                .partitions(&job.database, current.name())
+                .await?
+                .into_iter()
+                .filter(|p| p.values() >= cur_from.as_slice() && p.values() < from)
+                .collect();
+            self.glue.put_partitions(&job.database, &base, &leaving).await?;
+        }
+        Ok(base)
+    }
+}
+
 /// Audits of a staged version on Athena: statements on the version table, numbered after
 /// the staging statements in the run's token sequence (100 + two per audit).
 struct AthenaAudits<'a> {
@@ -184,10 +212,20 @@ impl Engine for AthenaEngine {
                 params.insert(P_DDL.into(), hash_hex(ddl));
                 as_input(&target, &job.table, params)
             }
+            JobKind::Select { partition_by, replaces: Some(window), .. } if !partition_by.is_empty() => {
+                let from = window.iter().min().cloned().unwrap_or_default();
+                let base = self.base_for(job, &from).await?;
+                params.insert(P_BASE.into(), base.clone());
+                params.insert(P_HOT_FROM.into(), serde_json::to_string(&from).expect("strings serialize"));
+                let columns = all_columns(&target);
+                let names: Vec<String> = columns.iter().map(|c| c.name().to_string()).collect();
+                let sql = sql::layered_view(&job.database, &base, target.name(), &names, partition_by, &from);
+                view_input(&job.table, &job.database, &sql, &columns, params)
+            }
             JobKind::Select { .. } => view_input(
                 &job.table,
                 &job.database,
-                &format!("\"{}\".\"{}\"", job.database, target.name()),
+                &format!("SELECT * FROM \"{}\".\"{}\"", job.database, target.name()),
                 &all_columns(&target),
                 params,
             ),

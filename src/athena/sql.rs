@@ -21,6 +21,43 @@ pub fn version_table(job: &Job) -> String {
     format!("{}__{}", job.table, job.version.to_lowercase().replace('-', "_"))
 }
 
+/// The base table of the generation a run starts: `<table>__base_<version>`, holding the
+/// partitions that have left the hot window, each registered once.
+pub fn base_table(job: &Job) -> String {
+    format!("{}__base_{}", job.table, job.version.to_lowercase().replace('-', "_"))
+}
+
+/// `values` of the partition columns come before `from` (partition values are
+/// zero-padded strings, so they sort as the times they name): a SQL predicate.
+pub fn before(partition_by: &[String], from: &[String]) -> String {
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let mut terms = Vec::new();
+    for i in 0..partition_by.len().min(from.len()) {
+        let mut conj: Vec<String> =
+            (0..i).map(|j| format!("\"{}\" = {}", partition_by[j], quote(&from[j]))).collect();
+        conj.push(format!("\"{}\" < {}", partition_by[i], quote(&from[i])));
+        terms.push(format!("({})", conj.join(" AND ")));
+    }
+    if terms.is_empty() { "false".into() } else { terms.join(" OR ") }
+}
+
+/// The published view of an incremental model: the base's partitions before the hot
+/// window, and the run's own table for the window.
+pub fn layered_view(
+    db: &str,
+    base: &str,
+    hot: &str,
+    columns: &[String],
+    partition_by: &[String],
+    from: &[String],
+) -> String {
+    let cols = columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT {cols} FROM \"{db}\".\"{base}\" WHERE {}\nUNION ALL\nSELECT {cols} FROM \"{db}\".\"{hot}\"",
+        before(partition_by, from)
+    )
+}
+
 /// `"db"."table__<version>"`.
 pub fn version_relation(job: &Job) -> String {
     format!("\"{}\".\"{}\"", job.database, version_table(job))

@@ -23,6 +23,29 @@ pub(super) enum Retry<'a> {
     Ctas(&'a str, &'a str),
 }
 
+/// The base and the first partition of the hot window of a view published with the
+/// layered layout (`None`: a view over one version table holding every partition).
+pub(super) fn layered(view: &Table) -> Option<(String, Vec<String>)> {
+    let base = param(view, P_BASE)?;
+    let from: Vec<String> = serde_json::from_str(param(view, P_HOT_FROM)?).ok()?;
+    Some((base.to_string(), from))
+}
+
+/// A base table: the run table's definition (columns, partition keys, format) under another
+/// name, with no partitions of its own yet.
+fn base_input(run_table: &Table, name: &str) -> aws_sdk_glue::types::TableInput {
+    let mut params = run_table.parameters().cloned().unwrap_or_default();
+    params.retain(|k, _| !k.starts_with("strata_"));
+    aws_sdk_glue::types::TableInput::builder()
+        .name(name)
+        .table_type("EXTERNAL_TABLE")
+        .set_storage_descriptor(run_table.storage_descriptor().cloned())
+        .set_partition_keys(Some(run_table.partition_keys().to_vec()))
+        .set_parameters(Some(params))
+        .build()
+        .expect("a table input with a name")
+}
+
 /// `<sub>/<name>`, or `<name>` when `sub` is the version directory itself.
 fn sub_dir(sub: &str, name: &str) -> String {
     if sub.is_empty() { name.to_string() } else { format!("{sub}/{name}") }
@@ -188,20 +211,47 @@ impl AthenaEngine {
         let name = sql::version_table(job);
         let mut emptied = Vec::new();
         if let Some(window) = replaces {
+            // An incremental run: its table holds the window; the partitions before it are
+            // read from the base, where each is registered once when it leaves the window.
             let written = self.glue.partitions(&job.database, &name).await?;
             checks::within_window(partition_by, window, written.iter().map(|p| p.values()))?;
-            if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
-                checks::same_columns(&columns_of(&current), &columns_of(&staged))?;
-                let (in_window, kept): (Vec<Partition>, Vec<Partition>) = self
+            let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
+            let from = window.iter().min().cloned().unwrap_or_default();
+            let current = self.current_version_table(job, view.as_ref()).await?;
+            if let Some(c) = &current {
+                checks::same_columns(&columns_of(c), &columns_of(&staged))?;
+            }
+            let layout = view.as_ref().and_then(layered);
+            // What readers see now, by partition: the current run table's, and (when the
+            // base is needed below) the base's before its hot window.
+            let hot: Vec<Partition> = match &current {
+                Some(c) => self.glue.partitions(&job.database, c.name()).await?,
+                None => Vec::new(),
+            };
+            let same_generation = layout.as_ref().is_some_and(|(_, cur_from)| from >= *cur_from);
+            let mut before: Vec<Partition> = Vec::new();
+            if !same_generation && let Some((base, cur_from)) = &layout {
+                // The window starts before the current one: the base's partitions from there on
+                // are replaced, so a new generation is started (a range run or a backfill's
+                // first tick: O(table) once).
+                before = self
                     .glue
-                    .partitions(&job.database, current.name())
+                    .partitions(&job.database, base)
                     .await?
                     .into_iter()
-                    .partition(|p| window.contains(&p.values().to_vec()));
-                // A CTAS registers only partitions it wrote rows to.
-                let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
-                emptied = checks::emptied(in_window.iter().map(|p| (p.values(), true)), &written);
-                self.glue.add_partitions(&job.database, &name, &kept).await?;
+                    .filter(|p| p.values() < cur_from.as_slice())
+                    .collect();
+            }
+            let effective: Vec<&Partition> = before.iter().chain(hot.iter()).collect();
+            let in_window = effective.iter().filter(|p| window.contains(&p.values().to_vec()));
+            emptied = checks::emptied(in_window.map(|p| (p.values(), true)), &written);
+            if !same_generation {
+                let base = sql::base_table(job);
+                self.glue.delete_table(&job.database, &base).await?;
+                self.glue.create_table(&job.database, base_input(&staged, &base)).await?;
+                let parts: Vec<Partition> =
+                    effective.into_iter().filter(|p| p.values() < from.as_slice()).cloned().collect();
+                self.glue.add_partitions(&job.database, &base, &parts).await?;
             }
         }
         Ok(Staged {

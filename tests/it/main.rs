@@ -2,6 +2,7 @@
 
 mod athena;
 mod athena_faults;
+mod athena_scale;
 mod bronze;
 mod callback;
 mod cli;
