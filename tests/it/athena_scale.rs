@@ -216,3 +216,86 @@ async fn an_incremental_publish_does_the_same_glue_work_on_a_new_table_and_on_a_
         assert_eq!(seen.last(), Some(&(2, 3, 3)), "{seen:?}");
     }
 }
+
+/// A week of ticks every three hours, gc after each day: version tables, base tables and
+/// partitions stay within the bound (kept versions' run tables, one base generation, the
+/// hours themselves), and every hour written is still read through the view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_of_ticks_with_daily_gc_stays_bounded_and_keeps_everything_read() {
+    let standin = StandIn::start();
+    let clients = standin.clients();
+    provision(&clients, false).await;
+    let config = QueryConfig { workgroup: "strata".into(), ..QueryConfig::default() };
+    let engine = AthenaEngine::with_config(
+        clients.clone(),
+        Storage::S3 { bucket: "rastup-data".into(), prefix: String::new() },
+        "rastup_silver".into(),
+        config,
+    );
+    let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::hours(1) };
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap().and_hms_opt(3, 0, 0).unwrap();
+    let tables = [(strata::ids::Layer::Silver, "rastup_silver".to_string(), "facts".to_string())];
+    let mut ticks = 0;
+    for day in 0..7 {
+        for slot in 0..8 {
+            let t = start + chrono::Duration::hours(24 * day + 3 * slot);
+            ticks += 1;
+            let staged = engine.stage(&job_at(ticks, t)).await.unwrap();
+            engine
+                .publish(&staged, &format!("{}", t.and_utc().format("%Y-%m-%dT%H:%M:%S.000Z")))
+                .await
+                .unwrap();
+        }
+        let now = (start + chrono::Duration::hours(24 * day + 22)).and_utc();
+        strata::lifecycle::gc(&engine, &tables, retention, now, false).await.unwrap();
+        let names: Vec<String> = clients
+            .glue
+            .get_tables()
+            .database_name("rastup_silver")
+            .send()
+            .await
+            .unwrap()
+            .table_list()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        let run_tables = names.iter().filter(|n| n.starts_with("facts__v")).count();
+        let bases = names.iter().filter(|n| n.starts_with("facts__base_")).count();
+        assert!(run_tables <= 3, "day {day}: at most the 3 kept versions' run tables: {names:?}");
+        assert_eq!(bases, 1, "day {day}: one base generation: {names:?}");
+        let partitions = partition_count(&clients).await;
+        assert!(partitions <= 2 * ticks + 2 * 3, "day {day}: {partitions} partitions for {ticks} ticks");
+        // Every hour written is read: 2 per tick.
+        let r = engine.query("SELECT count(*), count(DISTINCT v) FROM rastup_silver.facts").await.unwrap();
+        let row = crate::common::rows(&r.batches).remove(0);
+        assert_eq!(row, [(2 * ticks).to_string(), ticks.to_string()], "day {day}: every hour still reads");
+    }
+}
+
+/// Version `k` of `silver.facts` for a tick at `t`: one row for each of its window's hours.
+fn job_at(k: usize, t: chrono::NaiveDateTime) -> Job {
+    let hours = [t - chrono::Duration::hours(1), t];
+    let window: Vec<Vec<String>> =
+        hours.iter().map(|h| vec![h.format("%Y-%m-%d").to_string(), h.format("%H").to_string()]).collect();
+    let values: Vec<String> = window.iter().map(|w| format!("('{}', '{}')", w[0], w[1])).collect();
+    let stamp = t.format("%Y%m%dT%H%M%S000Z");
+    Job {
+        model: ModelId::parse("silver.facts").unwrap(),
+        database: "rastup_silver".into(),
+        table: "facts".into(),
+        run_id: format!("r{k}"),
+        version: format!("v{stamp}-{k:06x}"),
+        now: t.and_utc().format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+        window_end: t.and_utc().format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+        kind: JobKind::Select {
+            sql: format!(
+                "SELECT CAST({k} AS BIGINT) AS v, dt, hour FROM (VALUES {}) AS t(dt, hour)",
+                values.join(", ")
+            ),
+            partition_by: vec!["dt".into(), "hour".into()],
+            compression: "snappy".into(),
+            replaces: Some(window),
+        },
+        audits: vec![],
+    }
+}
