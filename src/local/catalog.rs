@@ -79,6 +79,21 @@ pub struct Version {
     pub manifest: Manifest,
     pub run_id: String,
     pub created_at: String,
+    /// An incremental model's version in the layered layout: its own partitions (the
+    /// window) and the base generation it reads before them. `manifest` is then the whole
+    /// table as readers see it: the base's partitions before `from`, then its own.
+    pub layered: Option<Layered>,
+}
+
+/// A version in the layered layout (the local mirror of Athena's: see `athena::staging`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layered {
+    /// The base generation (the version id of the run that started it).
+    pub base: String,
+    /// The first partition of the window: the base is read before it.
+    pub from: Vec<String>,
+    /// The partitions this version wrote.
+    pub own: Vec<Partition>,
 }
 
 /// One publish of a table.
@@ -116,11 +131,33 @@ CREATE TABLE IF NOT EXISTS versions (
     kind TEXT NOT NULL, location TEXT NOT NULL, ddl TEXT NOT NULL, schema BLOB NOT NULL,
     manifest TEXT NOT NULL, run_id TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY (db, name, version));
+CREATE TABLE IF NOT EXISTS base_partitions (
+    db TEXT NOT NULL, name TEXT NOT NULL, generation TEXT NOT NULL, vals TEXT NOT NULL, partition_json TEXT NOT NULL,
+    PRIMARY KEY (db, name, generation, vals));
 CREATE TABLE IF NOT EXISTS publishes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
     published_at TEXT NOT NULL, run_id TEXT NOT NULL);
 ";
+
+/// Registers partitions in a base generation (replacing any with the same values).
+fn insert_base(
+    tx: &rusqlite::Transaction<'_>,
+    db: &str,
+    name: &str,
+    generation: &str,
+    parts: &[Partition],
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT OR REPLACE INTO base_partitions (db, name, generation, vals, partition_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for p in parts {
+        let vals = serde_json::to_string(&p.values).expect("strings serialize");
+        let json = serde_json::to_string(p).expect("partitions serialize");
+        stmt.execute(params![db, name, generation, vals, json])?;
+    }
+    Ok(())
+}
 
 impl From<CatalogError> for crate::engine::EngineError {
     fn from(e: CatalogError) -> Self {
@@ -134,8 +171,25 @@ impl From<CatalogError> for crate::engine::EngineError {
 impl Catalog {
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
         let name = path.display().to_string();
-        let conn = crate::state::sqlite::open_wal(path, SCHEMA)
-            .map_err(|source| CatalogError::Sqlite { path: name.clone(), source })?;
+        let err = |source| CatalogError::Sqlite { path: name.clone(), source };
+        let conn = crate::state::sqlite::open_wal(path, SCHEMA).map_err(err)?;
+        // Catalogs made before the layered layout: its two columns, added once.
+        let has_base: bool = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'base'", [], |r| {
+                r.get(0)
+            })
+            .map_err(err)?;
+        if !has_base {
+            let add = conn.execute_batch(
+                "ALTER TABLE versions ADD COLUMN base TEXT; ALTER TABLE versions ADD COLUMN hot_from TEXT;",
+            );
+            // Another process may have added them meanwhile.
+            if let Err(e) = add
+                && !e.to_string().contains("duplicate column")
+            {
+                return Err(err(e));
+            }
+        }
         Ok(Self { path: name, conn: Mutex::new(conn) })
     }
 
@@ -165,32 +219,104 @@ impl Catalog {
         let conn = self.conn.lock().expect("catalog lock");
         let row = conn
             .query_row(
-                "SELECT kind, ddl, schema, manifest, run_id, created_at, location FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
+                "SELECT kind, ddl, schema, manifest, run_id, created_at, location, base, hot_from FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
                 params![db, name, version],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
+                        (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?),
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, String>(6)?,
+                        (r.get::<_, Option<String>>(7)?, r.get::<_, Option<String>>(8)?),
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
+        drop(conn);
         let table = format!("{db}.{name}");
-        let Some((kind, ddl, schema, manifest, run_id, created_at, location)) = row else {
+        let Some(((kind, ddl, schema), manifest, run_id, created_at, location, (base, hot_from))) = row
+        else {
             return Err(CatalogError::UnknownVersion { table, version: version.into() });
         };
-        let manifest = serde_json::from_str(&manifest).map_err(|source| CatalogError::Manifest {
-            table,
+        let corrupt =
+            |source| CatalogError::Manifest { table: table.clone(), version: version.into(), source };
+        let mut manifest: Manifest = serde_json::from_str(&manifest).map_err(corrupt)?;
+        let layered = match (base, hot_from) {
+            (Some(base), Some(from)) => {
+                let from: Vec<String> = serde_json::from_str(&from).map_err(corrupt)?;
+                let own = std::mem::take(&mut manifest.partitions);
+                manifest.partitions = self.base_partitions(db, name, &base, &from)?;
+                manifest.partitions.extend(own.iter().cloned());
+                Some(Layered { base, from, own })
+            }
+            _ => None,
+        };
+        Ok(Version {
             version: version.into(),
-            source,
-        })?;
-        Ok(Version { version: version.into(), kind, location, ddl, schema, manifest, run_id, created_at })
+            kind,
+            location,
+            ddl,
+            schema,
+            manifest,
+            run_id,
+            created_at,
+            layered,
+        })
+    }
+
+    /// The partitions of a base generation before `from`, in order.
+    fn base_partitions(
+        &self,
+        db: &str,
+        name: &str,
+        generation: &str,
+        from: &[String],
+    ) -> Result<Vec<Partition>, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let mut stmt = conn
+            .prepare("SELECT vals, partition_json FROM base_partitions WHERE db = ?1 AND name = ?2 AND generation = ?3 ORDER BY vals")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![db, name, generation], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (_, json) = row.map_err(|e| self.err(e))?;
+            let p: Partition = serde_json::from_str(&json).map_err(|source| CatalogError::Manifest {
+                table: format!("{db}.{name}"),
+                version: format!("base {generation}"),
+                source,
+            })?;
+            if p.values.as_slice() < from {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| a.values.cmp(&b.values));
+        Ok(out)
+    }
+
+    /// Starts a base generation holding `partitions` (a range run, a backfill's first tick,
+    /// or the first publish: then empty).
+    pub fn create_base(
+        &self,
+        db: &str,
+        name: &str,
+        generation: &str,
+        partitions: &[Partition],
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn.lock().expect("catalog lock");
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM base_partitions WHERE db = ?1 AND name = ?2 AND generation = ?3",
+            params![db, name, generation],
+        )
+        .map_err(|e| self.err(e))?;
+        insert_base(&tx, db, name, generation, partitions).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// The published version of `db.name`, read in one statement so it is consistent.
@@ -203,7 +329,17 @@ impl Catalog {
     /// version again (a resumed backfill sealing what a killed attempt sealed) replaces its
     /// record, unless it was published.
     pub fn stage(&self, db: &str, name: &str, v: &Version) -> Result<(), CatalogError> {
-        let manifest = serde_json::to_string(&v.manifest).expect("manifests serialize");
+        // Layered: only the version's own partitions are its record (the base's are shared).
+        let stored = match &v.layered {
+            Some(l) => Manifest {
+                partition_columns: v.manifest.partition_columns.clone(),
+                partitions: l.own.clone(),
+            },
+            None => v.manifest.clone(),
+        };
+        let manifest = serde_json::to_string(&stored).expect("manifests serialize");
+        let base = v.layered.as_ref().map(|l| l.base.clone());
+        let from = v.layered.as_ref().map(|l| serde_json::to_string(&l.from).expect("strings serialize"));
         let mut conn = self.conn.lock().expect("catalog lock");
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let published: bool = tx
@@ -227,8 +363,8 @@ impl Catalog {
         )
         .map_err(|e| self.err(e))?;
         tx.execute(
-            "INSERT INTO versions (db, name, version, kind, location, ddl, schema, manifest, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![db, name, v.version, v.kind, v.location, v.ddl, v.schema, manifest, v.run_id, v.created_at],
+            "INSERT INTO versions (db, name, version, kind, location, ddl, schema, manifest, run_id, created_at, base, hot_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![db, name, v.version, v.kind, v.location, v.ddl, v.schema, manifest, v.run_id, v.created_at, base, from],
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
@@ -257,6 +393,23 @@ impl Catalog {
         version: &str,
         run_id: &str,
         now: &str,
+    ) -> Result<(), CatalogError> {
+        self.publish_with(db, name, expected, version, run_id, now, None)
+    }
+
+    /// `publish`, registering `leaving` (the partitions that left the hot window since the
+    /// current version) in the base generation `(generation, leaving)` in the same
+    /// transaction: readers switch to the new version and its base at once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_with(
+        &self,
+        db: &str,
+        name: &str,
+        expected: Option<&str>,
+        version: &str,
+        run_id: &str,
+        now: &str,
+        leaving: Option<(&str, &[Partition])>,
     ) -> Result<(), CatalogError> {
         let mut conn = self.conn.lock().expect("catalog lock");
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
@@ -289,6 +442,9 @@ impl Catalog {
                 table: format!("{db}.{name}"),
                 version: version.into(),
             });
+        }
+        if let Some((generation, parts)) = leaving {
+            insert_base(&tx, db, name, generation, parts).map_err(|e| self.err(e))?;
         }
         tx.execute(
             "INSERT INTO tables (db, name, current_version, previous_version, published_at, published_by)
@@ -350,6 +506,13 @@ impl Catalog {
         if changed == 0 {
             return Err(CatalogError::Protected { table: format!("{db}.{name}"), version: version.into() });
         }
+        // Base generations no recorded version reads any more.
+        conn.execute(
+            "DELETE FROM base_partitions WHERE db = ?1 AND name = ?2 AND generation NOT IN (
+                 SELECT base FROM versions WHERE db = ?1 AND name = ?2 AND base IS NOT NULL)",
+            params![db, name],
+        )
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use datafusion::common::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use self::bronze::{BronzeTable, ReadStats, parse_external_table};
-use self::catalog::{Catalog, Manifest, Partition, Version};
+use self::catalog::{Catalog, Layered, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
@@ -268,6 +268,7 @@ impl LocalEngine {
                 manifest: Manifest::default(),
                 run_id: job.run_id.clone(),
                 created_at: job.now.clone(),
+                layered: None,
             },
         )?;
         Ok(Staged {
@@ -294,27 +295,66 @@ impl LocalEngine {
             .await
             .map_err(query_err)?;
         let written_stats = written_stats(&written, &stats);
-        let mut manifest = written.manifest;
+        let manifest = written.manifest;
+        let Some(window) = replaces else {
+            return self.record_staged(
+                job,
+                dir,
+                schema_to_bytes(&written.schema),
+                manifest,
+                head,
+                written_stats,
+                None,
+            );
+        };
+        // An incremental run, in the layered layout (as on Athena): its version holds the
+        // window; the partitions before it are read from a base generation, where each is
+        // registered once when it leaves the window (at publish, in the same transaction).
+        checks::within_window(partition_by, window, manifest.partitions.iter().map(|p| p.values.as_slice()))?;
+        let from = window.iter().min().cloned().unwrap_or_default();
+        let current = match &head {
+            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
+            None => None,
+        };
         let mut emptied = Vec::new();
-        if let Some(window) = replaces {
-            checks::within_window(
-                partition_by,
-                window,
-                manifest.partitions.iter().map(|p| p.values.as_slice()),
-            )?;
-            if let Some(h) = &head {
-                let current = self.catalog.version(&job.database, &job.table, &h.current)?;
-                let current_schema = schema_from_bytes(&current.schema).map_err(query_err)?;
+        let mut new_base = None;
+        let base = match &current {
+            Some(c) => {
+                let current_schema = schema_from_bytes(&c.schema).map_err(query_err)?;
                 checks::same_columns(&columns_of(&current_schema), &columns_of(&written.schema))?;
-                let (in_window, kept): (Vec<Partition>, Vec<Partition>) =
-                    current.manifest.partitions.into_iter().partition(|p| window.contains(&p.values));
+                let in_window: Vec<Partition> =
+                    c.manifest.partitions.iter().filter(|p| window.contains(&p.values)).cloned().collect();
                 emptied = emptied_partitions(&in_window, &manifest.partitions);
-                manifest.partitions.extend(kept);
-                manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
+                match &c.layered {
+                    Some(l) if from >= l.from => l.base.clone(),
+                    // The window starts before the current one (a range run), or the table was
+                    // published whole: a new generation from what readers see before the window.
+                    _ => {
+                        let before: Vec<Partition> =
+                            c.manifest.partitions.iter().filter(|p| p.values < from).cloned().collect();
+                        new_base = Some(before);
+                        job.version.clone()
+                    }
+                }
             }
+            None => {
+                new_base = Some(Vec::new());
+                job.version.clone()
+            }
+        };
+        let layered = Layered { base: base.clone(), from, own: manifest.partitions.clone() };
+        let mut staged = self.record_staged(
+            job,
+            dir,
+            schema_to_bytes(&written.schema),
+            manifest,
+            head,
+            written_stats,
+            Some(layered),
+        )?;
+        if let Some(parts) = new_base {
+            self.catalog.create_base(&job.database, &job.table, &base, &parts)?;
         }
-        let mut staged =
-            self.record_staged(job, dir, schema_to_bytes(&written.schema), manifest, head, written_stats)?;
         staged.emptied = emptied;
         Ok(staged)
     }
@@ -328,6 +368,7 @@ impl LocalEngine {
         manifest: Manifest,
         head: Option<catalog::TableHead>,
         stats: StepStats,
+        layered: Option<Layered>,
     ) -> Result<Staged, EngineError> {
         let version = Version {
             version: job.version.clone(),
@@ -338,6 +379,7 @@ impl LocalEngine {
             manifest,
             run_id: job.run_id.clone(),
             created_at: job.now.clone(),
+            layered,
         };
         self.catalog.stage(&job.database, &job.table, &version)?;
         Ok(Staged {
@@ -504,8 +546,15 @@ impl LocalEngine {
             manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
         }
         let rows = manifest.rows();
-        let mut staged =
-            self.record_staged(job, dir, schema, manifest, head, StepStats { rows, ..StepStats::default() })?;
+        let mut staged = self.record_staged(
+            job,
+            dir,
+            schema,
+            manifest,
+            head,
+            StepStats { rows, ..StepStats::default() },
+            None,
+        )?;
         staged.emptied = emptied;
         Ok(staged)
     }
@@ -598,13 +647,29 @@ impl Engine for LocalEngine {
             return Ok(());
         }
         let job = &staged.job;
-        self.catalog.publish(
+        // Layered: the partitions that left the window since the current version go into
+        // the base it shares with this one, in the publish's transaction.
+        let new = self.catalog.version(&job.database, &job.table, &job.version)?;
+        let current = match staged.expected.as_deref() {
+            Some(v) => Some(self.catalog.version(&job.database, &job.table, v)?),
+            None => None,
+        };
+        let leaving: Option<(String, Vec<Partition>)> = match (&new.layered, current.and_then(|c| c.layered))
+        {
+            (Some(n), Some(c)) if n.base == c.base => {
+                let parts = c.own.into_iter().filter(|p| p.values >= c.from && p.values < n.from).collect();
+                Some((n.base.clone(), parts))
+            }
+            _ => None,
+        };
+        self.catalog.publish_with(
             &job.database,
             &job.table,
             staged.expected.as_deref(),
             &job.version,
             &job.run_id,
             now,
+            leaving.as_ref().map(|(b, p)| (b.as_str(), p.as_slice())),
         )?;
         Ok(())
     }

@@ -374,3 +374,77 @@ async fn an_incremental_run_replaces_only_its_window_and_readers_see_all_hours_a
         "the hours outside the refresh window were carried over"
     );
 }
+
+/// Version `k` of an hourly incremental table: one row per hour of its window (`hour - 1`
+/// and `hour`), `v = k`.
+fn hourly(k: u64, hour: u32) -> Job {
+    let window: Vec<Vec<String>> =
+        [hour - 1, hour].iter().map(|h| vec!["2025-11-06".to_string(), format!("{h:02}")]).collect();
+    let values: Vec<String> = window.iter().map(|w| format!("('{}', '{}')", w[0], w[1])).collect();
+    let mut j = job(k, vec![]);
+    j.model = ModelId::parse("silver.facts").unwrap();
+    j.database = "rastup_silver".into();
+    j.table = "facts".into();
+    j.kind = JobKind::Select {
+        sql: format!(
+            "SELECT CAST({k} AS BIGINT) AS v, dt, hour FROM (VALUES {}) AS t(dt, hour)",
+            values.join(", ")
+        ),
+        partition_by: vec!["dt".into(), "hour".into()],
+        compression: "snappy".into(),
+        replaces: Some(window),
+    };
+    j
+}
+
+/// The local engine mirrors Athena's layered layout: a version records its window only,
+/// the hours that leave it go into the base once (in the publish's transaction), readers
+/// see every hour; rollback and gc keep working.
+#[tokio::test]
+async fn local_incremental_versions_record_their_window_and_the_base_takes_what_leaves_it() {
+    let t = TestProject::shipped();
+    let project = t.project();
+    let engine = t.engine(&project);
+    let catalog = strata::local::catalog::Catalog::open(&project.settings.catalog_path()).unwrap();
+    for (k, hour) in [(1, 11), (2, 12), (3, 13), (4, 14)] {
+        let staged = engine.stage(&hourly(k, hour)).await.unwrap();
+        engine.publish(&staged, "2025-11-06T15:00:00.000Z").await.unwrap();
+        let v = catalog.current("rastup_silver", "facts").unwrap().unwrap();
+        let layered = v.layered.expect("an incremental version is layered");
+        assert_eq!(layered.own.len(), 2, "version {k} records its two hours only");
+        // Every hour so far is read: hours 10..=hour, the newest two from this version.
+        let r = engine.query("SELECT hour, v FROM rastup_silver.facts ORDER BY hour").await.unwrap();
+        let rows = crate::common::rows(&r.batches);
+        let expected: Vec<Vec<String>> = (10..=hour)
+            .map(|h| {
+                let writer = if h >= hour - 1 { k } else { u64::from(h - 9) };
+                vec![format!("{h:02}"), writer.to_string()]
+            })
+            .collect();
+        assert_eq!(rows, expected, "after version {k}");
+    }
+    // Rollback: the previous version's window (and nothing it did not have).
+    let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
+    let stamp = strata::clock::stamp(chrono::Utc::now());
+    let back = strata::lifecycle::rollback(
+        &engine,
+        (strata::ids::Layer::Silver, "rastup_silver", "facts"),
+        None,
+        retention,
+        "rb",
+        &stamp,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(back, "v20250101T000000000Z-000003");
+    let r = engine.query("SELECT hour, v FROM rastup_silver.facts ORDER BY hour").await.unwrap();
+    let rows = crate::common::rows(&r.batches);
+    assert_eq!(rows.last().unwrap(), &vec!["13".to_string(), "3".to_string()], "{rows:?}");
+    assert_eq!(rows.len(), 4, "hours 10-13: {rows:?}");
+    // gc past retention keeps every hour a kept version reads.
+    let tables = [(strata::ids::Layer::Silver, "rastup_silver".to_string(), "facts".to_string())];
+    strata::lifecycle::gc(&engine, &tables, retention, chrono::Utc::now(), false).await.unwrap();
+    let r = engine.query("SELECT count(*) FROM rastup_silver.facts").await.unwrap();
+    assert_eq!(crate::common::rows(&r.batches), [["4".to_string()]]);
+}
