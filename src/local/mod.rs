@@ -360,6 +360,7 @@ impl LocalEngine {
     }
 
     /// Records a managed version as staged (invisible to readers until published).
+    #[allow(clippy::too_many_arguments)]
     fn record_staged(
         &self,
         job: &Job,
