@@ -171,6 +171,9 @@ pub struct Settings {
     /// Publish a window that replaces partitions holding data with nothing (`run` and
     /// `backfill --allow-empty-window`; never from the file or a scheduled tick).
     pub allow_empty_window: bool,
+    /// Read whole windows even for `reads='arrived'` models (`strata run --from`: a range is
+    /// recomputed from all its objects).
+    pub read_whole_windows: bool,
     /// `AWS_ENDPOINT_URL`: every AWS client talks to this endpoint (a test server), and S3
     /// uses path-style addressing.
     pub aws_endpoint_url: Option<String>,
@@ -348,6 +351,7 @@ impl Settings {
             },
             failpoint: env.get("STRATA_FAILPOINT").cloned(),
             allow_empty_window: false,
+            read_whole_windows: false,
             aws_endpoint_url: env.get("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()).cloned(),
         })
     }

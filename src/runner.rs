@@ -130,6 +130,28 @@ pub fn job_for(
             replaces: (m == Materialization::Incremental).then(|| replaced_partitions(&window)),
         },
     };
+    // A near-real-time model reads its one Bronze source by arrival.
+    let arrived = if model.config.reads_arrived && !project.settings.read_whole_windows {
+        let sources: Vec<&ModelId> = project
+            .dag
+            .upstream(id)
+            .iter()
+            .filter(|u| project.models[*u].config.materialized == Materialization::External)
+            .collect();
+        let [source] = sources.as_slice() else {
+            return Err(EngineError::Query(format!(
+                "{id}: reads='arrived' needs exactly one external (Bronze) source; it reads {}",
+                sources.len()
+            )));
+        };
+        Some(crate::engine::ArrivedSource {
+            database: project.database(source).to_string(),
+            table: project.models[*source].table.clone(),
+            relation: project.relation(source),
+        })
+    } else {
+        None
+    };
     Ok(Job {
         model: id.clone(),
         database: project.database(id).to_string(),
@@ -140,6 +162,7 @@ pub fn job_for(
         window_end: crate::clock::stamp(window.end),
         kind,
         audits: model.config.audits.clone(),
+        arrived,
     })
 }
 

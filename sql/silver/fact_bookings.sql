@@ -5,6 +5,7 @@
     lookback=1,
     schedule='*/5 * * * *',
     tags=['nrt'],
+    reads='arrived',
     audits=[{'not_null': ['lbg_id', 'state', 'received_at']}],
     description='One row per booking (lbg.*) event: requested, confirmed, declined, cancelled, completed.',
 ) }}

@@ -5,6 +5,7 @@
     lookback=1,
     schedule='*/5 * * * *',
     tags=['nrt'],
+    reads='arrived',
     audits=[
         {'not_null': ['leg_id', 'status', 'received_at']},
         {'accepted_values': {'column': 'status', 'values': ['queued', 'paid', 'failed']}},

@@ -5,6 +5,7 @@
     lookback=1,
     schedule='*/5 * * * *',
     tags=['nrt'],
+    reads='arrived',
     audits=[{'not_null': ['actor_key', 'received_at']}],
     description='Search impressions: who saw which result at which position for which query.',
 ) }}

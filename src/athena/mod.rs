@@ -14,6 +14,7 @@
 //! Bronze (an external table) is staged as `db.t__<version>` by its DDL and published by
 //! copying that definition onto `db.t` with the same compare-and-swap.
 
+mod arrivals;
 pub mod glue;
 mod history;
 mod publish;

@@ -206,7 +206,19 @@ impl AthenaEngine {
         replaces: Option<&Vec<Vec<String>>>,
     ) -> Result<Staged, EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
-        let stats = self.write_result(job, &sql::version_target(job, &self.storage), "").await?;
+        // A near-real-time run: its source limited to the objects that arrived since the
+        // published version, whose rows of the window it keeps.
+        let (run, arrivals) = match (&job.arrived, replaces) {
+            (Some(source), Some(window)) => {
+                let (run, a) = self.arrivals(job, source, window, view.as_ref()).await?;
+                (run, Some(a))
+            }
+            _ => (job.clone(), None),
+        };
+        let stats = self.write_result(&run, &sql::version_target(job, &self.storage), "").await?;
+        if let (Some(a), Some(window)) = (&arrivals, replaces) {
+            self.keep_previous_rows(job, a, window).await?;
+        }
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
         let mut emptied = Vec::new();

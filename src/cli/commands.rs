@@ -145,6 +145,8 @@ async fn run(
     let from = from.as_deref().map(|f| at_or_now(Some(f), ctx.clock, "--from")).transpose()?;
     let mut project = load(ctx.dir, ctx.env)?;
     project.settings.allow_empty_window = allow_empty_window;
+    // A range is recomputed from all its objects, near-real-time models included.
+    project.settings.read_whole_windows = from.is_some();
     let models = selected(&project, selectors)?;
     let backend = backend(&project).await?;
     let stop = stop_on_signals();

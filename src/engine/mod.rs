@@ -30,7 +30,24 @@ pub struct Job {
     pub window_end: String,
     pub kind: JobKind,
     pub audits: Vec<Audit>,
+    /// A near-real-time model (`reads='arrived'`): read only the objects of this Bronze
+    /// source that arrived since the published version, and keep that version's rows of
+    /// the window (see README "Near-real-time reads").
+    pub arrived: Option<ArrivedSource>,
 }
+
+/// The Bronze source a near-real-time run reads by arrival.
+#[derive(Debug, Clone)]
+pub struct ArrivedSource {
+    pub database: String,
+    pub table: String,
+    /// The relation as the rendered SQL names it (`"db"."table"`).
+    pub relation: String,
+}
+
+/// What a version recorded of the Bronze objects it reflects (`<version dir>/_arrivals.json`):
+/// every object of its window's partitions read by it or by the versions it kept rows of.
+pub const ARRIVALS_FILE: &str = "_arrivals.json";
 
 #[derive(Debug, Clone)]
 pub enum JobKind {

@@ -291,11 +291,32 @@ impl LocalEngine {
         let head = self.catalog.head(&job.database, &job.table)?;
         let (ctx, stats) = self.session();
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
-        let (written, _) = write::write_select(&ctx, sql, &self.root, &dir, partition_by, compression)
+        // A near-real-time run reads only the Bronze objects that arrived since the
+        // published version, through a Bronze table limited to them.
+        let arrivals = match (&job.arrived, replaces) {
+            (Some(source), Some(window)) => {
+                Some(self.arrivals(&ctx, job, source, window, head.as_ref(), &stats)?)
+            }
+            _ => None,
+        };
+        let sql = match (&arrivals, &job.arrived) {
+            (Some(_), Some(source)) => {
+                sql.replace(&source.relation, &format!("\"{ARRIVED}\".\"{}\"", source.table))
+            }
+            _ => sql.to_string(),
+        };
+        let (written, _) = write::write_select(&ctx, &sql, &self.root, &dir, partition_by, compression)
             .await
             .map_err(query_err)?;
         let written_stats = written_stats(&written, &stats);
-        let manifest = written.manifest;
+        let mut manifest = written.manifest;
+        if let Some(a) = &arrivals {
+            keep_previous_rows(&mut manifest, a, replaces.map(Vec::as_slice).unwrap_or_default());
+            let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
+            std::fs::create_dir_all(self.root.join(&dir)).map_err(|e| EngineError::Io(e.to_string()))?;
+            std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
+                .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        }
         let Some(window) = replaces else {
             return self.record_staged(
                 job,
@@ -391,6 +412,118 @@ impl LocalEngine {
             emptied: Vec::new(),
         })
     }
+}
+
+/// The schema a near-real-time run's Bronze source is registered under, limited to the
+/// objects it reads.
+const ARRIVED: &str = "__arrived";
+
+/// What a near-real-time run reads and keeps.
+struct Arrivals {
+    /// Every object of the window's Bronze partitions now (relative to the lake), sorted:
+    /// what the version records it reflects.
+    listed: Vec<String>,
+    /// The published version whose rows of the window this run keeps (`None`: it reads the
+    /// whole window).
+    previous: Option<Version>,
+}
+
+impl LocalEngine {
+    /// Lists the source's objects in the window, subtracts those the published version
+    /// reflects (when it is of the same generation and recorded them), and registers the
+    /// source limited to the rest in `ctx`.
+    fn arrivals(
+        &self,
+        ctx: &SessionContext,
+        job: &Job,
+        source: &crate::engine::ArrivedSource,
+        window: &[Vec<String>],
+        head: Option<&catalog::TableHead>,
+        stats: &Arc<ReadStats>,
+    ) -> Result<Arrivals, EngineError> {
+        let bronze = self.catalog.current(&source.database, &source.table)?.ok_or_else(|| {
+            EngineError::Query(format!(
+                "{}: its source {}.{} is not published",
+                job.model, source.database, source.table
+            ))
+        })?;
+        let table = parse_external_table(&bronze.ddl).map_err(|e| EngineError::Query(e.to_string()))?;
+        let dir = if bronze.location.is_empty() {
+            local_path(table.location.as_deref().unwrap_or_default())
+        } else {
+            self.root.join(&bronze.location)
+        };
+        let quarantine = self.root.join("bronze").join("_bad");
+        let all =
+            BronzeTable::new(&table, dir.clone(), quarantine.clone(), stats.clone()).map_err(query_err)?;
+        // The window's partitions, as a filter on the source's partition columns of the same names.
+        use datafusion::prelude::{col, lit};
+        let JobKind::Select { partition_by, .. } = &job.kind else {
+            unreachable!("an incremental job selects")
+        };
+        let filter = window
+            .iter()
+            .map(|values| {
+                partition_by
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| col(c.as_str()).eq(lit(v.as_str())))
+                    .reduce(|a, b| a.and(b))
+                    .unwrap_or(lit(true))
+            })
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false));
+        let files = all.list_files(&ctx.state(), &[filter]).map_err(query_err)?;
+        let relative =
+            |p: &std::path::Path| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned();
+        let mut listed: Vec<String> = files.iter().map(|f| relative(&f.path)).collect();
+        listed.sort();
+        // The published version, if its rows of the window can be kept: the same base
+        // generation (the window did not start before its window) and a record of what it read.
+        let from = window.iter().min().cloned().unwrap_or_default();
+        let previous = match head {
+            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
+            None => None,
+        };
+        let recorded = previous
+            .as_ref()
+            .filter(|p| p.layered.as_ref().is_some_and(|l| from >= l.from))
+            .and_then(|p| std::fs::read(self.root.join(&p.location).join(crate::engine::ARRIVALS_FILE)).ok())
+            .and_then(|bytes| serde_json::from_slice::<Vec<String>>(&bytes).ok());
+        let (new, previous): (BTreeSet<PathBuf>, Option<Version>) = match recorded {
+            Some(read) => {
+                let read: BTreeSet<String> = read.into_iter().collect();
+                let new = files
+                    .iter()
+                    .filter(|f| !read.contains(&relative(&f.path)))
+                    .map(|f| f.path.clone())
+                    .collect();
+                (new, previous)
+            }
+            None => (files.iter().map(|f| f.path.clone()).collect(), None),
+        };
+        let limited = BronzeTable::new(&table, dir, quarantine, stats.clone()).map_err(query_err)?.only(new);
+        let schema = Arc::new(MemorySchemaProvider::new());
+        schema.register_table(source.table.clone(), Arc::new(limited)).map_err(query_err)?;
+        ctx.catalog("datafusion")
+            .expect("default catalog")
+            .register_schema(ARRIVED, schema)
+            .map_err(query_err)?;
+        Ok(Arrivals { listed, previous })
+    }
+}
+
+/// Adds the previous version's rows of the window (its files, not copied) to what this
+/// near-real-time run wrote: the window's partitions then reflect every object read so far.
+fn keep_previous_rows(manifest: &mut Manifest, arrivals: &Arrivals, window: &[Vec<String>]) {
+    let Some(previous) = arrivals.previous.as_ref().and_then(|p| p.layered.as_ref()) else { return };
+    for old in previous.own.iter().filter(|p| window.contains(&p.values)) {
+        match manifest.partitions.iter_mut().find(|p| p.values == old.values) {
+            Some(p) => p.files.extend(old.files.iter().cloned()),
+            None => manifest.partitions.push(old.clone()),
+        }
+    }
+    manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
 }
 
 /// Partitions with rows in `before` that have none in `after`.

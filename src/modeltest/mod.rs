@@ -248,6 +248,7 @@ fn rows_job(
             replaces: None,
         },
         audits: Vec::new(),
+        arrived: None,
     })
 }
 

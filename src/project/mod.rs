@@ -454,6 +454,19 @@ fn validate_config(
             Some("materialized".into()),
         ));
     }
+    let reads_arrived = match raw.reads.as_deref() {
+        None | Some("window") => false,
+        Some("arrived") if raw.materialized == Materialization::Incremental => true,
+        Some("arrived") => {
+            return Err(("reads='arrived' is for incremental models".into(), Some("reads".into())));
+        }
+        Some(other) => {
+            return Err((
+                format!("reads '{other}': expected 'window' or 'arrived'"),
+                Some(other.to_string()),
+            ));
+        }
+    };
     let table = raw.alias.clone().unwrap_or_else(|| id.name.clone());
     if !is_identifier(&table) {
         return Err((format!("alias '{table}' is not a table name"), Some(table)));
@@ -470,6 +483,7 @@ fn validate_config(
             audits: raw.audits,
             description: raw.description,
             tags: raw.tags,
+            reads_arrived,
         },
         table,
     ))

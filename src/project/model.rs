@@ -74,6 +74,8 @@ pub(crate) struct RawConfig {
     pub alias: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub reads: Option<String>,
 }
 
 /// The validated configuration of a model.
@@ -89,6 +91,9 @@ pub struct ModelConfig {
     pub audits: Vec<Audit>,
     pub description: Option<String>,
     pub tags: Vec<String>,
+    /// `reads='arrived'`: an incremental model that reads only the Bronze objects that
+    /// arrived since its published version, keeping that version's rows of the window.
+    pub reads_arrived: bool,
 }
 
 /// A reference from one model to another, where it was written.

@@ -403,8 +403,12 @@ class Query:
             usable = []
             for c in conjuncts:
                 cols = list(c.find_all(exp.Column))
+                # "$path" is a hidden column (not in the schema, so left unqualified): it
+                # belongs to the one table its SELECT reads.
+                alone = not (select is not None and select.args.get("joins"))
                 if (cols and not c.find(exp.Subquery, exp.Select)
-                        and all(col.table == alias and col.name in prunable for col in cols)):
+                        and all((col.table == alias or (col.name == PATH and not col.table and alone))
+                                and col.name in prunable for col in cols)):
                     usable.append(c)
             out.setdefault(key, []).append(exp.and_(*usable) if usable else None)
         return out

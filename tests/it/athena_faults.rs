@@ -328,6 +328,7 @@ async fn a_stale_glue_version_on_publish_is_a_conflict_and_changes_nothing() {
             replaces: None,
         },
         audits: vec![],
+        arrived: None,
     };
     let get = mock!(aws_sdk_glue::Client::get_table).then_output(|| {
         GetTableOutput::builder().table(glue_table("board__v20251106t120000000z_00abcd", "7")).build()

@@ -75,6 +75,7 @@ fn job(k: u32, hour: u32) -> Job {
             replaces: Some(window),
         },
         audits: vec![],
+        arrived: None,
     }
 }
 
@@ -297,5 +298,6 @@ fn job_at(k: usize, t: chrono::NaiveDateTime) -> Job {
             replaces: Some(window),
         },
         audits: vec![],
+        arrived: None,
     }
 }

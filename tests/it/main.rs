@@ -12,6 +12,7 @@ mod functions;
 mod golden;
 mod infra;
 mod modeltest;
+mod nrt;
 mod project;
 mod publish;
 mod reliability;

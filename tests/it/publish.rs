@@ -40,6 +40,7 @@ pub fn job(k: u64, audits: Vec<Audit>) -> Job {
             replaces: None,
         },
         audits,
+        arrived: None,
     }
 }
 

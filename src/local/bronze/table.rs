@@ -42,6 +42,8 @@ pub struct BronzeTable {
     options: Options,
     projection: Option<Projection>,
     now: DateTime<Utc>,
+    /// Read only these files (a near-real-time run's new objects), when set.
+    only: Option<Arc<std::collections::BTreeSet<PathBuf>>>,
 }
 
 impl BronzeTable {
@@ -84,12 +86,19 @@ impl BronzeTable {
             options,
             projection,
             now: crate::clock::Clock::now(&crate::clock::SystemClock),
+            only: None,
         })
     }
 
     /// The instant partition projection's `NOW` stands for (the wall clock by default).
     pub fn at(mut self, now: DateTime<Utc>) -> Self {
         self.now = now;
+        self
+    }
+
+    /// The same table, reading only `files` of those its partitions hold.
+    pub fn only(mut self, files: std::collections::BTreeSet<PathBuf>) -> Self {
+        self.only = Some(Arc::new(files));
         self
     }
 
@@ -176,8 +185,12 @@ impl BronzeTable {
             }
             Ok(keep)
         };
-        discover(&self.root_dir, &self.layout, names.len(), &mut prune)
-            .map_err(|e| DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display())))
+        let mut files = discover(&self.root_dir, &self.layout, names.len(), &mut prune)
+            .map_err(|e| DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display())))?;
+        if let Some(only) = &self.only {
+            files.retain(|f| only.contains(&f.path));
+        }
+        Ok(files)
     }
 
     fn plan_scan(
