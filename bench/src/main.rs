@@ -24,9 +24,9 @@ use serde_json::json;
 use strata::clock::{ManualClock, SystemClock};
 use strata::config::Settings;
 use strata::engine::{Engine, EngineError, Job, QueryResult, Staged, StepStats};
+use strata::ids::ModelId;
 use strata::local::LocalEngine;
 use strata::project::Project;
-use strata::ids::ModelId;
 use strata::runner::{self, NoGuard, Outcome, Planned, RunOptions, Stop};
 
 #[derive(Parser)]
@@ -98,6 +98,9 @@ enum Cmd {
         ticks: usize,
         #[arg(long, default_value_t = 5)]
         slot_minutes: i64,
+        /// Read whole windows (as before `reads='arrived'`), to compare.
+        #[arg(long)]
+        whole_windows: bool,
     },
     /// Load, render and plan a generated project of `models` models.
     Plan {
@@ -168,8 +171,8 @@ fn main() {
             rt().block_on(silver(&project, &from, &to, chunk_hours))
         }
         Cmd::Floor { root, threads, events, inflate_only } => floor(&root, threads, &events, inflate_only),
-        Cmd::Nrt { project, staging, start, ticks, slot_minutes } => {
-            rt().block_on(nrt(&project, &staging, parse_ts(&start), ticks, slot_minutes))
+        Cmd::Nrt { project, staging, start, ticks, slot_minutes, whole_windows } => {
+            rt().block_on(nrt(&project, &staging, parse_ts(&start), ticks, slot_minutes, whole_windows))
         }
         Cmd::Plan { dir, models, repeat } => plan(&dir, models, repeat),
         Cmd::Dag { dir, models, cap, min_ms, max_ms, seed } => {
@@ -371,8 +374,11 @@ async fn nrt(
     start: DateTime<Utc>,
     ticks: usize,
     slot_minutes: i64,
+    whole_windows: bool,
 ) -> serde_json::Value {
-    let (project, engine) = load(project);
+    let (mut project, engine) = load(project);
+    // Before near-real-time reads: every tick rereads its whole window.
+    project.settings.read_whole_windows = whole_windows;
     let lake = engine.root().to_path_buf();
     let all = bronze_files(staging, &[String::new()]);
     let mut pending: Vec<(DateTime<Utc>, PathBuf, u64)> = all
@@ -421,16 +427,10 @@ async fn nrt(
     )
     .await;
     check(&runs);
+    let state = strata::backend::Backend::run_state(&engine);
     for m in &project.dag.order {
-        engine
-            .catalog()
-            .set_last_at(
-                &m.to_string(),
-                &strata::clock::stamp(start),
-                "bench-warmup",
-                &strata::clock::stamp(start),
-            )
-            .expect("run state");
+        let at = strata::clock::stamp(start);
+        state.record_success(&m.to_string(), &at, "bench-warmup", &at).await.expect("run state");
     }
     let stop = Stop::never();
     let mut rows = Vec::new();
@@ -446,7 +446,7 @@ async fn nrt(
         let clock = ManualClock::at(now);
         let t = Instant::now();
         let (_, runs) =
-            strata::scheduler::tick(&project, &engine, engine.catalog(), &clock, &stop).await.expect("tick");
+            strata::scheduler::tick(&project, &engine, state.clone(), &clock, &stop).await.expect("tick");
         let secs = t.elapsed().as_secs_f64();
         check(&runs);
         let (mut silver, mut ops, mut other) = (0u64, 0u64, 0u64);
@@ -545,9 +545,9 @@ fn plan(dir: &Path, n: usize, repeat: usize) -> serde_json::Value {
             project.render(m, project.settings.engine, w).expect("render");
         }
         let t2 = Instant::now();
-        let catalog =
-            strata::local::catalog::Catalog::open(&project.settings.catalog_path()).expect("catalog");
-        let plan = strata::scheduler::plan_tick(&project, &catalog, now).expect("plan");
+        let run_state =
+            strata::state::SqliteState::open(&project.settings.catalog_path()).expect("run state");
+        let plan = rt().block_on(strata::scheduler::plan_tick(&project, &run_state, now)).expect("plan");
         due = plan.due.len();
         let t3 = Instant::now();
         load_ms.push(ms(t1 - t0));
@@ -573,7 +573,13 @@ impl Engine for SimAthena {
         self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.latency[&job.model]).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
-        Ok(Staged { job: job.clone(), expected: None, changed: true, stats: StepStats::default(), emptied: Vec::new() })
+        Ok(Staged {
+            job: job.clone(),
+            expected: None,
+            changed: true,
+            stats: StepStats::default(),
+            emptied: Vec::new(),
+        })
     }
     async fn stage_part(&self, _: &Job, _: &[Vec<String>]) -> Result<StepStats, EngineError> {
         Err(EngineError::Query("not simulated".into()))
