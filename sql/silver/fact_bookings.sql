@@ -9,7 +9,10 @@
     audits=[{'not_null': ['lbg_id', 'state', 'received_at']}],
     description='One row per booking (lbg.*) event: requested, confirmed, declined, cancelled, completed.',
 ) }}
--- Rows without a booking id or an arrival time are not bookings (see fact_payouts).
+-- Rows without a booking id or an arrival time are not bookings. A tick reads only the
+-- Bronze objects that arrived since the published version (reads='arrived'): exact
+-- duplicates are dropped within what one run reads; downstream counts are DISTINCT by
+-- booking (see fact_payouts).
 SELECT DISTINCT
     e.event_name AS event,
     replace(e.event_name, 'lbg.', '') AS state,

@@ -12,8 +12,10 @@
     ],
     description='One row per payout event (payout.queued, payout.paid, payout.failed), payload parsed.',
 ) }}
--- Reads only the Bronze hours of the run's window; exact duplicates (Firehose delivers
--- at least once) are dropped here, later copies by downstream DISTINCT counts. Rows
+-- A tick reads only the Bronze objects of the window that arrived since the published
+-- version (reads='arrived') and keeps its rows; exact duplicates within what one run reads
+-- (Firehose delivers at least once) are dropped here, a copy delivered again in a later
+-- object stays and is counted once by the DISTINCT counts downstream. Rows
 -- without a leg or an arrival time (unreadable lines read as NULLs, producers that left
 -- them out) are not payouts: the Bronze line stays, and bronze_quality counts them.
 -- The event name is the Firehose partition's, which is what routed the record.

@@ -10,7 +10,9 @@
     description='Search impressions: who saw which result at which position for which query.',
 ) }}
 -- The plan's example, in Trino SQL: json_extract_scalar and TRY_CAST instead of ->> and
--- ::int, and the partition columns last.
+-- ::int, and the partition columns last. A tick reads only the Bronze objects that arrived
+-- since the published version (reads='arrived'); exact duplicates are dropped within what
+-- one run reads, and gold.mart_search_funnel counts sessions and searchers DISTINCT.
 SELECT DISTINCT
     e.received_at AS received_at,
     e.occurred_at AS occurred_at,

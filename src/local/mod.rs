@@ -707,7 +707,15 @@ impl LocalEngine {
             return Ok(());
         }
         let job = &staged.job;
-        let version = self.catalog.version(&job.database, &job.table, &job.version)?;
+        // An incremental (layered) version is audited on what the run wrote, its window,
+        // as on Athena (where the audits read the run's table).
+        let window_only = |mut v: Version| {
+            if let Some(l) = &v.layered {
+                v.manifest.partitions = l.own.clone();
+            }
+            v
+        };
+        let version = window_only(self.catalog.version(&job.database, &job.table, &job.version)?);
         let (ctx, stats) = self.session();
         let schema = Arc::new(MemorySchemaProvider::new());
         schema
@@ -718,7 +726,7 @@ impl LocalEngine {
             .register_schema("__strata", schema)
             .map_err(query_err)?;
         let published = match &staged.expected {
-            Some(v) => Some(self.catalog.version(&job.database, &job.table, v)?.manifest.rows()),
+            Some(v) => Some(window_only(self.catalog.version(&job.database, &job.table, v)?).manifest.rows()),
             None => None,
         };
         let target = LocalAudits { ctx, table: job.table.clone(), rows: version.manifest.rows(), published };

@@ -13,8 +13,12 @@ use strata::engine::Engine;
 use strata::local::LocalEngine;
 use strata::project::Project;
 
+/// The checkout under test: `cargo test` names it at run time, so a test binary built in
+/// another clone that shares the target directory still reads this one's files.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A copy of the shipped project (strata.toml and sql/) in a temp dir, lake and catalog
