@@ -106,8 +106,8 @@ def compare(lake: Path, duck_out: Path):
     return out
 
 
-def bench_silver(args, bins, millions, threads):
-    data = Path(args.data) / f"n{millions}"
+def bench_silver(args, bins, millions, threads, shape):
+    data = Path(args.data) / (f"n{millions}" if shape == "demo" else f"{shape}{millions}")
     proj = project_dir(data / "project")
     lake = proj / "lake"
     days = max(1, round(millions))
@@ -117,17 +117,17 @@ def bench_silver(args, bins, millions, threads):
         shutil.rmtree(lake, ignore_errors=True)
         log(f"generating {millions} M events ({days} days) under {lake}")
         gen, wall, rss = timed([bins["bench"], "gen", "--root", lake, "--start", DAY0, "--days", days,
-                                "--sessions-per-hour", sph, "--writers", threads])
+                                "--sessions-per-hour", sph, "--writers", threads, "--shape", shape])
         gen["peak_rss"] = rss
         (lake / "generated.json").write_text(json.dumps(gen))
         marker.touch()
     gen = json.loads((lake / "generated.json").read_text())
     start = dt.datetime.fromisoformat(DAY0.replace("Z", "+00:00"))
     end = (start + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    res = {"millions": millions, "days": days, "generated": gen}
+    res = {"millions": millions, "days": days, "generated": gen, "shape": shape}
 
     # The limit: inflate + tokenize the files the two models read.
-    log(f"[{millions} M] floor")
+    log(f"[{millions} M {shape}] floor")
     for t in sorted({1, threads}):
         f, _, _ = timed([bins["bench"], "floor", "--root", lake, "--threads", t])
         res[f"floor_{t}"] = f
@@ -217,6 +217,9 @@ def machine():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,5,20", help="million envelopes per size")
+    ap.add_argument("--shapes", default="demo,entropy",
+                    help="data shapes: demo (the demo generator's envelopes, ~14x gzip), "
+                         "entropy (high-entropy ids, hashes, user agents, free text, ~5x)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--data", required=True)
@@ -237,7 +240,8 @@ def main():
     results = {"machine": machine(), "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                "threads": args.threads, "argv": sys.argv[1:]}
     if "silver" in only:
-        results["silver"] = [bench_silver(args, bins, float(n), args.threads) for n in args.sizes.split(",")]
+        results["silver"] = [bench_silver(args, bins, float(n), args.threads, shape)
+                             for shape in args.shapes.split(",") for n in args.sizes.split(",")]
     if "nrt" in only:
         results["nrt"] = bench_nrt(args, bins, args.threads)
     if "plan" in only:
@@ -265,8 +269,8 @@ def report(r):
                  f"{r['threads']} threads for every engine.\n")
     if "silver" in r:
         lines.append("### Bronze to Silver (fact_payouts + fact_search_impressions)\n")
-        lines.append("| envelopes | files read | gz MB | NDJSON MB | engine | seconds | events/s | gz MB/s | NDJSON MB/s | peak RSS MiB | vs DuckDB | vs floor |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| shape | envelopes | files read | gz MB | NDJSON MB | engine | seconds | events/s | gz MB/s | NDJSON MB/s | peak RSS MiB | vs DuckDB | vs floor |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for s in r["silver"]:
             fl = s[f"floor_{r['threads']}"]
             ev, gz, raw = fl["lines"] + fl["bad_lines"], fl["gz_bytes"], fl["raw_bytes"]
@@ -282,14 +286,14 @@ def report(r):
                 vs_d = s["duckdb"]["secs"] / secs
                 vs_f = floor_s / secs
                 lines.append(
-                    f"| {s['generated']['events'] / 1e6:.2f} M | {fl['files']} | {mb(gz):.0f} | {mb(raw):.0f} | {name} | "
+                    f"| {s.get('shape', 'demo')} ({raw / gz:.1f}× gz) | {s['generated']['events'] / 1e6:.2f} M | {fl['files']} | {mb(gz):.0f} | {mb(raw):.0f} | {name} | "
                     f"{secs:.2f} | {ev / secs / 1e3:,.0f} K | {mb(gz) / secs:.0f} | {mb(raw) / secs:.0f} | "
                     f"{'' if rss is None else f'{rss / 2**20:.0f}'} | {vs_d:.2f}× | {vs_f:.0%} |")
         lines.append("")
         lines.append("Same rows (count and order-independent hash of every row, both Parquet outputs):")
         for s in r["silver"]:
             for t, c in s["same_rows"].items():
-                lines.append(f"- {s['millions']:g} M, {t}: strata {c['strata']['rows']:,} rows, DuckDB "
+                lines.append(f"- {s.get('shape', 'demo')}, {s['millions']:g} M, {t}: strata {c['strata']['rows']:,} rows, DuckDB "
                              f"{c['duckdb']['rows']:,} rows, {'identical' if c['same'] else 'DIFFERENT'}")
         lines.append("")
     if "nrt" in r:

@@ -58,6 +58,10 @@ enum Cmd {
         slot_minutes: u32,
         #[arg(long, default_value_t = 2)]
         writers: usize,
+        /// `demo` (the demo's envelopes, about 14x gzip) or `entropy` (random-looking ids,
+        /// hashes, user agents and free text, 5-7x, as production streams).
+        #[arg(long, default_value = "demo")]
+        shape: String,
     },
     /// Run the two Silver models over [from, to) in windows of `chunk_hours`.
     Silver {
@@ -146,7 +150,9 @@ fn main() {
             lines_per_file,
             slot_minutes,
             writers,
+            shape,
         } => {
+            assert!(shape == "demo" || shape == "entropy", "--shape is demo or entropy");
             let spec = strata::demo::StreamSpec {
                 start: parse_ts(&start),
                 days,
@@ -158,6 +164,7 @@ fn main() {
                 malformed: true,
                 writers,
                 quirks: false,
+                high_entropy: shape == "entropy",
             };
             let t = Instant::now();
             let (s, raw) = strata::demo::generate_stream(&root, &spec).expect("generating events");

@@ -564,6 +564,15 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         r#"{"ts":"2025-11-06T10:00:00+0530","arr":"single","payload":"text"}"#,
         r#"{"ts":"2025-11-06T10:00:00-05:30","payload":{"a":1e3,"b":-0,"c":"<\/p>","d":"\u00e9","a":2}}"#,
         r#"{"ts":"2025-11-06 10:00:00Z","payload":{"k":1,"K":2}}"#,
+        // the common instant form (read without the element parser) at its edges
+        r#"{"ts":"2025-02-30T10:00:00Z"}"#,
+        r#"{"ts":"2024-02-29t24:00:00.5z"}"#,
+        r#"{"ts":"2025-11-06T10:61:99.123456789Z"}"#,
+        r#"{"ts":"2025-11-06T10:00:00.1234567891Z"}"#,
+        r#"{"ts":"2025-11-06T10:00:00.Z"}"#,
+        r#"{"ts":"0000-13-00T00:00:00.000Z"}"#,
+        r#"{"ts":"2025-1a-06T10:00:00.000Z"}"#,
+        r#"{"ts":"2025-11-06T10:00:00.000 Z"}"#,
         // structural mismatches (NULL with use.null.for.invalid.data)
         r#"{"i":{"x":1},"st":"text","m":[1],"arr":{"o":1},"ok":{"a":1},"s":{"n":1.0}}"#,
         // not an object: NULL rows; arrays by position; lenient syntax

@@ -456,6 +456,80 @@ async fn json_extract_returns_compact_json_text() {
     assert_eq!(got, expected(&want));
 }
 
+/// Several keys extracted from one column in one SELECT (each document parsed once for all
+/// of them) read exactly what the same calls read on each document alone.
+#[tokio::test]
+async fn json_extract_scalar_over_a_column_reads_what_it_reads_on_each_document() {
+    let ctx = context();
+    let docs = [
+        Some(r#"{"a": "x", "b": 2, "c": null}"#),
+        Some(r#"{"a": 1, "a": 2, "B": "upper"}"#),
+        Some(r#"{"k\u0065y": "escaped key", "a": {"n": 1}, "b": [1]}"#),
+        Some(r#"{"a": "tab\tand \"quotes\"", "b": 1.50, "c": -0, "d": 1e3}"#),
+        Some(r#"{"a": 1} trailing"#),
+        Some(r#"{"a": 1"#),
+        Some(r#"[{"a": 1}, 2]"#),
+        Some(r#""a""#),
+        Some("42"),
+        Some("not json"),
+        Some(""),
+        None,
+        Some(r#" { "a" : true , "0" : "zero" } "#),
+        Some(r#"{"a": "\ud83d\ude00", "b": "\u00e9"}"#),
+        Some(r#"{"a": "lone \ud800"}"#),
+        Some(r#"{"c": {"a": "nested only"}}"#),
+    ];
+    let n = docs.len() as i64;
+    table(
+        &ctx,
+        "docs",
+        vec![
+            ("id", Arc::new(Int64Array::from((0..n).collect::<Vec<_>>()))),
+            ("doc", Arc::new(StringArray::from(docs.to_vec()))),
+        ],
+        &[docs.len()],
+    );
+    let keys = ["$.a", "$.b", "$.c", "$.d", "$.key", "$.B", "$.0", "$[0]", "$.a.n"];
+    for key in keys {
+        let got = grouped(&ctx, &format!("SELECT id, json_extract_scalar(doc, '{key}') FROM docs")).await;
+        let mut want = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let literal = match doc {
+                Some(d) => format!("'{}'", d.replace('\'', "''")),
+                None => "NULL".to_string(),
+            };
+            want.push((
+                i.to_string(),
+                value(&ctx, &format!("SELECT json_extract_scalar({literal}, '{key}')")).await,
+            ));
+        }
+        want.sort();
+        assert_eq!(got, want, "{key}");
+    }
+    // All keys in one projection, as a Silver model extracts them.
+    let select: Vec<String> = keys.iter().map(|k| format!("json_extract_scalar(doc, '{k}')")).collect();
+    let batches = rows(&ctx, &format!("SELECT id, {} FROM docs ORDER BY id", select.join(", "))).await;
+    let mut row = 0;
+    for batch in &batches {
+        for r in 0..batch.num_rows() {
+            for (k, key) in keys.iter().enumerate() {
+                let v = batch.column(k + 1);
+                let got = (!v.is_null(r)).then(|| array_value_to_string(v, r).unwrap());
+                let alone =
+                    grouped(&ctx, &format!("SELECT id, json_extract_scalar(doc, '{key}') FROM docs")).await;
+                let alone = alone.iter().find(|(id, _)| *id == row.to_string()).map(|(_, v)| v.clone());
+                assert_eq!(Some(got), alone, "row {row} {key}");
+            }
+            row += 1;
+        }
+    }
+    assert_eq!(row, docs.len());
+    assert_eq!(
+        value(&ctx, "SELECT json_extract_scalar(doc, '$.a') FROM docs WHERE id = 0").await.as_deref(),
+        Some("x")
+    );
+}
+
 #[tokio::test]
 async fn json_parse_and_json_format_follow_trino_examples() {
     let ctx = context();

@@ -176,7 +176,7 @@ impl RowDecoder {
                             // A repeated key: the last one wins.
                             b.truncate(row);
                         }
-                        value(&mut sc, b, options, notes, &names[i])?;
+                        value(&mut sc, b, options, notes, Path::top(&names[i]))?;
                     }
                     None => sc.skip_value(&mut true)?,
                 }
@@ -244,7 +244,13 @@ fn scalar_text<'a>(lit: &'a Lit<'a>) -> Option<(&'a str, bool)> {
 }
 
 /// Decodes the value at the cursor into `b`, or gives up on anything unusual.
-fn value(sc: &mut Scanner<'_>, b: &mut ColBuilder, o: &Options, notes: &mut Notes, path: &str) -> Fast<()> {
+fn value(
+    sc: &mut Scanner<'_>,
+    b: &mut ColBuilder,
+    o: &Options,
+    notes: &mut Notes,
+    path: Path<'_>,
+) -> Fast<()> {
     sc.skip_ws();
     let next = sc.peek();
     match (&b.kind, next) {
@@ -296,7 +302,7 @@ fn value(sc: &mut Scanner<'_>, b: &mut ColBuilder, o: &Options, notes: &mut Note
 
 /// A scalar column's value from its text (the conversions of [`openx`]); NULL and a note
 /// when it does not convert.
-fn scalar(b: &mut ColBuilder, text: &str, notes: &mut Notes, path: &str) {
+fn scalar(b: &mut ColBuilder, text: &str, notes: &mut Notes, path: Path<'_>) {
     let ok = match &mut b.kind {
         Kind::Int { values, min, max } => {
             openx::parse_long(text).filter(|v| (*min..=*max).contains(v)).map(|v| values.push(v)).is_some()
@@ -337,7 +343,7 @@ fn struct_value(
     b: &mut ColBuilder,
     o: &Options,
     notes: &mut Notes,
-    path: &str,
+    path: Path<'_>,
 ) -> Fast<()> {
     let row = b.len();
     let Kind::Struct { names, children, .. } = &mut b.kind else {
@@ -357,7 +363,7 @@ fn struct_value(
                     if c.len() > row {
                         c.truncate(row);
                     }
-                    value(sc, c, o, notes, &openx::child_path(path, &names[i]))?;
+                    value(sc, c, o, notes, path.child(&names[i]))?;
                 }
                 None => sc.skip_value(&mut true)?,
             }
@@ -383,7 +389,7 @@ fn map_value(
     b: &mut ColBuilder,
     o: &Options,
     notes: &mut Notes,
-    path: &str,
+    path: Path<'_>,
 ) -> Fast<()> {
     let Kind::Map { offsets, keys, values, .. } = &mut b.kind else {
         unreachable!("map_value on a map builder")
@@ -392,7 +398,7 @@ fn map_value(
         return Err(Fallback);
     }
     let first = keys.len();
-    let value_path = openx::child_path(path, "value");
+    let value_path = path.child("value");
     sc.enter()?;
     sc.skip_ws();
     if sc.peek() == Some(b'}') {
@@ -407,7 +413,7 @@ fn map_value(
             keys.push_str_bytes(key.as_bytes());
             seen.push(key);
             sc.expect(b':', "`:`")?;
-            value(sc, values, o, notes, &value_path)?;
+            value(sc, values, o, notes, value_path)?;
             if !sc.more(b'}', "an object")? {
                 break;
             }
@@ -425,17 +431,17 @@ fn list_value(
     b: &mut ColBuilder,
     o: &Options,
     notes: &mut Notes,
-    path: &str,
+    path: Path<'_>,
 ) -> Fast<()> {
     let Kind::List { offsets, child, .. } = &mut b.kind else { unreachable!("list_value on a list builder") };
-    let item_path = openx::child_path(path, "item");
+    let item_path = path.child("item");
     sc.enter()?;
     sc.skip_ws();
     if sc.peek() == Some(b']') {
         sc.i += 1;
     } else {
         loop {
-            value(sc, child, o, notes, &item_path)?;
+            value(sc, child, o, notes, item_path)?;
             if !sc.more(b']', "an array")? {
                 break;
             }
@@ -517,7 +523,39 @@ fn canonical_value(sc: &mut Scanner<'_>, ci: bool, compact: &mut bool) -> JResul
     }
 }
 
-/// Whether a quoted string's JSON text (quotes included) is written back unchanged.
+/// Whether a quoted string's JSON text (quotes included) is written back unchanged: no
+/// `\/`, `\u` or `</` in it (one pass over the bytes that can start one).
 fn string_canonical(raw: &str) -> bool {
-    !(raw.contains("\\/") || raw.contains("\\u") || raw.contains("</"))
+    let b = raw.as_bytes();
+    memchr::memchr2_iter(b'\\', b'<', b).all(|i| {
+        let next = b.get(i + 1).copied();
+        if b[i] == b'<' { next != Some(b'/') } else { !matches!(next, Some(b'/' | b'u')) }
+    })
+}
+
+/// Where a value sits, for messages (`device.os`): built as the decoder descends, written
+/// out only when a message needs it.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    name: &'a str,
+}
+
+impl<'a> Path<'a> {
+    fn top(name: &'a str) -> Self {
+        Path { parent: None, name }
+    }
+
+    fn child(&'a self, name: &'a str) -> Path<'a> {
+        Path { parent: Some(self), name }
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(p) = self.parent {
+            write!(f, "{p}.")?;
+        }
+        f.write_str(self.name)
+    }
 }

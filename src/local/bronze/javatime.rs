@@ -306,6 +306,43 @@ pub(crate) fn zoned(s: &str) -> Option<(i64, i64)> {
     })
 }
 
+/// The form nearly every producer writes, `yyyy-MM-ddTHH:mm:ss[.f{1,9}]Z`, read without the
+/// element parser: the fields [`zoned`]'s first formatter parses from it, resolved the same
+/// way. `None` for any other text, and where [`zoned`] would find no instant (the caller
+/// then asks [`zoned`]).
+pub(crate) fn zoned_common(s: &str) -> Option<(i64, i64)> {
+    let b = s.as_bytes();
+    let n = b.len();
+    if !(n == 20 || (22..=30).contains(&n)) || !matches!(b[n - 1], b'Z' | b'z') {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |v, c| c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0')))
+    };
+    let seps = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
+    if !seps {
+        return None;
+    }
+    let nanos = if n == 20 {
+        0
+    } else {
+        if b[19] != b'.' {
+            return None;
+        }
+        digits(20, n - 1)? * 10i64.pow(9 - (n - 21) as u32)
+    };
+    let mut f: Fields = [None; 8];
+    f[Year as usize] = Some(digits(0, 4)?);
+    f[Month as usize] = Some(digits(5, 7)?);
+    f[Day as usize] = Some(digits(8, 10)?);
+    f[Hour as usize] = Some(digits(11, 13)?);
+    f[Minute as usize] = Some(digits(14, 16)?);
+    f[Second as usize] = Some(digits(17, 19)?);
+    f[Nano as usize] = Some(nanos);
+    let (secs, nanos) = lenient_date_time(&f)?;
+    (MIN_EPOCH_DAY..=MAX_EPOCH_DAY).contains(&secs.div_euclid(86_400)).then_some((secs, nanos))
+}
+
 /// `HiveFormatUtils.parseHiveTimestamp` (`HiveFormatUtils.java:238-256`): the trimmed text,
 /// Hive's default form, else ISO.
 pub(crate) fn hive_timestamp(s: &str) -> Option<(i64, i64)> {

@@ -563,7 +563,9 @@ pub(crate) fn parse_date(s: &str) -> Option<i32> {
 /// `TimestampDecoder.parseTimestamp` (`OpenXJsonDeserializer.java:535-590`) and the
 /// timestamp(3) encoder's half-up rounding: epoch milliseconds, or `None` (NULL).
 pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
-    let (secs, nanos) = if s.find(':').is_some_and(|i| i > 0) {
+    let (secs, nanos) = if let Some(v) = javatime::zoned_common(s) {
+        v
+    } else if s.find(':').is_some_and(|i| i > 0) {
         let with_zone =
             (s.ends_with(['z', 'Z']) || has_offset_suffix(s)).then(|| javatime::zoned(s)).flatten();
         match with_zone {

@@ -154,14 +154,18 @@ impl FileReader<'_> {
             }
             uncompressed += n as u64;
             let body = line.strip_suffix(b"\n").unwrap_or(&line);
-            let mut parts: Vec<&[u8]> = body.split(|b| *b == b'\r').collect();
-            if parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
-                // "\r\n", or a final "\r": that \r ended the line before it.
-                parts.pop();
-            }
+            // "\r\n", or a final "\r": that \r ended the line before it; any other \r
+            // ends a line too.
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            let parts = body.split(|b| *b == b'\r');
             for text in parts {
                 line_no += 1;
-                let text = String::from_utf8_lossy(text);
+                // Valid UTF-8 (nearly every line) is checked fast; otherwise Trino's
+                // replacement of invalid sequences.
+                let text = match std::str::from_utf8(text) {
+                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Err(_) => String::from_utf8_lossy(text),
+                };
                 let (kept, error) = match self.decoder.decode(&text) {
                     Ok(Decoded::Row { nulled }) if nulled.is_empty() => (None, String::new()),
                     Ok(Decoded::Row { nulled }) => {

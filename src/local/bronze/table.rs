@@ -136,11 +136,12 @@ impl BronzeTable {
         let names: Vec<&str> = self.table.partition_columns.iter().map(String::as_str).collect();
         let part_schema = Arc::new(Schema::new(partition_fields(&self.table)));
         let df_schema = DFSchema::from_unqualified_fields(part_schema.fields().clone(), HashMap::new())?;
-        let mut preds: Vec<(Arc<dyn PhysicalExpr>, ColumnSet)> = Vec::new();
+        let mut preds: Vec<(Arc<dyn PhysicalExpr>, ColumnSet, bool)> = Vec::new();
         for filter in filters {
             if !expr_applicable_for_cols(&names, filter) {
                 continue;
             }
+            let exact = exact_on_partitions(filter);
             let filter = unqualify(filter.clone())?;
             let mut mask: ColumnSet = 0;
             for c in filter.column_refs() {
@@ -148,9 +149,12 @@ impl BronzeTable {
                     mask |= 1 << i;
                 }
             }
-            // A filter DataFusion cannot plan here is left to the FilterExec above.
-            if let Ok(p) = state.create_physical_expr(filter, &df_schema) {
-                preds.push((p, mask));
+            // A filter DataFusion cannot plan here is left to the FilterExec above; one
+            // the scan promised to apply exactly must plan.
+            match state.create_physical_expr(filter, &df_schema) {
+                Ok(p) => preds.push((p, mask, exact)),
+                Err(e) if exact => return Err(e),
+                Err(_) => {}
             }
         }
         let mut applied = vec![false; preds.len()];
@@ -173,9 +177,12 @@ impl BronzeTable {
             let batch = partition_batch(&part_schema, cands).map_err(io::Error::other)?;
             for i in ready {
                 applied[i] = true;
-                // An evaluation error (e.g. a failing cast) prunes nothing.
-                let Ok(result) = preds[i].0.evaluate(&batch).and_then(|v| v.into_array(cands.len())) else {
-                    continue;
+                // An evaluation error (e.g. a failing cast) prunes nothing, unless the scan
+                // promised to apply the filter (it cannot fail on those shapes).
+                let result = match preds[i].0.evaluate(&batch).and_then(|v| v.into_array(cands.len())) {
+                    Ok(r) => r,
+                    Err(e) if preds[i].2 => return Err(io::Error::other(e)),
+                    Err(_) => continue,
                 };
                 if let Some(b) = result.as_boolean_opt() {
                     for (k, keep) in keep.iter_mut().enumerate() {
@@ -257,12 +264,50 @@ impl TableProvider for BronzeTable {
             .iter()
             .map(|f| {
                 if !names.is_empty() && expr_applicable_for_cols(&names, f) {
-                    TableProviderFilterPushDown::Inexact
+                    if exact_on_partitions(f) {
+                        TableProviderFilterPushDown::Exact
+                    } else {
+                        TableProviderFilterPushDown::Inexact
+                    }
                 } else {
                     TableProviderFilterPushDown::Unsupported
                 }
             })
             .collect())
+    }
+}
+
+/// Whether a filter on partition columns is one the listing applies exactly, so no
+/// FilterExec needs to test it again row by row: comparisons of a column with a string
+/// literal, `IN` lists of them, `IS [NOT] NULL`, and `AND` / `OR` / `NOT` of those (what
+/// windows, `env` and event filters render to). Partition values are the same for every
+/// row of a directory, and listing evaluates the filter on them with the same expression.
+/// Anything else (casts, functions) is re-checked above the scan.
+fn exact_on_partitions(e: &Expr) -> bool {
+    use datafusion::logical_expr::Operator;
+    use datafusion::scalar::ScalarValue;
+    let text = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_), _)
+        )
+    };
+    let column = |e: &Expr| matches!(e, Expr::Column(_));
+    match e {
+        Expr::BinaryExpr(b) => match b.op {
+            Operator::And | Operator::Or => exact_on_partitions(&b.left) && exact_on_partitions(&b.right),
+            Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq => (column(&b.left) && text(&b.right)) || (text(&b.left) && column(&b.right)),
+            _ => false,
+        },
+        Expr::Not(inner) => exact_on_partitions(inner),
+        Expr::InList(l) => column(&l.expr) && l.list.iter().all(text),
+        Expr::IsNull(inner) | Expr::IsNotNull(inner) => column(inner),
+        _ => false,
     }
 }
 

@@ -8,7 +8,9 @@ use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::ColumnarValue;
 use serde_json::value::RawValue;
 
-use super::json_text::{navigate, parse_path, scalar_text, write};
+use super::json_text::{navigate, parse_path, scalar_text, scalar_text_of, write};
+
+mod members;
 use super::{SpecCache, StrArg};
 
 /// `json_extract_scalar(json, path)` when `scalar`, else `json_extract(json, path)`.
@@ -29,6 +31,29 @@ pub(super) fn extract(
         cache.get(p, |p| parse_path(name, p))?;
     }
     let mut out = StringBuilder::with_capacity(rows, rows * 16);
+    // `json_extract_scalar(col, '$.key')` over a column: each document is parsed once for
+    // all the keys a query extracts from it (see `members`).
+    if scalar
+        && let (ColumnarValue::Array(array), Some(p)) = (json, paths.literal())
+        && let [key] = cache.get(p, |p| parse_path(name, p))?.as_slice()
+        && let StrArg::Array(docs) = &docs
+    {
+        members::with_members(array, docs, |m: &members::View<'_>| {
+            for row in 0..rows {
+                match m.row(row) {
+                    members::Row::Null => out.append_null(),
+                    members::Row::Object(doc, found) => match found.lookup(doc, key) {
+                        Some(raw) => out.append_option(scalar_text_of(raw)),
+                        None => out.append_null(),
+                    },
+                    members::Row::Other(doc) => {
+                        out.append_option(navigate(doc, std::slice::from_ref(key)).and_then(scalar_text))
+                    }
+                }
+            }
+        });
+        return Ok(Arc::new(out.finish()));
+    }
     let mut text = String::new();
     for row in 0..rows {
         let (Some(doc), Some(p)) = (docs.get(row), paths.get(row)) else {

@@ -200,7 +200,12 @@ impl<'de, 'k> Visitor<'de> for KeyIs<'k> {
 /// The text of a scalar (strings unquoted, numbers as written); `None` for JSON null,
 /// objects and arrays.
 pub(super) fn scalar_text(v: &RawValue) -> Option<Cow<'_, str>> {
-    let raw = v.get().trim();
+    scalar_text_of(v.get())
+}
+
+/// [`scalar_text`] of a value's raw JSON text.
+pub(super) fn scalar_text_of(raw: &str) -> Option<Cow<'_, str>> {
+    let raw = raw.trim();
     match raw.bytes().next()? {
         b'"' => match serde_json::from_str::<&str>(raw) {
             Ok(s) => Some(Cow::Borrowed(s)),
