@@ -41,12 +41,14 @@ pub(crate) struct RowDecoder {
     /// Lower-cased top-level column names, and the JSON key each is read from.
     names: Vec<Box<str>>,
     keys: Vec<Box<str>>,
-    /// One builder per column; `None` for string columns that are not projected (any
-    /// JSON value converts to a string, so the fast path only checks their syntax).
+    /// One builder per column; `None` for columns the query does not read: like Trino's
+    /// reader, which is given only the projected columns, their values are not converted
+    /// (the line's syntax is still checked whole, so a malformed line reads the same).
     cols: Vec<Option<ColBuilder>>,
-    /// Builders the reference path decodes unprojected columns into (emptied per line).
-    scratch: Vec<Option<ColBuilder>>,
-    projected: Vec<bool>,
+    /// The projected columns (indexes into the table's columns) and their names, for the
+    /// reference path.
+    projected: Vec<usize>,
+    projected_names: Vec<Box<str>>,
     options: Options,
     /// Whether the fast path may be tried (`dots.in.keys` needs the reference path).
     fast: bool,
@@ -56,29 +58,25 @@ pub(crate) struct RowDecoder {
 }
 
 impl RowDecoder {
-    /// A decoder for `fields`; `projected[i]` says whether column i is returned (every
-    /// column is still decoded, so a line reads the same whatever the projection).
+    /// A decoder for `fields`; `projected[i]` says whether column i is returned. Only
+    /// those are converted; a value that does not fit a column the query does not read is
+    /// not noted (Athena's query does not see it either).
     pub(crate) fn new(fields: &Fields, projected: &[bool], options: Options) -> Result<Self, String> {
         let mut cols = Vec::new();
-        let mut scratch = Vec::new();
         for (f, &p) in fields.iter().zip(projected) {
             let b = ColBuilder::new(f.data_type())?;
-            if !p && *f.data_type() == DataType::Utf8 {
-                cols.push(None);
-                scratch.push(Some(b));
-            } else {
-                cols.push(Some(b));
-                scratch.push(None);
-            }
+            cols.push(p.then_some(b));
         }
         let names: Vec<Box<str>> = fields.iter().map(|f| f.name().to_lowercase().into()).collect();
         let keys = names.iter().map(|n| options.json_name(n).into()).collect();
+        let projected: Vec<usize> = (0..fields.len()).filter(|&i| projected[i]).collect();
+        let projected_names = projected.iter().map(|&i| names[i].clone()).collect();
         Ok(RowDecoder {
             names,
             keys,
             cols,
-            scratch,
-            projected: projected.to_vec(),
+            projected,
+            projected_names,
             fast: !options.dots_in_keys,
             options,
             hints: Vec::new(),
@@ -106,17 +104,9 @@ impl RowDecoder {
             self.truncate(row);
         }
         let outcome = {
-            let mut refs: Vec<&mut ColBuilder> = self
-                .cols
-                .iter_mut()
-                .zip(self.scratch.iter_mut())
-                .map(|(c, s)| c.as_mut().or(s.as_mut()).expect("a builder per column"))
-                .collect();
-            openx::decode_tree(line, &self.names, &mut refs, &self.options)
+            let mut refs: Vec<&mut ColBuilder> = self.cols.iter_mut().flatten().collect();
+            openx::decode_tree(line, &self.projected_names, &mut refs, &self.projected, &self.options)
         };
-        for s in self.scratch.iter_mut().flatten() {
-            s.truncate(0);
-        }
         match outcome {
             Ok(LineOutcome::Row(notes)) => {
                 self.rows += 1;
@@ -209,11 +199,6 @@ impl RowDecoder {
                         self.names[i]
                     )));
                 }
-            }
-        }
-        for (c, projected) in self.cols.iter_mut().zip(&self.projected) {
-            if let (Some(c), false) = (c, projected) {
-                c.truncate(0);
             }
         }
         self.rows = 0;

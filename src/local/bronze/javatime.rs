@@ -317,7 +317,14 @@ pub(crate) fn zoned_common(s: &str) -> Option<(i64, i64)> {
         return None;
     }
     let digits = |from: usize, to: usize| -> Option<i64> {
-        b[from..to].iter().try_fold(0i64, |v, c| c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0')))
+        let mut v = 0i64;
+        let mut ok = true;
+        for &c in &b[from..to] {
+            let d = c.wrapping_sub(b'0');
+            ok &= d < 10;
+            v = v * 10 + i64::from(d);
+        }
+        ok.then_some(v)
     };
     let seps = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
     if !seps {

@@ -67,6 +67,10 @@ impl Options {
 
 /// Java's `String.equalsIgnoreCase`, per character.
 pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        // Upper- and lower-casing an ASCII character gives an ASCII character.
+        return a.eq_ignore_ascii_case(b);
+    }
     let (mut x, mut y) = (a.chars(), b.chars());
     loop {
         match (x.next(), y.next()) {
@@ -1007,10 +1011,13 @@ pub(crate) enum LineOutcome {
 /// `OpenXJsonDeserializer.deserialize` (`OpenXJsonDeserializer.java:150-180`) into the row
 /// builders `cols` (`None` for columns not materialised: they are decoded into a scratch
 /// builder, so failures are the same whatever the projection).
+/// `names` and `cols` are the columns read, `columns[i]` the position of `names[i]` among
+/// the table's columns (what a top-level array's elements are matched by).
 pub(crate) fn decode_tree(
     line: &str,
     names: &[Box<str>],
     cols: &mut [&mut ColBuilder],
+    columns: &[usize],
     o: &Options,
 ) -> Result<LineOutcome, String> {
     let t = java_trim(line);
@@ -1030,7 +1037,7 @@ pub(crate) fn decode_tree(
         }
     };
     let mut notes = Notes::default();
-    decode_fields(&value, names, cols, o, &mut notes, "", &Some)?;
+    decode_fields(&value, names, cols, o, &mut notes, "", &|pos| columns.iter().position(|&c| c == pos))?;
     notes.trailing(&rest);
     Ok(LineOutcome::Row(notes))
 }

@@ -277,11 +277,42 @@ pub(crate) fn quarantine_path(quarantine_root: &Path, relative_path: &str) -> Pa
     quarantine_root.join(format!("{stem}.bad.jsonl"))
 }
 
-/// Writes `content` atomically (temp file + rename), so readers never see half a file
-/// and re-reading the source rewrites the same bytes.
+/// The records of both quarantine files, each once, in line order (earlier ones first on
+/// a line).
+fn merge_records(existing: &[u8], new: &[u8]) -> Vec<u8> {
+    let line_of =
+        |r: &[u8]| serde_json::from_slice::<serde_json::Value>(r).ok().and_then(|v| v["line"].as_u64());
+    let mut seen = std::collections::HashSet::new();
+    let mut records: Vec<(u64, &[u8])> = Vec::new();
+    for r in existing.split(|b| *b == b'\n').chain(new.split(|b| *b == b'\n')) {
+        if !r.is_empty() && seen.insert(r) {
+            records.push((line_of(r).unwrap_or(u64::MAX), r));
+        }
+    }
+    records.sort_by_key(|(line, _)| *line);
+    let mut out = Vec::with_capacity(existing.len() + new.len());
+    for (_, r) in records {
+        out.extend_from_slice(r);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Writes `content` atomically (temp file + rename), so readers never see half a file,
+/// merged with what earlier reads of the source found: a query notes the values it could
+/// not read in the columns it reads, so queries reading other columns add their own
+/// findings; re-reading the source with the same columns rewrites the same bytes.
 fn write_quarantine(root: &Path, relative_path: &str, content: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let target = quarantine_path(root, relative_path);
+    let merged;
+    let content = match std::fs::read(&target) {
+        Ok(existing) if existing != content => {
+            merged = merge_records(&existing, content);
+            &merged[..]
+        }
+        _ => content,
+    };
     let fail = |e: std::io::Error| {
         DataFusionError::Execution(format!("writing quarantine {}: {e}", target.display()))
     };
