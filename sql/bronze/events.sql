@@ -23,7 +23,8 @@ ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
 -- How Athena reads each line (Trino's OpenX reader): keys in any case; a line that is not
 -- JSON is a row of NULLs instead of a failed query; a value that does not fit its column
 -- (an object where an int is declared) is NULL instead of a failed query. The local
--- engine reads the same way and copies every such line, with why, to bronze/_bad/.
+-- engine reads the same way and copies every such line, with why, to bronze/_bad/ (a
+-- value that does not fit: when a query reads its column, as only those are converted).
 WITH SERDEPROPERTIES (
   'case.insensitive' = 'true',
   'ignore.malformed.json' = 'true',
