@@ -344,6 +344,35 @@ async fn partition_filters_prune_directories() {
         assert_eq!(lake.stats.snapshot().files_read, files as u64, "{filter}");
     }
 
+    // Comparisons of partition columns with text are applied exactly by the listing (no
+    // row-by-row filter above the scan); other shapes are pruned on and filtered again.
+    // Either way the rows are those of the filter.
+    let exact = [
+        ("NOT (hour = '15') AND env = 'prod' AND event_name = 'payout.paid'", 4),
+        ("hour > '14' AND hour <= '16' AND dt <> '2025-11-05' AND env = 'prod'", 4),
+        ("hour IS NOT NULL AND hour NOT IN ('14', '16') AND env = 'staging'", 4),
+        ("hour IS NULL", 0),
+    ];
+    let inexact = [
+        ("CAST(hour AS INT) = 15 AND env = 'prod'", 4),
+        ("hour = '15' OR v = 1", 9),
+        ("upper(env) = 'PROD' AND dt = '2025-11-06' AND hour = '14'", 2),
+        ("dt || hour = '2025-11-0514' AND event_name = 'payout.paid'", 2),
+    ];
+    for (filter, files, row_filter) in
+        exact.iter().map(|(f, n)| (f, n, false)).chain(inexact.iter().map(|(f, n)| (f, n, true)))
+    {
+        let sql = format!(
+            "SELECT count(*), count(DISTINCT dt || hour || env || event_name) FROM bronze_events WHERE {filter}"
+        );
+        let got = rows(&lake.ctx, &sql).await;
+        let want_rows = if filter.contains("v = 1") { files * 3 - 2 } else { files * 3 };
+        assert_eq!(got[0][0], want_rows.to_string(), "{filter}");
+        let plan = rows(&lake.ctx, &format!("EXPLAIN {sql}")).await;
+        let physical = plan.iter().find(|r| r[0] == "physical_plan").map(|r| r[1].clone()).unwrap();
+        assert_eq!(physical.contains("FilterExec"), row_filter, "{filter}:\n{physical}");
+    }
+
     // A filter mixing partition and data columns still prunes on its partition part.
     lake.stats.reset();
     let got = rows(
