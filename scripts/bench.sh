@@ -6,8 +6,8 @@
 #   scripts/bench.sh                      # sizes 1, 5 and 20 million envelopes
 #   scripts/bench.sh --sizes 0.1 --nrt-millions-per-day 0.1 --repeat 1   # a quick pass
 #
-# BENCH_DATA (default target/bench-data) holds the generated lakes (about 2 GB at 20 M);
-# generated data is reused by later runs.
+# BENCH_DATA (default target/bench-data) holds the generated lakes (at 20 M about 1 GB for
+# the demo shape, 4 GB for the high-entropy one); generated data is reused by later runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
