@@ -52,31 +52,10 @@ impl GlueCalls {
 const DAY: &str = "2025-11-06";
 
 /// Version `k` of `silver.facts`: one row per hour of its window (hours `hour - 1` and
-/// `hour`), `v = k`.
+/// `hour` on `DAY`), `v = k`.
 fn job(k: u32, hour: u32) -> Job {
-    let window: Vec<Vec<String>> =
-        [hour - 1, hour].iter().map(|h| vec![DAY.to_string(), format!("{h:02}")]).collect();
-    let values: Vec<String> = window.iter().map(|w| format!("('{}', '{}')", w[0], w[1])).collect();
-    Job {
-        model: ModelId::parse("silver.facts").unwrap(),
-        database: "rastup_silver".into(),
-        table: "facts".into(),
-        run_id: format!("r{k}"),
-        version: format!("v20251106T{hour:02}0000000Z-{k:06x}"),
-        now: format!("{DAY}T{hour:02}:00:00.000Z"),
-        window_end: format!("{DAY}T{hour:02}:00:00.000Z"),
-        kind: JobKind::Select {
-            sql: format!(
-                "SELECT CAST({k} AS BIGINT) AS v, dt, hour FROM (VALUES {}) AS t(dt, hour)",
-                values.join(", ")
-            ),
-            partition_by: vec!["dt".into(), "hour".into()],
-            compression: "snappy".into(),
-            replaces: Some(window),
-        },
-        audits: vec![],
-        arrived: None,
-    }
+    let day = chrono::NaiveDate::parse_from_str(DAY, "%Y-%m-%d").unwrap();
+    job_at(k as usize, day.and_hms_opt(hour, 0, 0).unwrap())
 }
 
 async fn tick(engine: &AthenaEngine, k: u32, hour: u32) {

@@ -720,9 +720,12 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         "the corpus has both kinds: {null_rows} NULL rows"
     );
 
-    // Only the columns a query reads are converted (as Trino's reader is given only the
-    // projected columns): each column read alone, and a pair read out of order, equals
-    // that column of `SELECT *`, top-level arrays (matched by position) included.
+    // Only the columns a query reads are converted, as in Trino: the Hive connector creates
+    // the line deserializer from the projected columns only, each with its position in the
+    // table (`plugin/trino-hive/.../line/LinePageSourceFactory.java`, `projectedReaderColumns`
+    // mapped to `new Column(name, type, baseHiveColumnIndex)`), which is what a top-level
+    // array's elements are matched by. Each column read alone, and a pair read out of
+    // order, equals that column of `SELECT *`.
     let mut projections: Vec<Vec<usize>> = (0..columns.len()).map(|i| vec![i]).collect();
     projections.push(vec![8, 1]);
     for cols in projections {

@@ -42,8 +42,10 @@ pub(crate) struct RowDecoder {
     names: Vec<Box<str>>,
     keys: Vec<Box<str>>,
     /// One builder per column; `None` for columns the query does not read: like Trino's
-    /// reader, which is given only the projected columns, their values are not converted
-    /// (the line's syntax is still checked whole, so a malformed line reads the same).
+    /// reader, which is given only the projected columns (`LinePageSourceFactory` creates
+    /// the deserializer from `projectedReaderColumns`, each with its table position),
+    /// their values are not converted (the line's syntax is still checked whole, so a
+    /// malformed line reads the same).
     cols: Vec<Option<ColBuilder>>,
     /// The projected columns (indexes into the table's columns) and their names, for the
     /// reference path.
@@ -149,7 +151,7 @@ impl RowDecoder {
                 let idx = match hints.get(k) {
                     Some((hint, idx)) if **hint == *key => *idx,
                     _ => {
-                        let idx = keys.iter().position(|n| key_matches(options, n, &key));
+                        let idx = keys.iter().position(|n| options.key_matches(n, &key));
                         let entry = (Box::from(&*key), idx);
                         if k < hints.len() {
                             hints[k] = entry;
@@ -204,17 +206,6 @@ impl RowDecoder {
         self.rows = 0;
         Ok(out)
     }
-}
-
-/// Key equality of the reader: ASCII fast, Java's `equalsIgnoreCase` otherwise.
-fn key_matches(o: &Options, name: &str, key: &str) -> bool {
-    if !o.case_insensitive {
-        return name == key;
-    }
-    if key.is_ascii() {
-        return name.len() == key.len() && name.eq_ignore_ascii_case(key);
-    }
-    openx::eq_ignore_case(name, key)
 }
 
 /// A scalar's text as Trino's reader holds it, and whether it was quoted.
@@ -342,7 +333,7 @@ fn struct_value(
         loop {
             let key = sc.key()?;
             sc.expect(b':', "`:`")?;
-            match names.iter().position(|n| key_matches(o, o.json_name(n), &key)) {
+            match names.iter().position(|n| o.key_matches(o.json_name(n), &key)) {
                 Some(i) => {
                     let c = &mut children[i];
                     if c.len() > row {
@@ -392,7 +383,7 @@ fn map_value(
         let mut seen: Vec<Cow<'_, str>> = Vec::new();
         loop {
             let key = sc.key()?;
-            if seen.iter().any(|k| key_matches(o, k, &key)) {
+            if seen.iter().any(|k| o.key_matches(k, &key)) {
                 return Err(Fallback);
             }
             keys.push_str_bytes(key.as_bytes());

@@ -2,6 +2,7 @@
 //! counting what it reads and quarantining malformed lines next to nothing else:
 //! valid rows of a file are always returned.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -163,7 +164,7 @@ impl FileReader<'_> {
                 // Valid UTF-8 (nearly every line) is checked fast; otherwise Trino's
                 // replacement of invalid sequences.
                 let text = match std::str::from_utf8(text) {
-                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Ok(t) => Cow::Borrowed(t),
                     Err(_) => String::from_utf8_lossy(text),
                 };
                 let (kept, error) = match self.decoder.decode(&text) {
