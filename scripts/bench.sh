@@ -22,8 +22,7 @@ if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$pins" ]; then
   echo "$pins" > "$venv/.installed"
 fi
 
-CARGO_TARGET_DIR="$target" cargo build --release --locked --manifest-path bench/Cargo.toml \
-  ${BENCH_FEATURES:+--features "$BENCH_FEATURES"}
+CARGO_TARGET_DIR="$target" cargo build --release --locked --manifest-path bench/Cargo.toml
 
 data="${BENCH_DATA:-$PWD/target/bench-data}"
 out="${BENCH_OUT:-$PWD/target/bench}"

@@ -244,6 +244,104 @@ async fn lines_read_as_athena_reads_them_and_quarantined_with_why() {
     assert_eq!(leftovers.len(), 1, "no temp files left behind");
 }
 
+/// Lines end where Trino's `TextLineReader` ends them (`\n`, `\r` or `\r\n`; a last line
+/// without a terminator counts; an empty line is a row of NULLs), wherever the reads of the
+/// file split them: the files are not compressed (read in the reader's chunks as they are),
+/// the first lines are shifted by one byte per file so that in some file a `\r` is the last
+/// byte of the first read (before a `\n` or not), and one line is longer than a read.
+#[tokio::test]
+async fn lines_end_at_any_terminator_wherever_reads_split_them() {
+    /// Trino's splitting, byte by byte.
+    fn reference_lines(content: &[u8]) -> Vec<&[u8]> {
+        let (mut out, mut start, mut i) = (Vec::new(), 0, 0);
+        while i < content.len() {
+            match content[i] {
+                b'\n' => {
+                    out.push(&content[start..i]);
+                    start = i + 1;
+                }
+                b'\r' => {
+                    out.push(&content[start..i]);
+                    if content.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if start < content.len() {
+            out.push(&content[start..]);
+        }
+        out
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let mut files = Vec::new();
+    for f in 0..40 {
+        let mut content = Vec::new();
+        // Shifts everything after it by f bytes.
+        content.extend_from_slice(format!("{{\"s\":\"f{f} {}\"}}\n", "x".repeat(f)).as_bytes());
+        let mut n = 0;
+        let mut line = |content: &mut Vec<u8>, end: &[u8]| {
+            n += 1;
+            content.extend_from_slice(format!("{{\"s\":\"f{f}-{n}\"}}").as_bytes());
+            content.extend_from_slice(end);
+        };
+        while content.len() < 300_000 {
+            line(&mut content, b"\r\n");
+            line(&mut content, b"\r");
+        }
+        for end in [&b"\r"[..], b"\n", b"\r\n", b"\r\r\n", b"\n\n", b"\r\r"] {
+            for _ in 0..500 {
+                line(&mut content, end);
+            }
+        }
+        content.extend_from_slice(format!("{{\"s\":\"f{f} {}\"}}\r\n", "y".repeat(300_000)).as_bytes());
+        for _ in 0..1000 {
+            line(&mut content, b"\r");
+        }
+        if f % 2 == 0 {
+            line(&mut content, b""); // the last line has no terminator
+        } else {
+            line(&mut content, b"\r");
+        }
+        let path = root.join(format!("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-{f:04}.json"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &content).unwrap();
+        files.push(content);
+    }
+    // The reader reads 256 KiB at a time: some file has a `\r\n` split by the first read,
+    // some a lone `\r` last in it.
+    const CHUNK: usize = 256 << 10;
+    assert!(files.iter().any(|c| c[CHUNK - 1] == b'\r' && c[CHUNK] == b'\n'));
+    assert!(files.iter().any(|c| c[CHUNK - 1] == b'\r' && c[CHUNK] != b'\n'));
+    let ddl = DDL.replace("`event` string,", "`s` string, `event` string,");
+    let lake = lake_with(&ddl, &[], tmp);
+    let mut got: Vec<String> =
+        rows(&lake.ctx, "SELECT s FROM bronze_events").await.into_iter().map(|mut r| r.remove(0)).collect();
+    let mut want: Vec<String> = files
+        .iter()
+        .flat_map(|c| reference_lines(c))
+        .map(|l| {
+            let l = std::str::from_utf8(l).unwrap();
+            match l.strip_prefix("{\"s\":\"") {
+                Some(rest) => rest.strip_suffix("\"}").unwrap().to_string(),
+                None => "NULL".to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    got.sort();
+    want.sort();
+    assert!(got == want, "the rows differ from the lines");
+    let stats = lake.stats.snapshot();
+    let empty = want.iter().filter(|s| *s == "NULL").count() as u64;
+    assert_eq!(stats.malformed_lines, empty, "every empty line is a row of NULLs, noted");
+    assert_eq!(stats.uncompressed_bytes, files.iter().map(|c| c.len() as u64).sum::<u64>());
+}
+
 /// Without `use.null.for.invalid.data`, Trino fails the query on an object where a scalar
 /// column is expected (`OpenXJsonDeserializer.java:277-290`, `invalidJson`; TestOpenxJsonFormat
 /// `testIntegralNumber` 665-667), whatever `ignore.malformed.json` says (its try/catch covers

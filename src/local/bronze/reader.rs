@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,7 +90,7 @@ pub(crate) fn read_files(
         batch_size: batch_size.max(1),
         emit,
         remaining: &mut remaining,
-        line: Vec::with_capacity(8 << 10),
+        buffer: Vec::new(),
     };
     for file in files {
         if !reader.read(file)? {
@@ -107,7 +107,8 @@ struct FileReader<'a> {
     batch_size: usize,
     emit: &'a mut dyn FnMut(RecordBatch) -> bool,
     remaining: &'a mut usize,
-    line: Vec<u8>,
+    /// The line buffer, kept from file to file.
+    buffer: Vec<u8>,
 }
 
 impl FileReader<'_> {
@@ -125,24 +126,20 @@ impl FileReader<'_> {
         } else {
             Box::new(f)
         };
-        let mut input = BufReader::with_capacity(1 << 20, raw);
+        let mut input = Lines::new(raw, std::mem::take(&mut self.buffer));
 
         let mut line_no = 0u64;
-        let mut uncompressed = 0u64;
         let mut rows = 0u64;
         let mut bad_lines = 0u64;
         let mut nulled_lines = 0u64;
         let mut quarantine = Vec::new();
         let mut buffered = 0usize;
         let mut finished = true;
-        // Trino's TextLineReader ends a line at \n, \r or \r\n; a last line without a
-        // terminator counts, an empty line is a line (a row of NULLs).
-        let mut line = std::mem::take(&mut self.line);
         let mut unreadable = None;
         'file: loop {
-            line.clear();
-            let n = match input.read_until(b'\n', &mut line) {
-                Ok(n) => n,
+            let text = match input.next_line() {
+                Ok(Some(text)) => text,
+                Ok(None) => break,
                 // A truncated or corrupt object: the lines before stay read; the rest cannot
                 // be. (Athena fails the query on such a file, naming it.)
                 Err(e) => {
@@ -150,69 +147,59 @@ impl FileReader<'_> {
                     break;
                 }
             };
-            if n == 0 {
-                break;
-            }
-            uncompressed += n as u64;
-            let body = line.strip_suffix(b"\n").unwrap_or(&line);
-            // "\r\n", or a final "\r": that \r ended the line before it; any other \r
-            // ends a line too.
-            let body = body.strip_suffix(b"\r").unwrap_or(body);
-            let parts = body.split(|b| *b == b'\r');
-            for text in parts {
-                line_no += 1;
-                // Valid UTF-8 (nearly every line) is checked fast; otherwise Trino's
-                // replacement of invalid sequences.
-                let text = match std::str::from_utf8(text) {
-                    Ok(t) => Cow::Borrowed(t),
-                    Err(_) => String::from_utf8_lossy(text),
-                };
-                let (kept, error) = match self.decoder.decode(&text) {
-                    Ok(Decoded::Row { nulled }) if nulled.is_empty() => (None, String::new()),
-                    Ok(Decoded::Row { nulled }) => {
-                        nulled_lines += 1;
-                        (Some("row kept"), nulled.join("; "))
-                    }
-                    Ok(Decoded::NullRow(why)) => {
-                        bad_lines += 1;
-                        (Some("row of NULLs"), why)
-                    }
-                    Err(e) => {
-                        return Err(DataFusionError::Execution(format!(
-                            "{} line {line_no}: {e}",
-                            file.relative_path
-                        )));
-                    }
-                };
-                rows += 1;
-                buffered += text.len();
-                if let Some(read_as) = kept {
-                    let bad = BadRecord {
-                        source: &file.relative_path,
-                        line: line_no,
-                        error: &error,
-                        read_as,
-                        record: &text,
-                    };
-                    serde_json::to_writer(&mut quarantine, &bad)
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    quarantine.push(b'\n');
+            line_no += 1;
+            // Valid UTF-8 (nearly every line) is checked fast; otherwise Trino's
+            // replacement of invalid sequences.
+            let text = match std::str::from_utf8(text) {
+                Ok(t) => Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(text),
+            };
+            let (kept, error) = match self.decoder.decode(&text) {
+                Ok(Decoded::Row { nulled }) if nulled.is_empty() => (None, String::new()),
+                Ok(Decoded::Row { nulled }) => {
+                    nulled_lines += 1;
+                    (Some("row kept"), nulled.join("; "))
                 }
-                let rows_now = self.decoder.rows();
-                if rows_now >= *self.remaining {
+                Ok(Decoded::NullRow(why)) => {
+                    bad_lines += 1;
+                    (Some("row of NULLs"), why)
+                }
+                Err(e) => {
+                    return Err(DataFusionError::Execution(format!(
+                        "{} line {line_no}: {e}",
+                        file.relative_path
+                    )));
+                }
+            };
+            rows += 1;
+            buffered += text.len();
+            if let Some(read_as) = kept {
+                let bad = BadRecord {
+                    source: &file.relative_path,
+                    line: line_no,
+                    error: &error,
+                    read_as,
+                    record: &text,
+                };
+                serde_json::to_writer(&mut quarantine, &bad)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                quarantine.push(b'\n');
+            }
+            let rows_now = self.decoder.rows();
+            if rows_now >= *self.remaining {
+                finished = false;
+                break 'file;
+            }
+            if rows_now >= self.batch_size || buffered >= MAX_BATCH_BYTES {
+                buffered = 0;
+                if !self.flush(file)? {
                     finished = false;
                     break 'file;
                 }
-                if rows_now >= self.batch_size || buffered >= MAX_BATCH_BYTES {
-                    buffered = 0;
-                    if !self.flush(file)? {
-                        finished = false;
-                        break 'file;
-                    }
-                }
             }
         }
-        self.line = line;
+        let uncompressed = input.consumed;
+        self.buffer = input.into_buffer();
         if let Some(e) = unreadable {
             stats.bad_files.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(file = %file.relative_path, "unreadable after line {line_no}: {e}");
@@ -259,6 +246,98 @@ impl FileReader<'_> {
         let batch = RecordBatch::try_new_with_options(self.spec.schema.clone(), columns, &options)?;
         *self.remaining -= n;
         Ok((self.emit)(batch))
+    }
+}
+
+/// The lines of a decompressed stream as Trino's `TextLineReader` splits them: a line ends
+/// at `\n`, `\r` or `\r\n`; a last line without a terminator counts; an empty line is a
+/// line. Lines are handed out as slices of one buffer (no copy per line), found with a
+/// vectorised search for either terminator.
+struct Lines {
+    src: Box<dyn Read>,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`; `buf[start..scanned]` holds no terminator.
+    start: usize,
+    scanned: usize,
+    end: usize,
+    eof: bool,
+    /// Bytes read from the stream.
+    consumed: u64,
+}
+
+impl Lines {
+    const CHUNK: usize = 256 << 10;
+
+    fn new(src: Box<dyn Read>, mut buf: Vec<u8>) -> Self {
+        buf.resize(Self::CHUNK, 0);
+        Lines { src, buf, start: 0, scanned: 0, end: 0, eof: false, consumed: 0 }
+    }
+
+    /// The buffer, for the next file (unless a long line grew it).
+    fn into_buffer(self) -> Vec<u8> {
+        if self.buf.len() > 16 << 20 { Vec::new() } else { self.buf }
+    }
+
+    fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        loop {
+            if let Some(rel) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..self.end]) {
+                let at = self.scanned + rel;
+                let cr = self.buf[at] == b'\r';
+                // A `\r` last in the buffer: whether a `\n` follows is in the next read.
+                if cr && at + 1 == self.end && !self.eof {
+                    self.scanned = at;
+                    self.fill()?;
+                    continue;
+                }
+                let mut next = at + 1;
+                if cr && next < self.end && self.buf[next] == b'\n' {
+                    next += 1;
+                }
+                let line = self.start..at;
+                self.start = next;
+                self.scanned = next;
+                return Ok(Some(&self.buf[line]));
+            }
+            self.scanned = self.end;
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let line = self.start..self.end;
+                self.start = self.end;
+                return Ok(Some(&self.buf[line]));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Moves the unread bytes to the front and reads more (growing the buffer for a line
+    /// longer than it).
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    self.consumed += n as u64;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
