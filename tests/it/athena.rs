@@ -22,7 +22,7 @@ use strata::athena::query::QueryConfig;
 use strata::athena::{AthenaEngine, Clients};
 use strata::config::Storage;
 
-use crate::common::{TestProject, repo, strata_cmd};
+use crate::common::{TestProject, files_under, repo, strata_cmd};
 
 /// The Athena stand-in for one test.
 pub struct StandIn {
@@ -182,7 +182,7 @@ async fn put(aws: &Clients, key: &str, body: &[u8]) {
 pub(crate) async fn upload_bronze(aws: &Clients, t: &TestProject) -> Vec<String> {
     let root = t.lake();
     let mut keys = Vec::new();
-    for path in walk(&root.join("bronze/events")) {
+    for path in files_under(&root.join("bronze/events")) {
         let key = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
         put(aws, &key, &std::fs::read(&path).unwrap()).await;
         keys.push(key);
@@ -234,20 +234,6 @@ async fn statements(aws: &Clients) -> Vec<(String, String)> {
             (q.query().unwrap_or_default().to_string(), state)
         }));
     }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
     out
 }
 

@@ -244,8 +244,9 @@ async fn lines_read_as_athena_reads_them_and_quarantined_with_why() {
     assert_eq!(leftovers.len(), 1, "no temp files left behind");
 }
 
-/// Lines end where Trino's `TextLineReader` ends them (`\n`, `\r` or `\r\n`; a last line
-/// without a terminator counts; an empty line is a row of NULLs), wherever the reads of the
+/// Lines end where Trino's `TextLineReader` ends them (`TextLineReader.java:243-271`: `\n`,
+/// `\r` or `\r\n`; a last line without a terminator counts; an empty line is a row of
+/// NULLs; the Python port's `TestSplitLines` pins the same rules), wherever the reads of the
 /// file split them: the files are not compressed (read in the reader's chunks as they are),
 /// the first lines are shifted by one byte per file so that in some file a `\r` is the last
 /// byte of the first read (before a `\n` or not), and one line is longer than a read.
@@ -867,7 +868,7 @@ async fn values_that_do_not_fit_are_noted_by_the_queries_that_read_them() {
     let quarantine = || {
         let dir = lake.quarantine.clone();
         let mut out = Vec::new();
-        for e in walk(&dir) {
+        for e in crate::common::files_under(&dir) {
             for l in std::fs::read_to_string(e).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 out.push((
@@ -892,19 +893,6 @@ async fn values_that_do_not_fit_are_noted_by_the_queries_that_read_them() {
     assert_eq!(q.iter().filter(|(l, _, _)| *l == 4).count(), 1, "each finding once: {q:?}");
     let lines_in_order: Vec<u64> = q.iter().map(|(l, _, _)| *l).collect();
     assert!(lines_in_order.is_sorted(), "{q:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The Python port of Trino's OpenX reader (the reference `odd_lines_read_as_...` compares

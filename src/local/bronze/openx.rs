@@ -1009,10 +1009,10 @@ pub(crate) enum LineOutcome {
 }
 
 /// `OpenXJsonDeserializer.deserialize` (`OpenXJsonDeserializer.java:150-180`) into the row
-/// builders `cols` (`None` for columns not materialised: they are decoded into a scratch
-/// builder, so failures are the same whatever the projection).
-/// `names` and `cols` are the columns read, `columns[i]` the position of `names[i]` among
-/// the table's columns (what a top-level array's elements are matched by).
+/// builders `cols`: `names` and `cols` are the columns the query reads, `columns[i]` the
+/// position of `names[i]` among the table's columns (what a top-level array's elements are
+/// matched by). Other columns are not converted, as in Trino, so a value that does not fit
+/// one of them is not noted.
 pub(crate) fn decode_tree(
     line: &str,
     names: &[Box<str>],

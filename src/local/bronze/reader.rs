@@ -249,9 +249,10 @@ impl FileReader<'_> {
     }
 }
 
-/// The lines of a decompressed stream as Trino's `TextLineReader` splits them: a line ends
-/// at `\n`, `\r` or `\r\n`; a last line without a terminator counts; an empty line is a
-/// line. Lines are handed out as slices of one buffer (no copy per line), found with a
+/// The lines of a decompressed stream as Trino's `TextLineReader` splits them
+/// (`lib/trino-hive-formats/.../line/text/TextLineReader.java:153-271`, ported and tested in
+/// `tests/athena_standin/openx.py`): a line ends at `\n`, `\r` or `\r\n`; a last line
+/// without a terminator counts; an empty line is a line. Lines are handed out as slices of one buffer (no copy per line), found with a
 /// vectorised search for either terminator.
 struct Lines {
     src: Box<dyn Read>,
