@@ -1,7 +1,6 @@
 //! Reading the Bronze events table from a local lake: values, malformed-line
 //! quarantine, partition pruning and DDL errors, as a user of the local engine sees them.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,8 +8,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use strata::local::bronze::{BronzeTable, DdlError, ReadStats, parse_external_table};
 
 const DDL: &str = r#"CREATE EXTERNAL TABLE IF NOT EXISTS `rastup_bronze`.`bronze_events` (
@@ -35,16 +32,6 @@ TBLPROPERTIES (
   'storage.location.template' = 's3://bucket/bronze/events/dt=${dt}/hour=${hour}/env=${env}/event=${event_name}'
 );"#;
 
-fn write_gz(path: &Path, lines: &[String]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut enc = GzEncoder::new(std::fs::File::create(path).unwrap(), Compression::fast());
-    for line in lines {
-        enc.write_all(line.as_bytes()).unwrap();
-        enc.write_all(b"\n").unwrap();
-    }
-    enc.finish().unwrap();
-}
-
 fn part_file(root: &Path, dt: &str, hour: &str, env: &str, event: &str) -> std::path::PathBuf {
     root.join(format!("dt={dt}/hour={hour}/env={env}/event={event}/part-0000.json.gz"))
 }
@@ -68,7 +55,7 @@ fn lake_with(ddl: &str, files: &[(std::path::PathBuf, Vec<String>)], tmp: tempfi
     let root = tmp.path().join("bronze/events");
     let quarantine = tmp.path().join("quarantine/bronze_events");
     for (path, lines) in files {
-        write_gz(path, lines);
+        crate::common::write_gz(path, lines);
     }
     let stats = ReadStats::new();
     let table = parse_external_table(ddl).unwrap();
