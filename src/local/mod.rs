@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use self::bronze::{BronzeTable, ReadStats, parse_external_table};
@@ -153,7 +154,12 @@ impl LocalEngine {
             // reduction a partial aggregation passes rows on instead of hashing them twice
             // (DataFusion's default probes 100,000 rows per partition first).
             .set_usize("datafusion.execution.skip_partial_aggregation_probe_rows_threshold", 20_000);
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(bronze::MembersInBronzeScan))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
         let stats = Arc::new(ReadStats::default());
         let catalog = ctx.catalog("datafusion").expect("the default catalog exists");

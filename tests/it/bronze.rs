@@ -738,6 +738,19 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         }
         lines.push(String::from_utf8(line).unwrap());
     }
+    // Long strings with an escape, a control character, multi-byte text or the end of the
+    // line at every offset: the scanner looks for the end of a string 16 and 8 bytes at a
+    // time, so each lands at every position of a block.
+    for k in 0..40 {
+        let (a, b, e) = ("a".repeat(k), "b".repeat(40 - k), "é".repeat(k));
+        lines.push(format!(r#"{{"s":"{a}\"q\"{b}","payload":{{"t":"{a}\u00e9{b}","u":"{e}"}}}}"#));
+        lines.push(format!("{{\"s\":\"{a}\t{b}\"}}"));
+        lines.push(format!("{{\"s\":\"{e}\u{1}\"}}"));
+        lines.push(format!(r#"{{"s":"{a}\q{b}"}}"#));
+        lines.push(format!(r#"{{"s":"{e}\"}}"#));
+        lines.push(format!(r#"{{"payload":{{"k":"{b}{a}"#));
+        lines.push(format!(r#"{{"s":"{e}","payload":["{a}\/{e}"]}}"#));
+    }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("bronze/events");
     let file = root.join("part-0.json");
@@ -898,4 +911,150 @@ fn the_python_port_of_trinos_reader_passes_its_tests() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("OK"), "{text}");
+}
+
+/// `json_extract_scalar(payload, '$.key')` over a Bronze scan is computed by the scan while
+/// it reads the line (`MembersInBronzeScan`): every value must be the one the function gives
+/// on the `payload` column, whatever producers put there. The same queries run on a session
+/// with the rewrite and on one without it, over payloads that take every path through the
+/// reader: objects copied as-is, objects Trino writes differently (escapes, repeated keys,
+/// whitespace), JSON held in a string, arrays, scalars, NULL and missing payloads, a repeated
+/// `payload` key, lines the fast path hands to the reference reader, malformed lines.
+#[tokio::test]
+async fn payload_members_read_by_the_scan_equal_the_function_on_the_column() {
+    use datafusion::execution::SessionStateBuilder;
+    use strata::local::bronze::MembersInBronzeScan;
+
+    let payloads = [
+        r#"{"k":"v","n":1.50,"b":true,"nul":null,"o":{"k":"inner"},"a":[1,2],"e":-7}"#,
+        r#"{"e":1e3,"z":-0,"k":"numbers Trino writes differently"}"#,
+        r#"{"K":"upper only","n":"7"}"#,
+        r#"{"k":"first","k":"second"}"#,
+        r#"{"k":"lower","K":"upper"}"#,
+        r#"{"k":"caf\u00e9","n":"\u0031"}"#,
+        r#"{"k":"a\/b","n":2}"#,
+        r#"{"k":"<\/p>"}"#,
+        r#"{"k":"tab\tq\"uote\\ \b\f\n\r","n":2}"#,
+        r#"{"k":"x","n":-12.5e-3}"#,
+        r#"{ "k" : "spaced" , "n" : [ 1 , 2 ] , "o" : { "k" : 1 } }"#,
+        r#""{\"k\":\"in a string\",\"n\":3}""#,
+        r#""not json""#,
+        r#""""#,
+        r#"[{"k":1},2]"#,
+        "42",
+        "-0.0",
+        "true",
+        "null",
+        "{}",
+        r#"{"k":{"deep":[{"k":1}]},"n":[],"e":{}}"#,
+        r#"{"n":123456789012345678901234567890,"k":"","e":1E+2}"#,
+        r#"{"k":"é ✓ \ud83d\ude00","n":0.000}"#,
+        r#"{"k":"x","k2":"y","":"empty key","a":"q"}"#,
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        lines.push(format!(r#"{{"user_id":"u{i}","payload":{p}}}"#));
+        // The same payload first on its line, and on a line the fast path gives up on (a
+        // struct read from a string), which the reference reader reads whole.
+        lines.push(format!(r#"{{"payload":{p},"user_id":"f{i}","v":1}}"#));
+        lines.push(format!(r#"{{"user_id":"r{i}","device":"not a struct","payload":{p}}}"#));
+    }
+    lines.extend(
+        [
+            r#"{"user_id":"missing"}"#,
+            r#"{"user_id":"twice","payload":{"k":"a"},"payload":{"n":1}}"#,
+            r#"{"user_id":"twice-ci","payload":{"k":"a"},"PAYLOAD":"{\"k\":\"b\"}"}"#,
+            r#"{"user_id":"twice-back","payload":"x","payload":{"k":"c"}}"#,
+            r#"{"user_id":"malformed","payload":{"k":"a""#,
+            r#"{"user_id":"trailing","payload":{"k":"t"}} junk"#,
+            "",
+        ]
+        .map(String::from),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let file = part_file(&root, "2025-11-06", "15", "prod", "search.impression");
+    let lake = lake_with(DDL, &[(file, lines.clone())], tmp);
+
+    let session = |rewrite: bool| {
+        let config = SessionConfig::new().with_target_partitions(2).with_batch_size(7);
+        let mut state = SessionStateBuilder::new().with_config(config).with_default_features();
+        if rewrite {
+            state = state.with_physical_optimizer_rule(Arc::new(MembersInBronzeScan));
+        }
+        let ctx = SessionContext::new_with_state(state.build());
+        strata::local::functions::register(&ctx);
+        ctx.register_table("bronze_events", lake.table.clone()).unwrap();
+        ctx
+    };
+    let (with, without) = (session(true), session(false));
+    let keys = ["k", "K", "n", "e", "z", "b", "nul", "o", "a", "k2", "", "missing"];
+    let members: Vec<String> =
+        keys.iter().map(|k| format!("json_extract_scalar(payload, '$[\"{k}\"]') AS \"m_{k}\"")).collect();
+    let queries = [
+        // Only members of payload: the scan computes them and returns payload as NULLs.
+        (format!("SELECT user_id, {} FROM bronze_events", members.join(", ")), true),
+        // payload itself read as well, a member in a filter, a two-step path left to the function.
+        (
+            "SELECT user_id, payload, json_extract_scalar(payload, '$.n') AS n, \
+             json_extract_scalar(payload, '$.o.k') AS ok FROM bronze_events \
+             WHERE json_extract_scalar(payload, '$.k') IS NOT NULL"
+                .to_string(),
+            false,
+        ),
+        // fact_payouts' shape: a struct field read too (DataFusion extracts it in a projection
+        // of its own below the filter, which hands on only some columns).
+        (
+            "SELECT DISTINCT coalesce(money.currency, json_extract_scalar(payload, '$.k')) AS c, \
+             json_extract_scalar(payload, '$.n') AS n, user_id FROM bronze_events \
+             WHERE json_extract_scalar(payload, '$.k') IS NOT NULL AND received_at IS NULL"
+                .to_string(),
+            true,
+        ),
+        // A Silver model's shape: members in expressions, a filter, DISTINCT.
+        (
+            "SELECT DISTINCT coalesce(city, json_extract_scalar(payload, '$.k')) AS c, \
+             TRY_CAST(json_extract_scalar(payload, '$.n') AS DOUBLE) AS n, dt \
+             FROM bronze_events WHERE dt = '2025-11-06' AND json_extract_scalar(payload, '$.k') <> 'v'"
+                .to_string(),
+            true,
+        ),
+    ];
+    for (sql, unread) in &queries {
+        let explain = format!("EXPLAIN {sql}");
+        let p_with = rows(&with, &explain).await.concat().join("\n");
+        let p_without = rows(&without, &explain).await.concat().join("\n");
+        assert!(p_with.contains("members=[payload."), "the scan computes the members:\n{p_with}");
+        assert_eq!(p_with.contains("unread=[payload]"), *unread, "{sql}:\n{p_with}");
+        assert!(!p_without.contains("members="), "{p_without}");
+        let (mut a, mut b) = (rows(&with, sql).await, rows(&without, sql).await);
+        a.sort();
+        b.sort();
+        assert!(a.len() > 10, "{sql}: {} rows", a.len());
+        assert_eq!(a, b, "{sql}");
+    }
+    // The corpus reaches the values it is meant to: a member of an object copied as-is, of
+    // one Trino writes differently, of JSON held in a string, and NULL for the rest.
+    let got = rows(
+        &with,
+        "SELECT user_id, json_extract_scalar(payload, '$.k'), json_extract_scalar(payload, '$.n') \
+         FROM bronze_events WHERE user_id IN ('u0', 'f0', 'r0', 'u3', 'u5', 'u11', 'u14', 'twice', 'missing')",
+    )
+    .await;
+    let mut got: Vec<String> = got.into_iter().map(|r| r.join("|")).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "f0|v|1.50",
+            "missing|NULL|NULL",
+            "r0|v|1.50",
+            "twice|NULL|1",
+            "u0|v|1.50",
+            "u11|in a string|3",
+            "u14|NULL|NULL",
+            "u3|second|NULL",
+            "u5|café|1",
+        ]
+    );
 }

@@ -29,6 +29,10 @@ impl Validity {
         self.bits.len()
     }
 
+    fn last(&self) -> Option<bool> {
+        self.bits.last().copied()
+    }
+
     fn truncate(&mut self, len: usize) {
         if len < self.bits.len() {
             self.nulls -= self.bits[len..].iter().filter(|v| !**v).count();
@@ -199,6 +203,16 @@ impl ColBuilder {
     }
 
     /// Appends a string value (UTF-8 already checked by the caller) into a Utf8 column.
+    /// The last value of a string column, unless it is NULL (or there are no rows).
+    pub(crate) fn last_str(&self) -> Option<&str> {
+        let Kind::Utf8 { offsets, data } = &self.kind else { return None };
+        if self.valid.last() != Some(true) {
+            return None;
+        }
+        let [.., start, end] = offsets.as_slice() else { return None };
+        std::str::from_utf8(&data[*start as usize..*end as usize]).ok()
+    }
+
     pub(crate) fn push_str_bytes(&mut self, bytes: &[u8]) {
         if let Kind::Utf8 { offsets, data } = &mut self.kind {
             data.extend_from_slice(bytes);

@@ -15,6 +15,7 @@ use super::builders::{ColBuilder, Kind};
 use super::convert::{hive_type, push_compact_json};
 use super::json::{JResult, Lit, Scanner};
 use super::openx::{self, LineOutcome, Notes, Options, canonical_unquoted, java_trim};
+use crate::local::functions;
 
 /// How a line read.
 #[derive(Debug)]
@@ -23,6 +24,15 @@ pub(crate) enum Decoded {
     Row { nulled: Vec<String> },
     /// A row of NULLs (partition columns still set), and why.
     NullRow(String),
+}
+
+/// A `json_extract_scalar(col, '$.key')` the scan computes while it reads `col` (see
+/// [`super::paths`]): from the members the fast path walks anyway when `col` holds an
+/// object it copies as-is, else from the column's text as the function would.
+struct PathCol {
+    col: usize,
+    key: String,
+    b: ColBuilder,
 }
 
 /// The fast path gives up on a line; the reference path reads it.
@@ -56,6 +66,12 @@ pub(crate) struct RowDecoder {
     fast: bool,
     /// For the n-th key of the previous line: the key and the column it matched.
     hints: Vec<(Box<str>, Option<usize>)>,
+    /// Member values computed as columns; per column whether any is read from it, and
+    /// whether only they are (the column's own text is then not kept when the walk gives
+    /// them: nothing reads it).
+    paths: Vec<PathCol>,
+    has_paths: Vec<bool>,
+    only_paths: Vec<bool>,
     rows: usize,
 }
 
@@ -63,7 +79,17 @@ impl RowDecoder {
     /// A decoder for `fields`; `projected[i]` says whether column i is returned. Only
     /// those are converted; a value that does not fit a column the query does not read is
     /// not noted (Athena's query does not see it either).
-    pub(crate) fn new(fields: &Fields, projected: &[bool], options: Options) -> Result<Self, String> {
+    ///
+    /// `paths` are `(column, key)`: string columns (projected ones) whose member `key`
+    /// is also returned, as `json_extract_scalar(column, '$.key')` would give it; of the
+    /// columns in `unread`, only those members are read.
+    pub(crate) fn new(
+        fields: &Fields,
+        projected: &[bool],
+        paths: &[(usize, String)],
+        unread: &[usize],
+        options: Options,
+    ) -> Result<Self, String> {
         let mut cols = Vec::new();
         for (f, &p) in fields.iter().zip(projected) {
             let b = ColBuilder::new(f.data_type())?;
@@ -73,6 +99,17 @@ impl RowDecoder {
         let keys = names.iter().map(|n| options.json_name(n).into()).collect();
         let projected: Vec<usize> = (0..fields.len()).filter(|&i| projected[i]).collect();
         let projected_names = projected.iter().map(|&i| names[i].clone()).collect();
+        let mut has_paths = vec![false; fields.len()];
+        let mut path_cols = Vec::new();
+        for (col, key) in paths {
+            match (fields.get(*col).map(|f| f.data_type()), cols.get(*col)) {
+                (Some(DataType::Utf8), Some(Some(_))) => {}
+                _ => return Err(format!("member {key:?} of column {col}: not a projected string column")),
+            }
+            has_paths[*col] = true;
+            path_cols.push(PathCol { col: *col, key: key.clone(), b: ColBuilder::new(&DataType::Utf8)? });
+        }
+        let only_paths = (0..fields.len()).map(|i| has_paths[i] && unread.contains(&i)).collect();
         Ok(RowDecoder {
             names,
             keys,
@@ -82,6 +119,9 @@ impl RowDecoder {
             fast: !options.dots_in_keys,
             options,
             hints: Vec::new(),
+            paths: path_cols,
+            has_paths,
+            only_paths,
             rows: 0,
         })
     }
@@ -100,6 +140,7 @@ impl RowDecoder {
         if self.fast && t.starts_with('{') {
             let mut notes = Notes::default();
             if self.fast_row(t, &mut notes).is_ok() {
+                self.paths_from_text(row);
                 self.rows += 1;
                 return Ok(Decoded::Row { nulled: notes.nulled });
             }
@@ -111,6 +152,8 @@ impl RowDecoder {
         };
         match outcome {
             Ok(LineOutcome::Row(notes)) => {
+                self.truncate_paths(row);
+                self.paths_from_text(row);
                 self.rows += 1;
                 Ok(Decoded::Row { nulled: notes.nulled })
             }
@@ -118,6 +161,9 @@ impl RowDecoder {
                 self.truncate(row);
                 for c in self.cols.iter_mut().flatten() {
                     c.append_null();
+                }
+                for p in &mut self.paths {
+                    p.b.append_null();
                 }
                 self.rows += 1;
                 Ok(Decoded::NullRow(why))
@@ -133,13 +179,34 @@ impl RowDecoder {
         for c in self.cols.iter_mut().flatten() {
             c.truncate(row);
         }
+        self.truncate_paths(row);
+    }
+
+    fn truncate_paths(&mut self, row: usize) {
+        for p in &mut self.paths {
+            p.b.truncate(row);
+        }
+    }
+
+    /// The members of row `row` the line's walk did not give: from the column's text, as
+    /// `json_extract_scalar` reads it (a string holding JSON, a NULL, an array, or a line
+    /// the reference path read).
+    fn paths_from_text(&mut self, row: usize) {
+        let RowDecoder { paths, cols, .. } = self;
+        for p in paths.iter_mut().filter(|p| p.b.len() == row) {
+            let doc = cols[p.col].as_ref().and_then(ColBuilder::last_str);
+            match doc.and_then(|d| functions::extract_scalar_key(d, &p.key)) {
+                Some(v) => p.b.push_str_bytes(v.as_bytes()),
+                None => p.b.append_null(),
+            }
+        }
     }
 
     fn fast_row(&mut self, t: &str, notes: &mut Notes) -> Fast<()> {
         let mut sc = Scanner::new(t);
         sc.enter()?;
         let row = self.rows;
-        let RowDecoder { names, keys, cols, hints, options, .. } = self;
+        let RowDecoder { names, keys, cols, hints, options, paths, has_paths, only_paths, .. } = self;
         sc.skip_ws();
         if sc.peek() == Some(b'}') {
             sc.i += 1;
@@ -168,7 +235,24 @@ impl RowDecoder {
                             // A repeated key: the last one wins.
                             b.truncate(row);
                         }
-                        value(&mut sc, b, options, notes, Path::top(&names[i]))?;
+                        if has_paths[i] {
+                            for p in paths.iter_mut().filter(|p| p.col == i && p.b.len() > row) {
+                                p.b.truncate(row);
+                            }
+                            let keep = !only_paths[i];
+                            value_with_members(
+                                &mut sc,
+                                b,
+                                options,
+                                notes,
+                                Path::top(&names[i]),
+                                i,
+                                paths,
+                                keep,
+                            )?;
+                        } else {
+                            value(&mut sc, b, options, notes, Path::top(&names[i]))?;
+                        }
                     }
                     None => sc.skip_value(&mut true)?,
                 }
@@ -186,6 +270,12 @@ impl RowDecoder {
             }
         }
         Ok(())
+    }
+
+    /// The arrays of the members computed as columns (in the order given to
+    /// [`RowDecoder::new`]) for the rows so far; call before [`RowDecoder::finish`].
+    pub(crate) fn finish_paths(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
+        self.paths.iter_mut().map(|p| p.b.finish()).collect()
     }
 
     /// The arrays of the columns `indices` (projected ones) for the rows so far;
@@ -274,6 +364,54 @@ fn value(
             }
         }
     }
+}
+
+/// [`value`] for a string column some members of which are returned as columns: an
+/// object whose text is copied as-is gives them from the walk that checks it (its members
+/// are unique then, so the first is the only one, as `json_extract_scalar` takes it), and
+/// a member it lacks is NULL; the object's text is kept only if `keep`. Any other value
+/// leaves them to [`RowDecoder::paths_from_text`].
+#[allow(clippy::too_many_arguments)]
+fn value_with_members(
+    sc: &mut Scanner<'_>,
+    b: &mut ColBuilder,
+    o: &Options,
+    notes: &mut Notes,
+    path: Path<'_>,
+    col: usize,
+    paths: &mut [PathCol],
+    keep: bool,
+) -> Fast<()> {
+    sc.skip_ws();
+    if !(matches!(b.kind, Kind::Utf8 { .. }) && sc.peek() == Some(b'{')) {
+        return value(sc, b, o, notes, path);
+    }
+    let start = sc.i;
+    let mut compact = true;
+    let canonical = canonical_object(sc, o.case_insensitive, &mut compact, &mut |key, raw| {
+        for p in paths.iter_mut().filter(|p| p.col == col && *p.key == *key) {
+            match functions::scalar_of_raw(raw) {
+                Some(v) => p.b.push_str_bytes(v.as_bytes()),
+                None => p.b.append_null(),
+            }
+        }
+    })?;
+    if !canonical {
+        return Err(Fallback);
+    }
+    let row = b.len();
+    for p in paths.iter_mut().filter(|p| p.col == col && p.b.len() == row) {
+        p.b.append_null();
+    }
+    let raw = sc.slice(start, sc.i).as_bytes();
+    if !keep {
+        b.append_null();
+    } else if compact {
+        b.push_str_bytes(raw);
+    } else {
+        b.push_str_with(|data| push_compact_json(data, raw));
+    }
+    Ok(())
 }
 
 /// A scalar column's value from its text (the conversions of [`openx`]); NULL and a note
@@ -435,35 +573,7 @@ fn list_value(
 fn canonical_value(sc: &mut Scanner<'_>, ci: bool, compact: &mut bool) -> JResult<bool> {
     sc.skip_ws();
     match sc.peek() {
-        Some(b'{') => {
-            sc.enter()?;
-            *compact &= !sc.skip_ws();
-            let mut canonical = true;
-            let mut seen: Vec<Cow<'_, str>> = Vec::new();
-            if sc.peek() == Some(b'}') {
-                sc.i += 1;
-            } else {
-                loop {
-                    *compact &= !sc.skip_ws();
-                    let start = sc.i;
-                    let key = sc.key()?;
-                    canonical &= string_canonical(sc.slice(start, sc.i));
-                    canonical &=
-                        !seen.iter().any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
-                    seen.push(key);
-                    *compact &= !sc.skip_ws();
-                    sc.expect(b':', "`:`")?;
-                    *compact &= !sc.skip_ws();
-                    canonical &= canonical_value(sc, ci, compact)?;
-                    *compact &= !sc.skip_ws();
-                    if !sc.more(b'}', "an object")? {
-                        break;
-                    }
-                }
-            }
-            sc.leave();
-            Ok(canonical)
-        }
+        Some(b'{') => canonical_object(sc, ci, compact, &mut |_, _| {}),
         Some(b'[') => {
             sc.enter()?;
             *compact &= !sc.skip_ws();
@@ -497,6 +607,44 @@ fn canonical_value(sc: &mut Scanner<'_>, ci: bool, compact: &mut bool) -> JResul
             Ok(true)
         }
     }
+}
+
+/// [`canonical_value`] of the object at the cursor, handing each member's key and raw value
+/// text to `member` as it goes.
+fn canonical_object<'a>(
+    sc: &mut Scanner<'a>,
+    ci: bool,
+    compact: &mut bool,
+    member: &mut dyn FnMut(&str, &'a str),
+) -> JResult<bool> {
+    sc.enter()?;
+    *compact &= !sc.skip_ws();
+    let mut canonical = true;
+    let mut seen: Vec<Cow<'_, str>> = Vec::new();
+    if sc.peek() == Some(b'}') {
+        sc.i += 1;
+    } else {
+        loop {
+            *compact &= !sc.skip_ws();
+            let start = sc.i;
+            let key = sc.key()?;
+            canonical &= string_canonical(sc.slice(start, sc.i));
+            canonical &= !seen.iter().any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
+            *compact &= !sc.skip_ws();
+            sc.expect(b':', "`:`")?;
+            *compact &= !sc.skip_ws();
+            let at = sc.i;
+            canonical &= canonical_value(sc, ci, compact)?;
+            member(&key, sc.slice(at, sc.i));
+            seen.push(key);
+            *compact &= !sc.skip_ws();
+            if !sc.more(b'}', "an object")? {
+                break;
+            }
+        }
+    }
+    sc.leave();
+    Ok(canonical)
 }
 
 /// Whether a quoted string's JSON text (quotes included) is written back unchanged: no

@@ -15,8 +15,10 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
 use super::layout::BronzeFile;
-use super::reader::{ScanSpec, read_files};
+use super::reader::{OutCol, ScanSpec, read_files};
 
 /// Scans groups of Bronze files; output partition `i` reads `groups[i]` in order.
 #[derive(Debug)]
@@ -44,6 +46,39 @@ impl BronzeScanExec {
     pub fn file_groups(&self) -> &[Vec<BronzeFile>] {
         &self.groups
     }
+
+    /// The data column behind output column `index`, when it is a string column (one
+    /// whose members can be returned as columns too).
+    pub(crate) fn string_column(&self, index: usize) -> Option<usize> {
+        match self.spec.output.get(index)? {
+            OutCol::Data(i) if self.spec.data_fields[*i].data_type() == &DataType::Utf8 => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The same scan returning, after its columns, one string column per `(data column,
+    /// key, name)`: `json_extract_scalar(column, '$.key')`, computed while reading. The
+    /// output columns `unread` (string columns with members) are all NULL: nothing reads
+    /// them but through their members.
+    pub(crate) fn with_members(&self, members: &[(usize, String, String)], unread: &[usize]) -> Self {
+        let mut spec = ScanSpec::clone(&self.spec);
+        for &c in unread {
+            if let Some(i) = self.string_column(c)
+                && members.iter().any(|m| m.0 == i)
+                && !spec.unread.contains(&i)
+            {
+                spec.unread.push(i);
+            }
+        }
+        let mut fields: Vec<Field> = spec.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (col, key, name) in members {
+            spec.output.push(OutCol::Path(spec.paths.len()));
+            spec.paths.push((*col, key.clone()));
+            fields.push(Field::new(name, DataType::Utf8, true));
+        }
+        spec.schema = Arc::new(Schema::new_with_metadata(fields, spec.schema.metadata().clone()));
+        BronzeScanExec::new(spec, self.groups.clone())
+    }
 }
 
 impl DisplayAs for BronzeScanExec {
@@ -52,7 +87,26 @@ impl DisplayAs for BronzeScanExec {
         let bytes: u64 = self.groups.iter().flatten().map(|f| f.size).sum();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(f, "BronzeScanExec: partitions={}, files={files}, bytes={bytes}", self.groups.len())
+                write!(f, "BronzeScanExec: partitions={}, files={files}, bytes={bytes}", self.groups.len())?;
+                if !self.spec.paths.is_empty() {
+                    let members: Vec<String> = self
+                        .spec
+                        .paths
+                        .iter()
+                        .map(|(c, k)| format!("{}.{k}", self.spec.data_fields[*c].name()))
+                        .collect();
+                    write!(f, ", members=[{}]", members.join(", "))?;
+                    if !self.spec.unread.is_empty() {
+                        let unread: Vec<&str> = self
+                            .spec
+                            .unread
+                            .iter()
+                            .map(|c| self.spec.data_fields[*c].name().as_str())
+                            .collect();
+                        write!(f, ", unread=[{}]", unread.join(", "))?;
+                    }
+                }
+                Ok(())
             }
             DisplayFormatType::TreeRender => write!(f, "files={files}"),
         }

@@ -40,6 +40,59 @@ fn control_bytes(v: u64) -> u64 {
     !(((v & !HI) + LO * 0x60) | v) & HI
 }
 
+/// The first byte at or after `i` that ends a plain run of string text (a quote, a
+/// backslash or a control character), or the end of `b`.
+#[inline]
+fn special_from(b: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = b.get(i..i + 16) {
+        #[allow(unsafe_code)]
+        // SAFETY: SSE2 is part of x86-64 itself, so every processor this runs on has it.
+        let m = unsafe { sse2::special_mask(chunk.try_into().expect("16 bytes")) };
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while let Some(word) = b.get(i..i + 8) {
+        let v = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let m = eq_bytes(v, b'"') | eq_bytes(v, b'\\') | control_bytes(v);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Sixteen bytes at a time with SSE2, which every x86-64 processor has.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+
+    /// Bit k set when byte k of `chunk` is a quote, a backslash or below 0x20.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub(super) fn special_mask(chunk: &[u8; 16]) -> u32 {
+        let lo = i64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+        let hi = i64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
+        let v = _mm_set_epi64x(hi, lo);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned v < 0x20 exactly when min(v, 0x1f) == v.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
+}
+
 /// A scalar value as it appears in the text.
 pub(crate) enum Lit<'a> {
     Null,
@@ -153,17 +206,7 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            while let Some(word) = self.b.get(self.i..self.i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(word);
-                let v = u64::from_le_bytes(w);
-                let m = eq_bytes(v, b'"') | eq_bytes(v, b'\\') | control_bytes(v);
-                if m != 0 {
-                    self.i += (m.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                self.i += 8;
-            }
+            self.i = special_from(self.b, self.i);
             match self.peek() {
                 None => return self.error("EOF while parsing a string"),
                 Some(b'"') => {
@@ -186,10 +229,8 @@ impl<'a> Scanner<'a> {
                         Some(_) => return self.error("invalid escape"),
                     }
                 }
-                Some(c) if c < 0x20 => {
-                    return self.error("control character in string");
-                }
-                Some(_) => self.i += 1,
+                // `special_from` stops only at a quote, a backslash or a control byte.
+                Some(_) => return self.error("control character in string"),
             }
         }
     }

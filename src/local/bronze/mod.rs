@@ -19,6 +19,7 @@ mod json;
 mod layout;
 mod lexer;
 mod openx;
+mod paths;
 mod projection;
 mod reader;
 mod table;
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use ddl::{DdlError, ExternalTable, parse_external_table};
 pub use exec::BronzeScanExec;
 pub use layout::BronzeFile;
+pub use paths::MembersInBronzeScan;
 pub use table::BronzeTable;
 
 /// Counters of what Bronze scans read, shared by every scan of a table.

@@ -28,10 +28,12 @@ pub(crate) enum OutCol {
     Data(usize),
     /// The partition column with this index.
     Partition(usize),
+    /// The member of [`ScanSpec::paths`] with this index.
+    Path(usize),
 }
 
 /// Everything a scan partition needs to turn files into batches.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ScanSpec {
     /// The table's data columns.
     pub(crate) data_fields: Fields,
@@ -45,6 +47,11 @@ pub(crate) struct ScanSpec {
     pub(crate) limit: Option<usize>,
     /// The table's SerDe properties, as the reader honours them.
     pub(crate) options: Options,
+    /// `(data column, key)`: `json_extract_scalar(column, '$.key')` computed while reading
+    /// (the [`super::paths`] rewrite); the column is also in `output`.
+    pub(crate) paths: Vec<(usize, String)>,
+    /// Data columns in `output` whose values nothing reads (only members of them): NULL.
+    pub(crate) unread: Vec<usize>,
 }
 
 /// Flush a batch early once this many line bytes are buffered (keeps i32 offsets safe).
@@ -80,8 +87,9 @@ pub(crate) fn read_files(
             data_cols.push(i);
         }
     }
-    let mut decoder = RowDecoder::new(&spec.data_fields, &projected, spec.options.clone())
-        .map_err(DataFusionError::NotImplemented)?;
+    let mut decoder =
+        RowDecoder::new(&spec.data_fields, &projected, &spec.paths, &spec.unread, spec.options.clone())
+            .map_err(DataFusionError::NotImplemented)?;
     let mut remaining = spec.limit.unwrap_or(usize::MAX);
     let mut reader = FileReader {
         spec,
@@ -231,14 +239,22 @@ impl FileReader<'_> {
         if self.decoder.rows() == 0 {
             return Ok(true);
         }
+        let paths = self.decoder.finish_paths()?;
         let mut data = self.decoder.finish(self.data_cols)?.into_iter();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output.len());
         for col in &self.spec.output {
             let array = match *col {
-                OutCol::Data(_) => data
-                    .next()
-                    .ok_or_else(|| DataFusionError::Internal("missing decoded column".to_string()))?,
+                OutCol::Data(i) => {
+                    let array = data
+                        .next()
+                        .ok_or_else(|| DataFusionError::Internal("missing decoded column".to_string()))?;
+                    if self.spec.unread.contains(&i) { new_null_array(array.data_type(), n) } else { array }
+                }
                 OutCol::Partition(p) => partition_array(file.partition_values[p].as_deref(), n),
+                OutCol::Path(k) => paths
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("missing member column".to_string()))?,
             };
             columns.push(array.slice(0, n));
         }

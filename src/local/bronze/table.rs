@@ -225,6 +225,8 @@ impl BronzeTable {
             stats: Arc::clone(&self.stats),
             limit,
             options: self.options.clone(),
+            paths: Vec::new(),
+            unread: Vec::new(),
         };
         Ok(Arc::new(BronzeScanExec::new(spec, groups)))
     }

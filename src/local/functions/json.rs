@@ -1,6 +1,7 @@
 //! Trino's legacy JSON functions over JSON held as varchar text: `json_extract_scalar`,
 //! `json_extract`, `json_parse` and `json_format`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringBuilder};
@@ -76,6 +77,24 @@ pub(super) fn extract(
         }
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// The path of `json_extract_scalar(x, path)` when it names one member (`$.key`), else
+/// `None` (an invalid path included: the function itself reports it).
+pub(crate) fn one_key_path(path: &str) -> Option<String> {
+    let mut keys = parse_path("json_extract_scalar", path).ok()?;
+    (keys.len() == 1).then(|| keys.remove(0))
+}
+
+/// `json_extract_scalar(doc, '$.key')` of one document, as [`extract`] gives it.
+pub(crate) fn extract_scalar_key<'a>(doc: &'a str, key: &String) -> Option<Cow<'a, str>> {
+    navigate(doc, std::slice::from_ref(key)).and_then(scalar_text)
+}
+
+/// `json_extract_scalar` of a member's raw JSON text (a string unescaped, a number or
+/// boolean as written, NULL for null, objects and arrays), as [`extract`] gives it.
+pub(crate) fn scalar_of_raw(raw: &str) -> Option<Cow<'_, str>> {
+    scalar_text_of(raw)
 }
 
 /// `json_parse(varchar)`: validates and returns the canonical compact text (object keys

@@ -207,6 +207,10 @@ pub(super) fn scalar_text(v: &RawValue) -> Option<Cow<'_, str>> {
 pub(super) fn scalar_text_of(raw: &str) -> Option<Cow<'_, str>> {
     let raw = raw.trim();
     match raw.bytes().next()? {
+        // Valid JSON text (what callers pass): a string without escapes is its inside.
+        b'"' if raw.len() >= 2 && raw.ends_with('"') && memchr::memchr(b'\\', raw.as_bytes()).is_none() => {
+            Some(Cow::Borrowed(&raw[1..raw.len() - 1]))
+        }
         b'"' => match serde_json::from_str::<&str>(raw) {
             Ok(s) => Some(Cow::Borrowed(s)),
             Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),

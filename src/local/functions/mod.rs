@@ -9,6 +9,7 @@ mod datetime;
 mod interval;
 mod iso8601;
 mod json;
+pub(crate) use json::{extract_scalar_key, one_key_path, scalar_of_raw};
 mod json_text;
 mod max_by;
 mod mysql_format;
