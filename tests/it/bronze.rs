@@ -751,6 +751,16 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         lines.push(format!(r#"{{"payload":{{"k":"{b}{a}"#));
         lines.push(format!(r#"{{"s":"{e}","payload":["{a}\/{e}"]}}"#));
     }
+    // Month ends of leap and common years (a calendar computation for valid fields, the
+    // lenient resolver for the rest): each against the port.
+    for (y, m) in [(2000, 2), (1900, 2), (2024, 2), (2100, 2), (2025, 4), (2025, 12), (1, 1), (9998, 12)] {
+        for d in [1, 28, 29, 30, 31, 32] {
+            lines.push(format!(
+                r#"{{"ts":"{y:04}-{m:02}-{d:02}T23:59:59.999999999Z","day":"{y:04}-{m:02}-{d:02}"}}"#
+            ));
+            lines.push(format!(r#"{{"ts":"{y:04}-{m:02}-{d:02}T00:00:00Z"}}"#));
+        }
+    }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("bronze/events");
     let file = root.join("part-0.json");

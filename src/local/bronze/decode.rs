@@ -65,7 +65,8 @@ pub(crate) struct RowDecoder {
     /// Whether the fast path may be tried (`dots.in.keys` needs the reference path).
     fast: bool,
     /// For the n-th key of the previous line: the key and the column it matched.
-    hints: Vec<(Box<str>, Option<usize>)>,
+    /// A key written without escapes is recognised by its text alone (no string scan).
+    hints: Vec<(Box<str>, Option<usize>, bool)>,
     /// Member values computed as columns; per column whether any is read from it, and
     /// whether only they are (the column's own text is then not kept when the walk gives
     /// them: nothing reads it).
@@ -213,21 +214,28 @@ impl RowDecoder {
         } else {
             let mut k = 0;
             loop {
-                let key = sc.key()?;
-                sc.expect(b':', "`:`")?;
+                sc.skip_ws();
                 let idx = match hints.get(k) {
-                    Some((hint, idx)) if **hint == *key => *idx,
+                    Some((hint, idx, true)) if sc.eat_plain_string(hint) => *idx,
                     _ => {
-                        let idx = keys.iter().position(|n| options.key_matches(n, &key));
-                        let entry = (Box::from(&*key), idx);
-                        if k < hints.len() {
-                            hints[k] = entry;
-                        } else {
-                            hints.push(entry);
+                        let key = sc.key()?;
+                        match hints.get(k) {
+                            Some((hint, idx, _)) if **hint == *key => *idx,
+                            _ => {
+                                let idx = keys.iter().position(|n| options.key_matches(n, &key));
+                                let plain = matches!(key, Cow::Borrowed(_));
+                                let entry = (Box::from(&*key), idx, plain);
+                                if k < hints.len() {
+                                    hints[k] = entry;
+                                } else {
+                                    hints.push(entry);
+                                }
+                                idx
+                            }
                         }
-                        idx
                     }
                 };
+                sc.expect(b':', "`:`")?;
                 k += 1;
                 match idx.and_then(|i| cols[i].as_mut().map(|b| (i, b))) {
                     Some((i, b)) => {

@@ -248,6 +248,22 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Consumes the string at `i` if its text is exactly `"plain"`; `plain` must be the body
+    /// of a string that had no escapes (so it holds no quote, backslash or control byte,
+    /// and the text matched is a complete, valid string).
+    #[inline]
+    pub(crate) fn eat_plain_string(&mut self, plain: &str) -> bool {
+        let p = plain.as_bytes();
+        let end = self.i + 1 + p.len();
+        let hit = self.b.get(self.i) == Some(&b'"')
+            && self.b.get(end) == Some(&b'"')
+            && &self.b[self.i + 1..end] == p;
+        if hit {
+            self.i = end + 1;
+        }
+        hit
+    }
+
     /// Reads an object key at `i` (after optional whitespace).
     pub(crate) fn key(&mut self) -> JResult<Cow<'a, str>> {
         self.skip_ws();
