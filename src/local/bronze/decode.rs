@@ -628,7 +628,10 @@ fn canonical_object<'a>(
     sc.enter()?;
     *compact &= !sc.skip_ws();
     let mut canonical = true;
-    let mut seen: Vec<Cow<'_, str>> = Vec::new();
+    // The keys so far: the first few on the stack (most objects have no more).
+    let mut inline: [Cow<'_, str>; 8] = Default::default();
+    let mut spilled: Vec<Cow<'_, str>> = Vec::new();
+    let mut n = 0;
     if sc.peek() == Some(b'}') {
         sc.i += 1;
     } else {
@@ -637,14 +640,21 @@ fn canonical_object<'a>(
             let start = sc.i;
             let key = sc.key()?;
             canonical &= string_canonical(sc.slice(start, sc.i));
-            canonical &= !seen.iter().any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
+            canonical &= !inline[..n.min(inline.len())]
+                .iter()
+                .chain(&spilled)
+                .any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
             *compact &= !sc.skip_ws();
             sc.expect(b':', "`:`")?;
             *compact &= !sc.skip_ws();
             let at = sc.i;
             canonical &= canonical_value(sc, ci, compact)?;
             member(&key, sc.slice(at, sc.i));
-            seen.push(key);
+            match inline.get_mut(n) {
+                Some(slot) => *slot = key,
+                None => spilled.push(key),
+            }
+            n += 1;
             *compact &= !sc.skip_ws();
             if !sc.more(b'}', "an object")? {
                 break;

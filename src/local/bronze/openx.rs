@@ -67,9 +67,13 @@ impl Options {
 
 /// Java's `String.equalsIgnoreCase`, per character.
 pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        // Equal but for the case of ASCII letters (other bytes equal).
+        return true;
+    }
     if a.is_ascii() && b.is_ascii() {
         // Upper- and lower-casing an ASCII character gives an ASCII character.
-        return a.eq_ignore_ascii_case(b);
+        return false;
     }
     let (mut x, mut y) = (a.chars(), b.chars());
     loop {
