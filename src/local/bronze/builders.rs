@@ -202,7 +202,6 @@ impl ColBuilder {
         }
     }
 
-    /// Appends a string value (UTF-8 already checked by the caller) into a Utf8 column.
     /// The last value of a string column, unless it is NULL (or there are no rows).
     pub(crate) fn last_str(&self) -> Option<&str> {
         let Kind::Utf8 { offsets, data } = &self.kind else { return None };
@@ -213,6 +212,7 @@ impl ColBuilder {
         std::str::from_utf8(&data[*start as usize..*end as usize]).ok()
     }
 
+    /// Appends a string value (UTF-8 already checked by the caller) into a Utf8 column.
     pub(crate) fn push_str_bytes(&mut self, bytes: &[u8]) {
         if let Kind::Utf8 { offsets, data } = &mut self.kind {
             data.extend_from_slice(bytes);

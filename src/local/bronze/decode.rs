@@ -334,12 +334,7 @@ fn value(
             if !canonical_value(sc, o.case_insensitive, &mut compact)? {
                 return Err(Fallback);
             }
-            let raw = sc.slice(start, sc.i).as_bytes();
-            if compact {
-                b.push_str_bytes(raw);
-            } else {
-                b.push_str_with(|data| push_compact_json(data, raw));
-            }
+            push_json_text(b, sc.slice(start, sc.i).as_bytes(), compact);
             Ok(())
         }
         (Kind::Struct { .. }, Some(b'{')) => struct_value(sc, b, o, notes, path),
@@ -411,15 +406,21 @@ fn value_with_members(
     for p in paths.iter_mut().filter(|p| p.col == col && p.b.len() == row) {
         p.b.append_null();
     }
-    let raw = sc.slice(start, sc.i).as_bytes();
-    if !keep {
+    if keep {
+        push_json_text(b, sc.slice(start, sc.i).as_bytes(), compact);
+    } else {
         b.append_null();
-    } else if compact {
+    }
+    Ok(())
+}
+
+/// An object's or array's text as a string column holds it: compacted unless it already is.
+fn push_json_text(b: &mut ColBuilder, raw: &[u8], compact: bool) {
+    if compact {
         b.push_str_bytes(raw);
     } else {
         b.push_str_with(|data| push_compact_json(data, raw));
     }
-    Ok(())
 }
 
 /// A scalar column's value from its text (the conversions of [`openx`]); NULL and a note
