@@ -267,9 +267,10 @@ impl FileReader<'_> {
 
 /// The lines of a decompressed stream as Trino's `TextLineReader` splits them
 /// (`lib/trino-hive-formats/.../line/text/TextLineReader.java:153-271`, ported and tested in
-/// `tests/athena_standin/openx.py`): a line ends at `\n`, `\r` or `\r\n`; a last line
-/// without a terminator counts; an empty line is a line. Lines are handed out as slices of one buffer (no copy per line), found with a
-/// vectorised search for either terminator.
+/// `tests/athena_standin/openx.py`): a UTF-8 byte-order mark at the start of the stream is
+/// skipped (`TextLineReader.java:95`); a line ends at `\n`, `\r` or `\r\n`; a last line
+/// without a terminator counts; an empty line is a line. Lines are handed out as slices of
+/// one buffer (no copy per line), found with a vectorised search for either terminator.
 struct Lines {
     src: Box<dyn Read>,
     buf: Vec<u8>,
@@ -278,6 +279,8 @@ struct Lines {
     scanned: usize,
     end: usize,
     eof: bool,
+    /// Whether the stream's start was checked for a byte-order mark.
+    started: bool,
     /// Bytes read from the stream.
     consumed: u64,
 }
@@ -287,7 +290,7 @@ impl Lines {
 
     fn new(src: Box<dyn Read>, mut buf: Vec<u8>) -> Self {
         buf.resize(Self::CHUNK, 0);
-        Lines { src, buf, start: 0, scanned: 0, end: 0, eof: false, consumed: 0 }
+        Lines { src, buf, start: 0, scanned: 0, end: 0, eof: false, started: false, consumed: 0 }
     }
 
     /// The buffer, for the next file (unless a long line grew it).
@@ -296,6 +299,16 @@ impl Lines {
     }
 
     fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        if !self.started {
+            self.started = true;
+            while self.end < 3 && !self.eof {
+                self.fill()?;
+            }
+            if self.buf[..self.end].starts_with(b"\xef\xbb\xbf") {
+                self.start = 3;
+                self.scanned = 3;
+            }
+        }
         loop {
             if let Some(rel) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..self.end]) {
                 let at = self.scanned + rel;
