@@ -153,7 +153,6 @@ impl RowDecoder {
         };
         match outcome {
             Ok(LineOutcome::Row(notes)) => {
-                self.truncate_paths(row);
                 self.paths_from_text(row);
                 self.rows += 1;
                 Ok(Decoded::Row { nulled: notes.nulled })
@@ -223,14 +222,7 @@ impl RowDecoder {
                             Some((hint, idx, _)) if **hint == *key => *idx,
                             _ => {
                                 let idx = keys.iter().position(|n| options.key_matches(n, &key));
-                                let plain = matches!(key, Cow::Borrowed(_));
-                                let entry = (Box::from(&*key), idx, plain);
-                                if k < hints.len() {
-                                    hints[k] = entry;
-                                } else {
-                                    hints.push(entry);
-                                }
-                                idx
+                                remember(hints, k, &key, matches!(key, Cow::Borrowed(_)), idx)
                             }
                         }
                     }
@@ -304,6 +296,24 @@ impl RowDecoder {
         self.rows = 0;
         Ok(out)
     }
+}
+
+/// Keeps `key` (and the column `idx` it matched) as the hint for the `k`-th key of the next
+/// line; `plain`: it was written without escapes, so its text alone recognises it.
+fn remember(
+    hints: &mut Vec<(Box<str>, Option<usize>, bool)>,
+    k: usize,
+    key: &str,
+    plain: bool,
+    idx: Option<usize>,
+) -> Option<usize> {
+    let entry = (Box::from(key), idx, plain);
+    if k < hints.len() {
+        hints[k] = entry;
+    } else {
+        hints.push(entry);
+    }
+    idx
 }
 
 /// A scalar's text as Trino's reader holds it, and whether it was quoted.
