@@ -63,6 +63,19 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
+/// The instants strata accepts for a run's time (`--at`, `--from`, `--to`, a test's
+/// window): event data is never older than the Unix epoch, and the embedded engine computes
+/// in nanosecond timestamps, which end in 2262; outside, windows cannot be computed.
+pub const EARLIEST: &str = "1970-01-01T00:00:00Z";
+/// See [`EARLIEST`].
+pub const LATEST: &str = "2199-12-31T23:59:59Z";
+
+/// Whether `t` is within [`EARLIEST`] ..= [`LATEST`].
+pub fn in_range(t: DateTime<Utc>) -> bool {
+    let bound = |s| DateTime::parse_from_rfc3339(s).map(|b| b.with_timezone(&Utc)).ok();
+    bound(EARLIEST).is_some_and(|lo| t >= lo) && bound(LATEST).is_some_and(|hi| t <= hi)
+}
+
 /// An instant as strata records it: RFC 3339 with milliseconds and `Z`, so that recorded
 /// instants sort as text.
 pub fn stamp(t: DateTime<Utc>) -> String {

@@ -131,6 +131,14 @@ pub trait Lifecycle: Send + Sync {
         db: &str,
         table: &str,
     ) -> Result<Option<Vec<(String, String)>>, EngineError>;
+    /// When `version` was last written, by the wall clock: the newest object of its
+    /// directory or its record's creation (`None`: nothing stored). A run writing it now
+    /// keeps it young, whatever instant its id carries (`--at` in the past).
+    async fn written_at(
+        &self,
+        tv: &TableVersions,
+        version: &str,
+    ) -> Result<Option<DateTime<Utc>>, EngineError>;
     /// Drops publish history of versions no longer kept (Athena: Glue table versions).
     async fn prune_history(&self, _tv: &TableVersions, _kept: &BTreeSet<String>) -> Result<(), EngineError> {
         Ok(())
@@ -267,15 +275,17 @@ pub async fn rollback(
 /// Works out what gc deletes for one table. Reads, never deletes.
 ///
 /// Kept: the last `retention.versions` published versions, the current and the previous
-/// one, and versions younger than `retention.orphan_grace` that were never published (a
-/// run may be writing them now); with every directory any of them reads. Everything else
-/// that is a version directory of the table, or a version record, goes. Ages come from the
-/// version id, on every backend.
+/// one, and versions that were never published while a run may be writing them: written
+/// (by the wall clock, [`Lifecycle::written_at`]) less than `retention.orphan_grace` ago,
+/// or of a table whose model's lease is held (`leased`); with every directory any of them
+/// reads. Everything else that is a version directory of the table, or a version record,
+/// goes.
 pub async fn plan_gc(
     backend: &dyn Lifecycle,
     tv: &TableVersions,
     retention: Retention,
     now: DateTime<Utc>,
+    leased: bool,
 ) -> Result<Vec<GcItem>, EngineError> {
     let mut items = Vec::new();
     if tv.layer == Layer::Bronze || !is_identifier(&tv.table) {
@@ -283,13 +293,21 @@ pub async fn plan_gc(
     }
     let kept: BTreeSet<String> = kept(tv, retention.versions).into_iter().collect();
     let published: BTreeSet<&str> = tv.history.iter().map(|p| p.version.as_str()).collect();
-    let young = |v: &str| version_time(v).is_none_or(|t| now - t < retention.orphan_grace);
+    // A version nothing says the age of (nothing stored) is as old as its id says.
+    let young = async |v: &str| -> Result<bool, EngineError> {
+        if leased {
+            return Ok(true);
+        }
+        let written = backend.written_at(tv, v).await?.or_else(|| version_time(v));
+        Ok(written.is_none_or(|t| now - t < retention.orphan_grace))
+    };
     let name = format!("{}.{}", tv.database, tv.table);
 
     let mut protected = kept.clone();
     let mut doomed = Vec::new();
     for r in &tv.recorded {
-        if kept.contains(&r.version) || (!published.contains(r.version.as_str()) && young(&r.version)) {
+        if kept.contains(&r.version) || (!published.contains(r.version.as_str()) && young(&r.version).await?)
+        {
             protected.insert(r.version.clone());
             protected.extend(backend.dirs_read_by(tv, r).await?);
         } else {
@@ -319,7 +337,7 @@ pub async fn plan_gc(
     }
     for d in &tv.dirs {
         let recorded = tv.recorded.iter().any(|r| r.version == d.name);
-        if recorded || protected.contains(&d.name) || !is_version_id(&d.name) || young(&d.name) {
+        if recorded || protected.contains(&d.name) || !is_version_id(&d.name) || young(&d.name).await? {
             continue;
         }
         if let Some(dir) = VersionDir::checked(tv.layer, &tv.table, &d.name) {
@@ -375,20 +393,30 @@ pub async fn execute_gc(
     backend.prune_history(now_tv.as_ref().unwrap_or(tv), &kept).await
 }
 
+/// A table gc looks at, and whether a run holds its model's lease now (then none of its
+/// unpublished versions is collected: the run may be writing one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcTable {
+    pub layer: Layer,
+    pub database: String,
+    pub table: String,
+    pub leased: bool,
+}
+
 /// gc of every table strata manages on this backend: the project's models and every other
 /// table the backend holds versions of in the managed layers (a model removed from the
 /// project still has versions to collect). Returns what was (or, dry, would be) deleted.
 pub async fn gc(
     backend: &dyn Lifecycle,
-    tables: &[(Layer, String, String)],
+    tables: &[GcTable],
     retention: Retention,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Vec<GcItem>, EngineError> {
     let mut all = Vec::new();
-    for (layer, db, table) in tables {
-        let Some(tv) = backend.table_versions(*layer, db, table).await? else { continue };
-        let mut items = plan_gc(backend, &tv, retention, now).await?;
+    for t in tables {
+        let Some(tv) = backend.table_versions(t.layer, &t.database, &t.table).await? else { continue };
+        let mut items = plan_gc(backend, &tv, retention, now, t.leased).await?;
         if !dry_run {
             execute_gc(backend, &tv, &mut items, retention).await?;
         }

@@ -446,6 +446,18 @@ async fn run_one(
     run_id: &str,
     stop: &Stop,
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
+    let computes = project.models[id].config.materialized != Materialization::External;
+    if computes && window.units().is_empty() {
+        // A window of no unit (lookback 0 at a unit's boundary: the command line refuses an
+        // empty range before it gets here): there is nothing to compute, and a table
+        // computed over nothing is never published.
+        let why = format!(
+            "the window [{}, {}) is empty: nothing to compute",
+            fmt_ts(window.start),
+            fmt_ts(window.end)
+        );
+        return Ok((Outcome::Skipped(why), StepStats::default()));
+    }
     let now = clock.now();
     let version = new_id("v", now);
     let job = job_for(project, id, window, run_id, &version, now)

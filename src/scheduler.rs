@@ -279,6 +279,7 @@ const SETTLE_ROUNDS: u32 = 8;
 /// backwards), so the next tick does not compute those windows again, and each run goes
 /// into the run history. No leases: a person running a model means it.
 pub struct RecordSuccess<'a> {
+    pub project: &'a Project,
     pub state: Arc<dyn RunState>,
     pub clock: &'a dyn Clock,
     pub run_id: String,
@@ -287,8 +288,26 @@ pub struct RecordSuccess<'a> {
 
 #[async_trait::async_trait]
 impl Guard for RecordSuccess<'_> {
-    async fn before(&self, _: &ModelId, _: &Window) -> Result<(), String> {
-        Ok(())
+    /// A `table` model is replaced whole: a run for an instant before the one it is
+    /// published as of would put an older snapshot over a newer one (a rerun of a past
+    /// window, `--at` in the past). Incremental models replace only their window's
+    /// partitions and always run.
+    async fn before(&self, id: &ModelId, window: &Window) -> Result<(), String> {
+        if self.project.models[id].config.materialized != crate::project::Materialization::Table {
+            return Ok(());
+        }
+        let state = match self.state.model(&id.to_string()).await {
+            Ok(s) => s,
+            Err(e) => return Err(format!("reading the run state: {e}")),
+        };
+        match state.and_then(|s| s.last_at).and_then(|t| parse(&t)) {
+            Some(last) if window.end < last => Err(format!(
+                "published as of {}, later than this run's {}: a table model is replaced whole, so an older snapshot is not published over a newer one (strata rollback, or strata state reset, moves it back on purpose)",
+                ts(last),
+                ts(window.end)
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn after(&self, run: &mut ModelRun, opts: &RunOptions) {

@@ -148,12 +148,15 @@ impl AthenaEngine {
 
     /// After the run's statement: the previous version's files of the window copied into
     /// this version's partition prefixes (and those partitions registered where the run
-    /// wrote none), and the record of what this version reflects.
+    /// wrote none), and the record of what this version reflects, unless `carries`: a run
+    /// of a past window carries the partitions after it, which its record would not cover,
+    /// so it records nothing and the next run reads its whole window.
     pub(super) async fn keep_previous_rows(
         &self,
         job: &Job,
         arrivals: &Arrivals,
         window: &[Vec<String>],
+        carries: bool,
     ) -> Result<(), EngineError> {
         let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(()) };
         let name = sql::version_table(job);
@@ -199,6 +202,9 @@ impl AthenaEngine {
                 }
             }
             self.glue.add_partitions(&job.database, &name, &added).await?;
+        }
+        if carries {
+            return Ok(());
         }
         self.put(
             &format!("{dir}{ARRIVALS_FILE}"),

@@ -202,6 +202,25 @@ impl Glue {
         }
     }
 
+    /// Adds `params` to a run's own table (one `UpdateTable`, no version guard: no reader
+    /// and no other run uses it before it is published).
+    pub async fn add_parameters(
+        &self,
+        db: &str,
+        table: &Table,
+        params: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let input = as_input(table, table.name(), params);
+        self.client
+            .update_table()
+            .database_name(db)
+            .table_input(input)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws(&format!("UpdateTable {db}.{}", table.name()), api_message(&e)))
+    }
+
     /// The table's archived versions, newest first.
     pub async fn versions(&self, db: &str, name: &str) -> Result<Vec<(String, Table)>, EngineError> {
         let mut out = Vec::new();

@@ -166,6 +166,23 @@ impl lifecycle::Lifecycle for AthenaEngine {
         self.glue.swap(db, as_input(target, table, params), expected.as_deref()).await
     }
 
+    async fn written_at(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let mut newest = self.newest_object(tv.layer, &tv.table, version).await?;
+        // The version table is made when its statement ends: a run's record counts too.
+        if let Some(r) = tv.recorded.iter().find(|r| r.version == version)
+            && let Some(t) = self.glue.table(&tv.database, &r.record).await?
+        {
+            let created =
+                t.create_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+            newest = newest.max(created);
+        }
+        Ok(newest)
+    }
+
     async fn delete_dir(&self, dir: &VersionDir) -> Result<u64, EngineError> {
         self.delete_under(dir, "").await
     }

@@ -39,6 +39,9 @@ pub const P_TABLE: &str = "strata_table";
 pub const P_RUN: &str = "strata_run_id";
 pub const P_PUBLISHED_AT: &str = "strata_published_at";
 pub const P_WINDOW_END: &str = "strata_window_end";
+/// On a run table of a past window: the window end of the version it carries partitions
+/// from, which its publish keeps as `strata_window_end` (how far the data reaches).
+pub const P_REACHES: &str = "strata_reaches";
 pub const P_DDL: &str = "strata_ddl_hash";
 /// On the view of an incremental model: its base generation, and the first partition of
 /// its hot window (a JSON array of values; the base is read before it, the run's table

@@ -198,7 +198,11 @@ impl Engine for AthenaEngine {
             (P_TABLE, target.name().to_string()),
             (P_RUN, job.run_id.clone()),
             (P_PUBLISHED_AT, now.to_string()),
-            (P_WINDOW_END, job.window_end.clone()),
+            // A past window run again: the data still reaches as far as before.
+            (
+                P_WINDOW_END,
+                param(&target, P_REACHES).unwrap_or_default().max(job.window_end.as_str()).to_string(),
+            ),
             ("strata_bytes_scanned", staged.stats.bytes_read.to_string()),
             ("strata_statements", staged.stats.statements.to_string()),
             ("strata_queue_ms", staged.stats.queue_ms.to_string()),

@@ -78,6 +78,31 @@ impl AthenaEngine {
         }
     }
 
+    /// The newest `LastModified` of the objects under `<layer>/<table>/<version>/`
+    /// (`None`: there are none).
+    pub(super) async fn newest_object(
+        &self,
+        layer: Layer,
+        table: &str,
+        version: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let (bucket, prefix) = self.s3_key(&format!("{}/{table}/{version}/", layer.as_str()));
+        let mut newest: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut pages = self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
+            })?;
+            for o in page.contents() {
+                let t = o
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+                newest = newest.max(t);
+            }
+        }
+        Ok(newest)
+    }
+
     /// Names of the version-like prefixes directly under `<layer>/<table>/`.
     pub(super) async fn list_version_prefixes(
         &self,

@@ -217,7 +217,12 @@ impl AthenaEngine {
         };
         let stats = self.write_result(&run, &sql::version_target(job, &self.storage), "").await?;
         if let (Some(a), Some(window)) = (&arrivals, replaces) {
-            self.keep_previous_rows(job, a, window).await?;
+            // The published version reaches past this run's window: a past window run again.
+            let carries = view
+                .as_ref()
+                .and_then(|v| param(v, P_WINDOW_END))
+                .is_some_and(|end| end > job.window_end.as_str());
+            self.keep_previous_rows(job, a, window, carries).await?;
         }
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
@@ -257,6 +262,19 @@ impl AthenaEngine {
             let effective: Vec<&Partition> = before.iter().chain(hot.iter()).collect();
             let in_window = effective.iter().filter(|p| window.contains(&p.values().to_vec()));
             emptied = checks::emptied(in_window.map(|p| (p.values(), true)), &written);
+            // A window that ends before the current version's last partition (a past window
+            // run again): the partitions after it are registered in this run's table as they
+            // are (their locations, not copies), so the run changes its window only.
+            if let Some(last) = window.iter().max() {
+                let after: Vec<Partition> =
+                    effective.iter().filter(|p| p.values() > last.as_slice()).map(|p| (*p).clone()).collect();
+                self.glue.put_partitions(&job.database, &name, &after).await?;
+                let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
+                if let Some(end) = reaches.filter(|e| !after.is_empty() && *e > job.window_end.as_str()) {
+                    let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
+                    self.glue.add_parameters(&job.database, &staged, params).await?;
+                }
+            }
             if !same_generation {
                 let base = sql::base_table(job);
                 self.glue.delete_table(&job.database, &base).await?;

@@ -122,6 +122,7 @@ async fn demo(
     let plan: Vec<runner::Planned> =
         project.dag.order.iter().map(|id| runner::Planned { id: id.clone(), opts }).collect();
     let record = crate::scheduler::RecordSuccess {
+        project: &project,
         state: Backend::run_state(&engine),
         clock: ctx.clock,
         run_id: runner::new_id("demo-", ctx.clock.now()),
@@ -143,6 +144,7 @@ async fn run(
 ) -> Result<u8, Error> {
     let at = ctx.at(at.as_deref(), "--at")?;
     let from = from.as_deref().map(|f| at_or_now(Some(f), ctx.clock, "--from")).transpose()?;
+    super::resolve::range(from, at)?;
     let mut project = load(ctx.dir, ctx.env)?;
     project.settings.allow_empty_window = allow_empty_window;
     // A range is recomputed from all its objects, near-real-time models included.
@@ -153,6 +155,7 @@ async fn run(
     let plan: Vec<runner::Planned> =
         models.iter().map(|id| runner::Planned { id: id.clone(), opts: RunOptions { at, from } }).collect();
     let record = crate::scheduler::RecordSuccess {
+        project: &project,
         state: backend.run_state(),
         clock: ctx.clock,
         run_id: runner::new_id("run-", ctx.clock.now()),
@@ -233,7 +236,11 @@ async fn backfill(ctx: &Ctx<'_>, selectors: &[String], a: BackfillArgs) -> Resul
     let from = at_or_now(Some(&a.from), ctx.clock, "--from")?;
     let to = ctx.at(Some(&a.to), "--to")?;
     if from >= to {
-        return Err(Error::usage(anyhow::anyhow!("--from must be before --to")));
+        return Err(Error::usage(anyhow::anyhow!(
+            "--from {} is not before --to {}: the range is empty; give --from earlier than --to",
+            crate::clock::stamp(from),
+            crate::clock::stamp(to)
+        )));
     }
     let mut project = load(ctx.dir, ctx.env)?;
     project.settings.allow_empty_window = a.allow_empty_window;
@@ -274,6 +281,7 @@ fn render(
 ) -> Result<u8, Error> {
     let at = at_or_now(at.as_deref(), ctx.clock, "--at")?;
     let from = from.as_deref().map(|f| at_or_now(Some(f), ctx.clock, "--from")).transpose()?;
+    super::resolve::range(from, at)?;
     let mut env = ctx.env.clone();
     if let Some(e) = engine {
         let name = match e {
@@ -424,20 +432,25 @@ async fn gc(ctx: &Ctx<'_>, dry_run: bool, format: OutputFormat) -> Result<u8, Er
     let backend = backend(&project).await?;
     // The project's models, and every other table the backend holds versions of in a
     // managed layer (a model removed from the project still has versions to collect).
-    let mut tables: Vec<(Layer, String, String)> = project
-        .dag
-        .order
-        .iter()
-        .map(|id| (id.layer, project.database(id).to_string(), project.models[id].table.clone()))
-        .collect();
+    // A model whose lease a run holds may be writing a version now, whatever its age.
+    let state = backend.run_state();
+    let mut tables = Vec::new();
+    for id in &project.dag.order {
+        tables.push(lifecycle::GcTable {
+            layer: id.layer,
+            database: project.database(id).to_string(),
+            table: project.models[id].table.clone(),
+            leased: state.lease(&id.to_string()).await?.is_some(),
+        });
+    }
     let managed: Vec<String> = [Layer::Silver, Layer::Gold, Layer::Ops]
         .iter()
         .map(|l| project.settings.database(*l).to_string())
         .collect();
     for (db, table) in backend.managed_tables(&managed).await? {
         let Some(layer) = project.settings.layer_of(&db) else { continue };
-        if !tables.iter().any(|(_, d, t)| *d == db && *t == table) {
-            tables.push((layer, db, table));
+        if !tables.iter().any(|t| t.database == db && t.table == table) {
+            tables.push(lifecycle::GcTable { layer, database: db, table, leased: false });
         }
     }
     let items =
@@ -518,7 +531,7 @@ async fn query(ctx: &Ctx<'_>, sql: &str, format: OutputFormat) -> Result<u8, Err
     read_only(sql)?;
     let backend = backend(&project).await?;
     let result = backend.query(sql).await.map_err(|e| match e {
-        crate::engine::EngineError::Aws(_) => Error::from(e),
+        crate::engine::EngineError::Aws(_) | crate::engine::EngineError::NotReadOnly(_) => Error::from(e),
         e => Error::Failed(e.into()),
     })?;
     print::print_batches(&result, format)?;

@@ -83,6 +83,7 @@ impl From<EngineError> for Error {
             EngineError::Query(_) | EngineError::Audit { .. } | EngineError::Conflict(_) => {
                 Self::Failed(e.into())
             }
+            EngineError::NotReadOnly(_) => Self::Usage(e.into()),
         }
     }
 }

@@ -26,11 +26,34 @@ const CLOCK_SKEW: Duration = Duration::minutes(5);
 pub fn at_or_now(at: Option<&str>, clock: &dyn Clock, flag: &str) -> Result<DateTime<Utc>, Error> {
     match at {
         None => Ok(clock.now()),
-        Some(s) => parse_instant(s).ok_or_else(|| {
-            Error::usage(anyhow::anyhow!(
-                "{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339"
-            ))
-        }),
+        Some(s) => {
+            let t = parse_instant(s).ok_or_else(|| {
+                Error::usage(anyhow::anyhow!(
+                    "{flag} '{s}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339"
+                ))
+            })?;
+            if !crate::clock::in_range(t) {
+                return Err(Error::usage(anyhow::anyhow!(
+                    "{flag} '{s}' is out of range: strata accepts instants from {} to {}",
+                    crate::clock::EARLIEST,
+                    crate::clock::LATEST
+                )));
+            }
+            Ok(t)
+        }
+    }
+}
+
+/// Refuses an empty or inverted range: `--from` must be before `--at` (a run over nothing
+/// would publish its tables empty).
+pub fn range(from: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Result<(), Error> {
+    match from {
+        Some(from) if from >= at => Err(Error::usage(anyhow::anyhow!(
+            "--from {} is not before --at {}: the range is empty; give --from earlier than --at",
+            crate::clock::stamp(from),
+            crate::clock::stamp(at)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -109,16 +132,19 @@ pub fn read_only(sql: &str) -> Result<(), Error> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     let statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap_or_default();
-    let reads = |s: &Statement| {
-        matches!(
-            s,
-            Statement::Query(_)
-                | Statement::Explain { .. }
-                | Statement::ExplainTable { .. }
-                | Statement::ShowTables { .. }
-                | Statement::ShowColumns { .. }
-        )
-    };
+    // EXPLAIN ANALYZE runs its statement (on Athena too): it reads only if that does.
+    fn reads(s: &Statement) -> bool {
+        match s {
+            Statement::Explain { statement, .. } => reads(statement),
+            s => matches!(
+                s,
+                Statement::Query(_)
+                    | Statement::ExplainTable { .. }
+                    | Statement::ShowTables { .. }
+                    | Statement::ShowColumns { .. }
+            ),
+        }
+    }
     match statements.as_slice() {
         [] => Ok(()), // what the engine's own parser says about it is more precise
         [one] if reads(one) => Ok(()),

@@ -138,6 +138,12 @@ pub enum EngineError {
     Aws(String),
     #[error("{0}")]
     Io(String),
+    /// A query that would change the lake, refused before anything ran (its plan writes
+    /// files, defines tables or sets options).
+    #[error(
+        "strata query runs read-only SQL (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): models create tables, and rollback and gc change them; refused: {0}"
+    )]
+    NotReadOnly(String),
 }
 
 #[async_trait]

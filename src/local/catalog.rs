@@ -26,6 +26,14 @@ pub enum CatalogError {
     UnknownVersion { table: String, version: String },
     #[error("catalog: manifest of {table} version {version} is corrupt: {source}")]
     Manifest { table: String, version: String, source: serde_json::Error },
+    /// The catalog cannot see the lake's history: publishing would hide it, gc would
+    /// delete it.
+    #[error(
+        "catalog {path} does not belong to the lake {lake}: {why}. Publishing over it would hide the lake's history and gc would delete it as leftovers. Restore the catalog file this lake was written with (or point state_dir at it); to start the lake over instead, move {lake}/silver, {lake}/gold, {lake}/ops and {marker} away"
+    )]
+    NotThisLake { path: String, lake: String, marker: String, why: String },
+    #[error("{path}: {source}")]
+    Marker { path: String, source: std::io::Error },
 }
 
 /// One data file of a version.
@@ -134,6 +142,7 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE TABLE IF NOT EXISTS base_partitions (
     db TEXT NOT NULL, name TEXT NOT NULL, generation TEXT NOT NULL, vals TEXT NOT NULL, partition_json TEXT NOT NULL,
     PRIMARY KEY (db, name, generation, vals));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS publishes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     db TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
@@ -191,6 +200,66 @@ impl Catalog {
             }
         }
         Ok(Self { path: name, conn: Mutex::new(conn) })
+    }
+
+    /// This catalog's identity, made once when the file is new.
+    fn id(&self) -> Result<String, CatalogError> {
+        let conn = self.conn.lock().expect("catalog lock");
+        let read = |conn: &Connection| {
+            conn.query_row("SELECT value FROM meta WHERE key = 'catalog_id'", [], |r| r.get::<_, String>(0))
+                .optional()
+        };
+        // Read first: a catalog that has one is never written to here (a full or read-only disk).
+        if let Some(id) = read(&conn).map_err(|e| self.err(e))? {
+            return Ok(id);
+        }
+        let fresh = format!("catalog-{:016x}", rand::random::<u64>());
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('catalog_id', ?1)", params![fresh])
+            .map_err(|e| self.err(e))?;
+        read(&conn).map_err(|e| self.err(e))?.ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Checks that this catalog is the one the lake at `root` was written with, and marks
+    /// the lake with it (`<root>/_strata/catalog-id`) the first time. A catalog that was
+    /// truncated to nothing, replaced or lost opens as a new, empty one: it must not be
+    /// taken for a new lake when the lake holds versions it does not know.
+    pub fn claim(&self, root: &Path) -> Result<(), CatalogError> {
+        let marker = root.join("_strata").join("catalog-id");
+        let id = self.id()?;
+        let refuse = |why: String| CatalogError::NotThisLake {
+            path: self.path.clone(),
+            lake: root.display().to_string(),
+            marker: marker.display().to_string(),
+            why,
+        };
+        let io = |source| CatalogError::Marker { path: marker.display().to_string(), source };
+        match std::fs::read_to_string(&marker) {
+            Ok(text) if text.trim() == id => return Ok(()),
+            Ok(text) => {
+                return Err(refuse(format!(
+                    "the lake was written with catalog {}, this file is catalog {id} (a new file: was it truncated, replaced or deleted?)",
+                    text.trim()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        // No mark yet: a new lake, or one written before lakes were marked. Either the
+        // catalog knows tables, or the lake must hold no managed version.
+        if self.tables()?.is_empty()
+            && let Some(dir) = managed_version_dir(root).map_err(io)?
+        {
+            return Err(refuse(format!(
+                "the catalog knows no table, but the lake holds versions ({})",
+                dir.display()
+            )));
+        }
+        let parent = marker.parent().expect("the marker has a parent");
+        std::fs::create_dir_all(parent).map_err(io)?;
+        // Written aside and renamed: two processes marking a new lake at once write the same id.
+        let temp = parent.join(format!("catalog-id.{}.tmp", std::process::id()));
+        std::fs::write(&temp, format!("{id}\n")).map_err(io)?;
+        std::fs::rename(&temp, &marker).map_err(io)
     }
 
     /// Another connection to the same file (for a task that outlives a borrow).
@@ -538,4 +607,30 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// A version directory of a managed layer under `root` (`<layer>/<table>/<version>/`), if any.
+fn managed_version_dir(root: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    for layer in crate::ids::Layer::ALL.into_iter().filter(|l| *l != crate::ids::Layer::Bronze) {
+        let tables = match std::fs::read_dir(root.join(layer.as_str())) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for table in tables {
+            let table = table?;
+            if !table.file_type()?.is_dir() {
+                continue;
+            }
+            for version in std::fs::read_dir(table.path())? {
+                let version = version?;
+                if version.file_type()?.is_dir()
+                    && crate::lifecycle::is_version_id(&version.file_name().to_string_lossy())
+                {
+                    return Ok(Some(version.path()));
+                }
+            }
+        }
+    }
+    Ok(None)
 }

@@ -88,9 +88,11 @@ impl LocalEngine {
             }
         }
         std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
+        let catalog = Catalog::open(&settings.catalog_path())?;
+        catalog.claim(root)?;
         Ok(Self {
             root: root.clone(),
-            catalog: Arc::new(Catalog::open(&settings.catalog_path())?),
+            catalog: Arc::new(catalog),
             databases,
             exec: None,
             state: Arc::new(
@@ -322,10 +324,6 @@ impl LocalEngine {
         let mut manifest = written.manifest;
         if let Some(a) = &arrivals {
             keep_previous_rows(&mut manifest, a, replaces.map(Vec::as_slice).unwrap_or_default());
-            let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
-            std::fs::create_dir_all(self.root.join(&dir)).map_err(|e| EngineError::Io(e.to_string()))?;
-            std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
-                .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
         }
         let Some(window) = replaces else {
             return self.record_staged(
@@ -373,6 +371,24 @@ impl LocalEngine {
                 job.version.clone()
             }
         };
+        // A window that ends before the current version's last partition (a past window run
+        // again): the partitions after it stay as readers see them, carried into this version
+        // by reference (their files are not copied), so the run changes its window only.
+        let mut carried = false;
+        if let (Some(c), Some(last)) = (&current, window.iter().max()) {
+            let after: Vec<Partition> =
+                c.manifest.partitions.iter().filter(|p| p.values > *last).cloned().collect();
+            carried = !after.is_empty();
+            manifest.partitions.extend(after);
+        }
+        // The record of what a near-real-time version reflects covers its window; one that
+        // carries partitions after it records nothing, so the next run reads its whole window.
+        if let Some(a) = arrivals.as_ref().filter(|_| !carried) {
+            let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
+            std::fs::create_dir_all(self.root.join(&dir)).map_err(|e| EngineError::Io(e.to_string()))?;
+            std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
+                .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        }
         let layered = Layered { base: base.clone(), from, own: manifest.partitions.clone() };
         let mut staged = self.record_staged(
             job,
@@ -745,7 +761,16 @@ impl LocalEngine {
 
     async fn query_here(&self, sql: &str) -> Result<QueryResult, EngineError> {
         let (ctx, stats) = self.session();
-        let df = ctx.sql(sql).await.map_err(query_err)?;
+        // Read-only by its plan, wherever a write hides (`EXPLAIN ANALYZE COPY ... TO`, a
+        // `CREATE EXTERNAL TABLE`, a `SET`): DataFusion checks every node, EXPLAIN's input too.
+        let plan = ctx.state().create_logical_plan(sql).await.map_err(query_err)?;
+        datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| EngineError::NotReadOnly(e.strip_backtrace()))?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(query_err)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let plan = df.create_physical_plan().await.map_err(query_err)?;
         let batches =
@@ -825,6 +850,21 @@ impl Engine for LocalEngine {
         )?;
         Ok(())
     }
+}
+
+/// The newest modification time of anything under `path` (itself included).
+fn newest_write(path: &std::path::Path) -> std::io::Result<std::time::SystemTime> {
+    let mut newest = std::fs::metadata(path)?.modified()?;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let t = if entry.file_type()?.is_dir() {
+            newest_write(&entry.path())?
+        } else {
+            entry.metadata()?.modified()?
+        };
+        newest = newest.max(t);
+    }
+    Ok(newest)
 }
 
 fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
@@ -929,6 +969,19 @@ impl lifecycle::Lifecycle for LocalEngine {
         self.catalog.version(&tv.database, &tv.table, version)?;
         self.catalog.publish(&tv.database, &tv.table, Some(&tv.current.version), version, run_id, now)?;
         Ok(())
+    }
+
+    async fn written_at(
+        &self,
+        tv: &lifecycle::TableVersions,
+        version: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let path = self.root.join(tv.layer.as_str()).join(&tv.table).join(version);
+        match newest_write(&path) {
+            Ok(t) => Ok(Some(t.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EngineError::Io(format!("{}: {e}", path.display()))),
+        }
     }
 
     async fn delete_dir(&self, dir: &lifecycle::VersionDir) -> Result<u64, EngineError> {

@@ -150,16 +150,38 @@ pub fn load(project: &Project, model: &ModelId) -> Result<Vec<ModelTest>, Vec<Di
         let t = t.into_inner();
         let instant = |s: &Spanned<String>, problems: &mut Vec<Diagnostic>| {
             let parsed = crate::clock::parse_instant(s.get_ref());
-            if parsed.is_none() {
-                problems.push(diag(
+            match parsed {
+                None => problems.push(diag(
                     s.span().start,
                     format!("'{}': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or RFC 3339", s.get_ref()),
-                ));
+                )),
+                Some(t) if !crate::clock::in_range(t) => problems.push(diag(
+                    s.span().start,
+                    format!(
+                        "'{}' is out of range: strata accepts instants from {} to {}",
+                        s.get_ref(),
+                        crate::clock::EARLIEST,
+                        crate::clock::LATEST
+                    ),
+                )),
+                Some(_) => {}
             }
-            parsed
+            parsed.filter(|t| crate::clock::in_range(*t))
         };
         let at = instant(&t.at, &mut problems);
         let from = t.from.as_ref().map(|f| instant(f, &mut problems));
+        if let (Some(at), Some((Some(f), spanned))) = (at, from.zip(t.from.as_ref()))
+            && f >= at
+        {
+            problems.push(diag(
+                spanned.span().start,
+                format!(
+                    "from '{}' is not before at '{}': the window is empty; give `from` earlier than `at`",
+                    spanned.get_ref(),
+                    t.at.get_ref()
+                ),
+            ));
+        }
         let mut given = Vec::new();
         for g in &t.given {
             let span = g.span().start;

@@ -214,7 +214,12 @@ async fn a_week_of_ticks_with_daily_gc_stays_bounded_and_keeps_everything_read()
     );
     let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::hours(1) };
     let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap().and_hms_opt(3, 0, 0).unwrap();
-    let tables = [(strata::ids::Layer::Silver, "rastup_silver".to_string(), "facts".to_string())];
+    let tables = [strata::lifecycle::GcTable {
+        layer: strata::ids::Layer::Silver,
+        database: "rastup_silver".into(),
+        table: "facts".into(),
+        leased: false,
+    }];
     let mut ticks = 0;
     for day in 0..7 {
         for slot in 0..8 {

@@ -53,7 +53,7 @@ fn a_failing_model_exits_1_and_skips_its_downstream() {
         "{{ config(materialized='incremental', partitioned_by=['dt', 'hour']) }}\nSELECT no_such_column AS x, dt, hour FROM {{ source('bronze', 'events') }} WHERE {{ window_partitions() }}\n",
     )
     .unwrap();
-    let (code, out, err) = strata(t.path(), &["run", "+ops.payout_backlog", "--at", "2025-11-06T12:00:00Z"]);
+    let (code, out, err) = strata(t.path(), &["run", "+ops.payout_backlog", "--at", "2025-11-06T12:30:00Z"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("silver.fact_payouts") && err.contains("no_such_column"), "{err}");
     assert!(err.contains("skipped ops.payout_backlog: upstream silver.fact_payouts failed"), "{err}");

@@ -293,7 +293,12 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
     }
     let retention = strata::config::Retention { versions: 3, orphan_grace: chrono::Duration::zero() };
     let now = chrono::Utc::now();
-    let table = [(strata::ids::Layer::Ops, "rastup_ops".to_string(), "board".to_string())];
+    let table = [strata::lifecycle::GcTable {
+        layer: strata::ids::Layer::Ops,
+        database: "rastup_ops".into(),
+        table: "board".into(),
+        leased: false,
+    }];
     let planned = strata::lifecycle::gc(&engine, &table, retention, now, true).await.unwrap();
     let doomed: Vec<&str> = planned.iter().filter(|i| i.deletes_dir).map(|i| i.version.as_str()).collect();
     assert_eq!(
@@ -444,7 +449,12 @@ async fn local_incremental_versions_record_their_window_and_the_base_takes_what_
     assert_eq!(rows.last().unwrap(), &vec!["13".to_string(), "3".to_string()], "{rows:?}");
     assert_eq!(rows.len(), 4, "hours 10-13: {rows:?}");
     // gc past retention keeps every hour a kept version reads.
-    let tables = [(strata::ids::Layer::Silver, "rastup_silver".to_string(), "facts".to_string())];
+    let tables = [strata::lifecycle::GcTable {
+        layer: strata::ids::Layer::Silver,
+        database: "rastup_silver".into(),
+        table: "facts".into(),
+        leased: false,
+    }];
     strata::lifecycle::gc(&engine, &tables, retention, chrono::Utc::now(), false).await.unwrap();
     let r = engine.query("SELECT count(*) FROM rastup_silver.facts").await.unwrap();
     assert_eq!(crate::common::rows(&r.batches), [["4".to_string()]]);

@@ -517,6 +517,7 @@ async fn a_publish_that_loses_to_a_run_of_the_same_window_is_superseded_not_fail
         }]
     };
     let guard = |run_id: &str| strata::scheduler::RecordSuccess {
+        project: &p,
         state: state.clone(),
         clock: &clock,
         run_id: run_id.into(),

@@ -1,0 +1,181 @@
+//! What a careless or concurrent command must not be able to do to a published lake: gc
+//! collecting the version a run is writing, a catalog that lost the lake's history taken
+//! for a new one, a "read-only" query that writes files.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::athena::StandIn;
+use crate::common::{TestProject, current_version, strata};
+use crate::reruns::On;
+
+/// Runs `args` with a failpoint that hangs after fact_payouts is staged; returns the child
+/// once it hangs there.
+fn hang_after_staging(on: &On<'_>, t: &TestProject, args: &[&str]) -> std::process::Child {
+    let mut child = on
+        .command(t)
+        .args(args)
+        .env("STRATA_FAILPOINT", "after-stage:silver.fact_payouts=hang")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("failpoint after-stage: hanging") {
+            return child;
+        }
+    }
+    panic!("the run ended before its failpoint: {:?}", child.wait());
+}
+
+/// gc judged a version's age by the instant in its id, so a run for a past `--at` had its
+/// staged version deleted under it. Age is wall-clock time of the last write, and a model
+/// whose lease a run holds keeps its unpublished versions.
+async fn gc_never_collects_the_version_a_run_is_writing(on: On<'_>) {
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    on.provision(&t).await;
+    let (code, out, err) = on
+        .strata(&t, &["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // A run (no lease) and a tick (holding the lease), both for instants long past.
+    for args in [
+        vec!["run", "+silver.fact_payouts", "--at", "2025-11-06T12:30:00Z"],
+        vec!["tick", "--at", "2025-11-06T12:35:00Z"],
+    ] {
+        let before = on.version_dirs(&t, "silver/fact_payouts").await;
+        let mut child = hang_after_staging(&on, &t, &args);
+        let staged: Vec<String> =
+            on.version_dirs(&t, "silver/fact_payouts").await.difference(&before).cloned().collect();
+        assert_eq!(staged.len(), 1, "{args:?}: one staged version: {staged:?}");
+        let (code, out, err) = on.strata(&t, &["gc"]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(!out.contains(&staged[0]), "{args:?}: gc did not plan the staged version: {out}");
+        assert!(
+            on.version_dirs(&t, "silver/fact_payouts").await.contains(&staged[0]),
+            "{args:?}: the staged version of the run in flight is still there"
+        );
+    }
+    // Once no run holds the lease and the grace period is over, what the killed runs left goes.
+    let (code, _, err) = on.strata(&t, &["state", "unlock", "silver.fact_payouts"]);
+    assert_eq!(code, 0, "{err}");
+    let toml = std::fs::read_to_string(t.path().join("strata.toml")).unwrap();
+    std::fs::write(
+        t.path().join("strata.toml"),
+        toml.replace("orphan_grace_minutes = 60", "orphan_grace_minutes = 0"),
+    )
+    .unwrap();
+    let (code, out, err) = on.strata(&t, &["gc"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("staged, never published") || out.contains("left by a run"), "{out}");
+}
+
+#[tokio::test]
+async fn gc_never_collects_the_version_a_run_is_writing_locally() {
+    gc_never_collects_the_version_a_run_is_writing(On::Local).await;
+}
+
+#[tokio::test]
+async fn gc_never_collects_the_version_a_run_is_writing_on_athena() {
+    let standin = StandIn::start();
+    gc_never_collects_the_version_a_run_is_writing(On::Athena(&standin)).await;
+}
+
+fn published_lake() -> TestProject {
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    let (code, out, err) = strata(t.path(), &["run", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-05"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    t
+}
+
+/// A catalog truncated to nothing (a full disk, a bad copy) opened as a new, empty one:
+/// status said "never published", the next run published only its window and gc proposed
+/// to delete the lake's history. Every command refuses with exit 3 and says how to recover.
+#[test]
+fn a_catalog_that_cannot_see_the_lakes_history_is_refused() {
+    let t = published_lake();
+    let catalog = t.path().join(".strata/catalog.sqlite");
+    let lake_before = crate::common::files_under(&t.lake());
+    for (how, break_it) in [
+        (
+            "truncated to zero bytes",
+            (|p: &std::path::Path| std::fs::File::create(p).map(drop))
+                as fn(&std::path::Path) -> std::io::Result<()>,
+        ),
+        ("deleted", |p: &std::path::Path| {
+            std::fs::remove_file(p)?;
+            for side in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{side}", p.display()));
+            }
+            Ok(())
+        }),
+    ] {
+        let saved = std::fs::read(&catalog).unwrap();
+        let _ = std::fs::remove_file(t.path().join(".strata/catalog.sqlite-wal"));
+        break_it(&catalog).unwrap();
+        for args in [
+            vec!["status"],
+            vec!["run", "--at", "2025-11-06T13:00:00Z"],
+            vec!["gc", "--dry-run"],
+            vec!["query", "SELECT count(*) FROM silver.fact_payouts"],
+        ] {
+            let (code, out, err) = strata(t.path(), &args);
+            assert_eq!(code, 3, "{how}: {args:?}: {out}\n{err}");
+            assert!(
+                err.contains("does not belong to the lake") && err.contains("Restore the catalog"),
+                "{how}: {err}"
+            );
+        }
+        assert_eq!(
+            crate::common::files_under(&t.lake()),
+            lake_before,
+            "{how}: nothing in the lake was written or deleted"
+        );
+        std::fs::write(&catalog, saved).unwrap();
+    }
+    // The catalog restored: everything works again.
+    let (code, out, err) = strata(t.path(), &["status"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(current_version(t.path(), "silver.fact_payouts").starts_with('v'));
+}
+
+/// `strata query` checked the statement's first word: `EXPLAIN ANALYZE COPY ... TO` passed
+/// and overwrote a published file, and `CREATE EXTERNAL TABLE ... LOCATION '/etc/passwd'`
+/// passed too. The plan is checked: nothing that writes, defines or sets runs.
+#[test]
+fn a_query_that_would_write_is_refused_and_writes_nothing() {
+    let t = published_lake();
+    let file = crate::common::files_under(&t.lake().join("silver/fact_payouts"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "parquet"))
+        .expect("a published file");
+    let before = std::fs::read(&file).unwrap();
+    let target = file.display().to_string();
+    for sql in [
+        format!("EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{target}' STORED AS PARQUET"),
+        format!("COPY (SELECT 1 AS x) TO '{target}' STORED AS PARQUET"),
+        "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO silver.fact_payouts SELECT * FROM silver.fact_payouts".to_string(),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+    ] {
+        let (code, out, err) = strata(t.path(), &["query", &sql]);
+        assert_eq!(code, 2, "{sql}: {out}\n{err}");
+        assert!(err.contains("read-only"), "{sql}: {err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the published file is untouched");
+    for sql in [
+        "SELECT count(*) FROM silver.fact_payouts",
+        "EXPLAIN SELECT 1",
+        "EXPLAIN ANALYZE SELECT 1",
+        "SHOW TABLES",
+        "DESCRIBE silver.fact_payouts",
+    ] {
+        let (code, out, err) = strata(t.path(), &["query", sql]);
+        assert_eq!(code, 0, "{sql}: {out}\n{err}");
+    }
+}
