@@ -306,19 +306,35 @@ async fn one(
         Ok(false) => {}
         Err(e) => return fail(result, e.to_string()),
     }
-    let staged = match engine.seal(&template, &replaces).await {
-        Ok(s) => s,
-        Err(e) => return fail(result, e.to_string()),
+    // The run protocol's safe points and outcomes, as in `runner::run_one`: sealing and
+    // auditing are abandoned on a stop, a fence refusal is REFUSED, a lost compare-and-swap
+    // a CONFLICT, and nothing is sent once the stop is raised before the publish.
+    let staged = tokio::select! {
+        s = engine.seal(&template, &replaces) => match s {
+            Ok(s) => s,
+            Err(e) => return fail(result, e.to_string()),
+        },
+        () = stop.wait() => { engine.cancel().await; return fail(result, crate::runner::STOPPED.into()) }
     };
     failpoint(project, "backfill-sealed");
-    if let Err(e) = engine.audit(&staged).await {
-        return fail(result, e.to_string());
+    tokio::select! {
+        a = engine.audit(&staged) => if let Err(e) = a { return fail(result, e.to_string()) },
+        () = stop.wait() => { engine.cancel().await; return fail(result, crate::runner::STOPPED.into()) }
     }
     if let Err(e) = crate::engine::check_emptied(&staged, project.settings.allow_empty_window) {
-        return fail(result, e);
+        result.outcome = Outcome::Refused(e);
+        return result;
     }
-    if let Err(e) = engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
-        return fail(result, e.to_string());
+    if stop.raised() {
+        return fail(result, crate::runner::STOPPED.into());
+    }
+    match engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
+        Ok(()) => {}
+        Err(e @ crate::engine::EngineError::Conflict(_)) => {
+            result.outcome = Outcome::Conflict(e.to_string());
+            return result;
+        }
+        Err(e) => return fail(result, e.to_string()),
     }
     failpoint(project, "backfill-published");
     result.stats.rows = staged.stats.rows;

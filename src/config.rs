@@ -242,10 +242,16 @@ impl Settings {
             };
             merge(&mut s, p.clone());
         }
+        // A value from the file is located at the line that sets it (in a profile or not).
         let pick = |var: &str, from_file: Option<String>| -> (Option<String>, String) {
             match env.get(var) {
                 Some(v) => (Some(v.clone()), format!("environment variable {var}")),
-                None => (from_file, origin.clone()),
+                None => {
+                    let key = var.trim_start_matches("STRATA_").to_ascii_lowercase();
+                    let line = from_file.as_deref().and_then(|v| line_setting(text, &key, v));
+                    let at = line.map_or_else(|| origin.clone(), |l| format!("{origin}:{l}"));
+                    (from_file, at)
+                }
             }
         };
 
@@ -400,4 +406,14 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         }
         None => e.message().to_string(),
     }
+}
+
+/// The 1-based line of `text` that sets `key = "value"` (the first, if several do).
+fn line_setting(text: &str, key: &str, value: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let Some((k, v)) = l.split('#').next().unwrap_or_default().split_once('=') else { return false };
+            k.trim() == key && v.trim().trim_matches(|c| c == '"' || c == '\'') == value
+        })
+        .map(|i| i + 1)
 }

@@ -418,7 +418,7 @@ async fn pause_point(project: &Project, step: &str, model: &ModelId) {
 }
 
 /// What a stop leaves of a model run.
-const STOPPED: &str = "stopped before publishing";
+pub(crate) const STOPPED: &str = "stopped before publishing";
 
 /// `work`, unless the stop is raised first: then the engine's statements in flight are
 /// stopped and the work is dropped (nothing it wrote is visible: it was not published).

@@ -68,6 +68,13 @@ impl Schedule {
             let expr = format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow);
             Kind::Cron(Box::new(cron_parse(&expr)?))
         };
+        // A day that no month has (`0 0 31 2 *`, or 30 February with a weekday) parses but
+        // never fires: the model would never run.
+        if let Kind::Cron(c) = &kind
+            && c.after(&DateTime::<Utc>::UNIX_EPOCH).next().is_none()
+        {
+            return Err(format!("'{t}' never fires: no month has the day it names"));
+        }
         Ok(Self { text: t.to_string(), kind })
     }
 

@@ -254,19 +254,34 @@ impl Guard for TickGuard<'_> {
     }
 }
 
-/// A publish that lost its compare-and-swap to a run that covered this window (the model's
-/// run state reaches the window's end) is superseded, not failed: the window's data is
-/// there. Lost to a run of another window, it stays a conflict (the window must run again).
-/// The winner records its success just after its publish: it is given a few seconds.
+/// A publish that lost its compare-and-swap to a run that computed this window too (a run
+/// of the model published since this one started, whose window covers this one's) is
+/// superseded, not failed: the window's data is there, and the message names that run. Lost
+/// to a run of another window (a tick while a past window was rerun, a rollback), it stays
+/// a conflict: this window must run again. The winner records its run just after its
+/// publish: it is given a few seconds.
 async fn settle_conflict(state: &dyn RunState, run: &mut ModelRun) {
     let Outcome::Conflict(why) = &run.outcome else { return };
+    let started = Utc::now() - Duration::from_std(run.elapsed).unwrap_or_default();
+    let since = ts(started - Duration::seconds(1));
     for attempt in 0..SETTLE_ROUNDS {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        let Ok(Some(m)) = state.model(&run.model.to_string()).await else { continue };
-        if m.last_at.as_deref().and_then(parse).is_some_and(|l| l >= run.window.end) {
-            run.outcome = Outcome::Superseded(format!("{} ran this window first ({why})", m.by));
+        let Ok(runs) = state.runs(Some(&run.model.to_string()), Some(&since), None).await else { continue };
+        let covers = |r: &crate::state::RunRecord| {
+            r.outcome == "published"
+                && r.run_id != run.run_id
+                && parse(&r.window_start).is_some_and(|s| s <= run.window.start)
+                && parse(&r.window_end).is_some_and(|e| e >= run.window.end)
+        };
+        if let Some(winner) = runs.iter().rev().find(|r| covers(r)) {
+            run.outcome = Outcome::Superseded(format!(
+                "run {} on {} published this window first (version {}; {why})",
+                winner.run_id,
+                winner.task,
+                winner.version.as_deref().unwrap_or("?")
+            ));
             return;
         }
     }

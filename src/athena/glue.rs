@@ -173,8 +173,15 @@ impl Glue {
                 let now = self.table(db, &name).await?;
                 let now_version = now.as_ref().and_then(|t| t.version_id());
                 if now_version != Some(version) {
+                    // Who published it: a run's id, or a rollback's (`rollback-…`), and which version.
+                    let param =
+                        |k: &str| now.as_ref().and_then(|t| t.parameters()).and_then(|p| p.get(k)).cloned();
+                    let by = match (param(super::P_RUN), param(super::P_VERSION)) {
+                        (Some(run), Some(v)) => format!("{run} published version {v} first"),
+                        _ => "another run published first".to_string(),
+                    };
                     return Err(EngineError::Conflict(format!(
-                        "publish conflict: {db}.{name} is at Glue version {} but this run read version {version}: another run published first; nothing changed",
+                        "publish conflict: {db}.{name} is at Glue version {} but this run read version {version}: {by}; nothing changed",
                         now_version.unwrap_or("(none)")
                     )));
                 }

@@ -205,7 +205,13 @@ pub enum Command {
     },
     /// Run ad-hoc SQL on the local lake.
     Query {
-        sql: String,
+        /// The statement; `-` reads it from standard input (or give `-f FILE`).
+        #[arg(required_unless_present = "file")]
+        sql: Option<String>,
+        /// Read the statement from this file (`-`: standard input): a statement too long
+        /// for the command line.
+        #[arg(short = 'f', long, conflicts_with = "sql")]
+        file: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },

@@ -98,7 +98,10 @@ pub(super) async fn execute(
         Command::Gc { dry_run, format } => gc(&ctx, dry_run, format).await,
         Command::Runs { selectors, since, format } => runs(&ctx, &selectors, since, format).await,
         Command::State { action } => state(&ctx, action).await,
-        Command::Query { sql, format } => query(&ctx, &sql, format).await,
+        Command::Query { sql, file, format } => {
+            let sql = super::resolve::statement(sql, file)?;
+            query(&ctx, &sql, format).await
+        }
     }
 }
 

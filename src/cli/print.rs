@@ -273,6 +273,11 @@ pub fn print_batches(result: &crate::engine::QueryResult, format: OutputFormat) 
             for b in &result.batches {
                 w.write(b).map_err(arrow)?;
             }
+            // No rows: the header still says which columns there would be.
+            if result.batches.is_empty() {
+                let empty = datafusion::arrow::array::RecordBatch::new_empty(result.schema.clone());
+                w.write(&empty).map_err(arrow)?;
+            }
         }
         OutputFormat::Json => {
             let mut w = ArrayWriter::new(&mut stdout);

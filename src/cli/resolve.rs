@@ -125,6 +125,25 @@ pub fn one_model(project: &Project, name: &str, command: &str) -> Result<ModelId
     }
 }
 
+/// The statement of `strata query`: given, or read from a file or standard input (`-`).
+pub fn statement(sql: Option<String>, file: Option<std::path::PathBuf>) -> Result<String, Error> {
+    let from = match (sql, file) {
+        (Some(s), None) if s != "-" => return Ok(s),
+        (_, Some(f)) if f.as_os_str() != "-" => Some(f),
+        _ => None,
+    };
+    let text = match &from {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| Error::usage(anyhow::anyhow!("{}: cannot read the statement: {e}", f.display())))?,
+        None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Error::usage(anyhow::anyhow!("standard input: cannot read the statement: {e}")))?,
+    };
+    if text.trim().is_empty() {
+        return Err(Error::usage(anyhow::anyhow!("the statement is empty")));
+    }
+    Ok(text)
+}
+
 /// `strata query` runs what reads: a DDL or DML statement would either do nothing or
 /// change tables behind the catalog's back.
 pub fn read_only(sql: &str) -> Result<(), Error> {

@@ -15,9 +15,9 @@ pub enum CatalogError {
     #[error("catalog {path}: {source}")]
     Sqlite { path: String, source: rusqlite::Error },
     #[error(
-        "publish conflict on {table}: expected version {expected}, found {found}; another run published first"
+        "publish conflict on {table}: expected version {expected}, found {found}: {by} published it first"
     )]
-    Conflict { table: String, expected: String, found: String },
+    Conflict { table: String, expected: String, found: String, by: String },
     #[error("refusing to forget version {version} of {table}: it is current, previous or unknown")]
     Protected { table: String, version: String },
     #[error("catalog: version {version} of {table} was published already")]
@@ -482,19 +482,23 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let mut conn = self.conn.lock().expect("catalog lock");
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-        let found: Option<String> = tx
+        let found: Option<(String, String)> = tx
             .query_row(
-                "SELECT current_version FROM tables WHERE db = ?1 AND name = ?2",
+                "SELECT current_version, published_by FROM tables WHERE db = ?1 AND name = ?2",
                 params![db, name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        if found.as_deref() != expected {
+        if found.as_ref().map(|(v, _)| v.as_str()) != expected {
+            let (found, by) = found.unwrap_or_else(|| ("(none)".into(), String::new()));
+            // A rollback's id says so (`rollback-…`); a run's is its run id.
+            let by = if by.is_empty() { "another run".to_string() } else { by };
             return Err(CatalogError::Conflict {
                 table: format!("{db}.{name}"),
                 expected: expected.unwrap_or("(none)").into(),
-                found: found.unwrap_or_else(|| "(none)".into()),
+                found,
+                by,
             });
         }
         let exists: bool = tx

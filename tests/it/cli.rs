@@ -70,6 +70,22 @@ fn usage_errors_exit_2() {
     let (code, _, err) = strata(t.path(), &["run", "--at", "yesterday"]);
     assert_eq!(code, 2);
     assert!(err.contains("--at 'yesterday'"), "{err}");
+    // A bad value in strata.toml is named at its line, in a profile too.
+    let toml = std::fs::read_to_string(t.path().join("strata.toml")).unwrap();
+    let bad = toml.replacen("env = \"prod\"", "env = \"production\"", 1).replacen(
+        "engine = \"local\"",
+        "engine = \"duckdb\"",
+        1,
+    );
+    std::fs::write(t.path().join("strata.toml"), &bad).unwrap();
+    let line = |key: &str| bad.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let (code, _, err) = strata(t.path(), &["run"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("strata.toml:{}: env = 'production' is not valid", line("env ="))),
+        "{err}"
+    );
+    assert!(err.contains(&format!("strata.toml:{}: engine = 'duckdb'", line("engine ="))), "{err}");
 }
 
 /// One exit code per kind of failure, so a scheduler or a script knows whether to fix the
@@ -120,4 +136,32 @@ fn render_prints_the_local_select_by_default() {
     assert!(out.contains("FROM \"rastup_silver\".\"fact_payouts\""), "{out}");
     assert!(out.contains("TIMESTAMP '2025-11-06 12:00:00.000' - INTERVAL '24' HOUR"), "{out}");
     assert!(!out.contains("current_date"), "{out}");
+}
+
+/// A statement too long for the command line comes from a file or standard input, and a
+/// CSV result without rows still has its header.
+#[test]
+fn query_reads_a_statement_from_a_file_or_stdin_and_an_empty_csv_has_its_header() {
+    use std::io::Write;
+    let t = TestProject::shipped();
+    let values: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    let long =
+        format!("SELECT count(*) AS n FROM (VALUES (1), (7)) AS t(v) WHERE v IN ({})", values.join(", "));
+    assert!(long.len() > 500_000);
+    let file = t.path().join("long.sql");
+    std::fs::write(&file, &long).unwrap();
+    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "-f", file.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, "n\n2\n"), "{err}");
+    let mut child = crate::common::strata_cmd(t.path())
+        .args(["query", "--format", "csv", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"SELECT 2 AS y").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n2\n");
+    let (code, out, err) =
+        strata(t.path(), &["query", "--format", "csv", "SELECT 1 AS x, 'a' AS y WHERE 1 = 0"]);
+    assert_eq!((code, out.as_str()), (0, "x,y\n"), "{err}");
 }

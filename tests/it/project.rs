@@ -74,6 +74,14 @@ fn a_bad_cron_names_the_schedule() {
         "{{ config(materialized='table', schedule='0 12 L * *') }}\nSELECT 1 AS x\n",
     )]);
     assert!(e.contains("the L, W and # forms are not supported"), "{e}");
+    // A day no month has: it parses, and would never fire.
+    for never in ["0 0 31 2 *", "0 0 30 2 *", "cron(0 0 31 4 ? *)"] {
+        let e = errors_of(&[(
+            "sql/ops/x.sql",
+            &format!("{{{{ config(materialized='table', schedule='{never}') }}}}\nSELECT 1 AS x\n"),
+        )]);
+        assert!(e.contains("sql/ops/x.sql:1") && e.contains("never fires"), "{never}: {e}");
+    }
 }
 
 #[test]

@@ -174,6 +174,22 @@ fn missing_input_never_replaces_a_window_that_had_data_with_nothing() {
     );
     assert_eq!(current_version(t.path(), "silver.fact_payouts"), before, "nothing was published");
     assert_eq!(count(t.path(), "SELECT count(*) FROM silver.fact_payouts"), rows);
+    assert!(out.contains("REFUSED"), "a fence's refusal, not a failure: {out}");
+    // A backfill over those hours is refused the same way (one run protocol).
+    let (code, out, err) = strata(
+        t.path(),
+        &[
+            "backfill",
+            "silver.fact_payouts",
+            "--from",
+            "2025-11-06T09:00:00Z",
+            "--to",
+            "2025-11-06T11:00:00Z",
+        ],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("REFUSED") && err.contains("refusing to publish"), "{out}\n{err}");
+    assert_eq!(current_version(t.path(), "silver.fact_payouts"), before, "nothing was published");
     // Asked for, it publishes the empty hours.
     let mut with = run.to_vec();
     with.push("--allow-empty-window");

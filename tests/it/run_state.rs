@@ -549,7 +549,7 @@ async fn a_publish_that_loses_to_a_run_of_the_same_window_is_superseded_not_fail
         run_planned(&p, &engine, &clock, &plan("2025-11-06T12:05:00Z"), 1, &Stop::never(), &guard("mine"))
             .await;
     assert!(
-        matches!(&runs[0].outcome, Outcome::Superseded(why) if why.contains("rival ran this window first")),
+        matches!(&runs[0].outcome, Outcome::Superseded(why) if why.contains("on task-a published this window first")),
         "{runs:?}"
     );
     assert!(!runs[0].outcome.is_failure());
