@@ -533,11 +533,11 @@ async fn query(ctx: &Ctx<'_>, sql: &str, format: OutputFormat) -> Result<u8, Err
     let project = load_local_by_default(ctx.dir, ctx.env)?;
     read_only(sql)?;
     let backend = backend(&project).await?;
-    let result = backend.query(sql).await.map_err(|e| match e {
+    let result = backend.query_stream(sql).await.map_err(|e| match e {
         crate::engine::EngineError::Aws(_) | crate::engine::EngineError::NotReadOnly(_) => Error::from(e),
         e => Error::Failed(e.into()),
     })?;
-    print::print_batches(&result, format)?;
+    print::print_stream(result, format).await?;
     Ok(EXIT_OK)
 }
 

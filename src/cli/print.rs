@@ -256,36 +256,64 @@ fn arrow(e: datafusion::arrow::error::ArrowError) -> Error {
     Error::Infra(format!("writing the result: {e}"))
 }
 
-pub fn print_batches(result: &crate::engine::QueryResult, format: OutputFormat) -> Result<(), Error> {
+/// How many rows the table format shows; the rest are counted, not held.
+pub const TABLE_ROWS: usize = 1000;
+
+/// Prints a query's rows as they come: CSV and JSON hold a batch at a time; the table
+/// shows the first [`TABLE_ROWS`] rows and says how many there were in all.
+pub async fn print_stream(result: crate::engine::QueryStream, format: OutputFormat) -> Result<(), Error> {
+    use datafusion::arrow::array::RecordBatch;
     use datafusion::arrow::csv::WriterBuilder;
     use datafusion::arrow::json::ArrayWriter;
+    use futures::StreamExt;
+    use std::io::Write;
+    let failed = |e: crate::engine::EngineError| Error::Failed(e.into());
+    let crate::engine::QueryStream { schema, mut batches, stats } = result;
     let mut stdout = std::io::stdout().lock();
+    let mut rows = 0u64;
     match format {
         OutputFormat::Table => {
-            let text =
-                datafusion::arrow::util::pretty::pretty_format_batches(&result.batches).map_err(arrow)?;
-            use std::io::Write;
+            let mut shown: Vec<RecordBatch> = Vec::new();
+            let mut kept = 0;
+            while let Some(b) = batches.next().await {
+                let b = b.map_err(failed)?;
+                rows += b.num_rows() as u64;
+                if kept < TABLE_ROWS {
+                    let take = b.num_rows().min(TABLE_ROWS - kept);
+                    kept += take;
+                    shown.push(b.slice(0, take));
+                }
+            }
+            if shown.is_empty() {
+                shown.push(RecordBatch::new_empty(schema));
+            }
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&shown).map_err(arrow)?;
             writeln!(stdout, "{text}")?;
-            writeln!(stdout, "{} rows, {} read", result.stats.rows, human_bytes(result.stats.bytes_read))?;
+            let more = if rows > kept as u64 {
+                format!(" (the first {kept} shown: --format csv or json prints them all)")
+            } else {
+                String::new()
+            };
+            writeln!(stdout, "{rows} rows{more}, {} read", human_bytes(stats().bytes_read))?;
         }
         OutputFormat::Csv => {
             let mut w = WriterBuilder::new().with_header(true).build(&mut stdout);
-            for b in &result.batches {
-                w.write(b).map_err(arrow)?;
+            while let Some(b) = batches.next().await {
+                let b = b.map_err(failed)?;
+                rows += b.num_rows() as u64;
+                w.write(&b).map_err(arrow)?;
             }
             // No rows: the header still says which columns there would be.
-            if result.batches.is_empty() {
-                let empty = datafusion::arrow::array::RecordBatch::new_empty(result.schema.clone());
-                w.write(&empty).map_err(arrow)?;
+            if rows == 0 {
+                w.write(&RecordBatch::new_empty(schema)).map_err(arrow)?;
             }
         }
         OutputFormat::Json => {
             let mut w = ArrayWriter::new(&mut stdout);
-            for b in &result.batches {
-                w.write(b).map_err(arrow)?;
+            while let Some(b) = batches.next().await {
+                w.write(&b.map_err(failed)?).map_err(arrow)?;
             }
             w.finish().map_err(arrow)?;
-            use std::io::Write;
             writeln!(stdout)?;
         }
     }

@@ -120,6 +120,25 @@ pub struct QueryResult {
     pub stats: StepStats,
 }
 
+/// An ad-hoc query's rows as they are computed, so that printing them holds one batch at a
+/// time; `stats` is complete once `batches` has ended.
+pub struct QueryStream {
+    pub schema: SchemaRef,
+    pub batches: futures::stream::BoxStream<'static, Result<RecordBatch, EngineError>>,
+    pub stats: Box<dyn FnOnce() -> StepStats + Send>,
+}
+
+impl From<QueryResult> for QueryStream {
+    fn from(r: QueryResult) -> Self {
+        let stats = r.stats;
+        Self {
+            schema: r.schema,
+            batches: Box::pin(futures::stream::iter(r.batches.into_iter().map(Ok))),
+            stats: Box::new(move || stats),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The SQL or the data is wrong: retrying will not help.
@@ -163,6 +182,10 @@ pub trait Engine: Send + Sync {
     async fn publish(&self, staged: &Staged, now: &str) -> Result<(), EngineError>;
     /// Runs a query against published tables.
     async fn query(&self, sql: &str) -> Result<QueryResult, EngineError>;
+    /// Runs a query against published tables, its rows streamed (by default: collected).
+    async fn query_stream(&self, sql: &str) -> Result<QueryStream, EngineError> {
+        self.query(sql).await.map(QueryStream::from)
+    }
     /// Whether the job's version was ever published (a resumed backfill whose earlier
     /// attempt published it before being killed has nothing left to do).
     async fn was_published(&self, job: &Job) -> Result<bool, EngineError>;

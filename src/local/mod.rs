@@ -759,7 +759,8 @@ impl LocalEngine {
         checks::run_audits(staged, &target).await
     }
 
-    async fn query_here(&self, sql: &str) -> Result<QueryResult, EngineError> {
+    /// Plans `sql` over the published tables, refusing it unless it only reads.
+    async fn plan_query(&self, sql: &str) -> Result<PlannedQuery, EngineError> {
         let (ctx, stats) = self.session();
         // Read-only by its plan, wherever a write hides (`EXPLAIN ANALYZE COPY ... TO`, a
         // `CREATE EXTERNAL TABLE`, a `SET`): DataFusion checks every node, EXPLAIN's input too.
@@ -773,17 +774,33 @@ impl LocalEngine {
         let df = ctx.execute_logical_plan(plan).await.map_err(query_err)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let plan = df.create_physical_plan().await.map_err(query_err)?;
-        let batches =
-            datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await.map_err(query_err)?;
-        let stats = StepStats {
-            rows: count_rows(&batches),
-            bytes_read: write::bytes_scanned(plan.as_ref()) + stats.snapshot().compressed_bytes,
-            bytes_written: 0,
-            malformed: stats.snapshot().malformed_lines,
-            bad_files: stats.snapshot().bad_files,
-            ..StepStats::default()
-        };
-        Ok(QueryResult { schema, batches, stats })
+        Ok(PlannedQuery { plan, task: ctx.task_ctx(), schema, stats })
+    }
+
+    async fn query_here(&self, sql: &str) -> Result<QueryResult, EngineError> {
+        let q = self.plan_query(sql).await?;
+        let batches = datafusion::physical_plan::collect(q.plan.clone(), q.task).await.map_err(query_err)?;
+        let stats = StepStats { rows: count_rows(&batches), ..query_stats(q.plan.as_ref(), &q.stats) };
+        Ok(QueryResult { schema: q.schema, batches, stats })
+    }
+}
+
+/// A query planned, ready to execute.
+struct PlannedQuery {
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    task: Arc<datafusion::execution::TaskContext>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    stats: Arc<ReadStats>,
+}
+
+/// What a query read (its rows are counted by whoever consumes them).
+fn query_stats(plan: &dyn datafusion::physical_plan::ExecutionPlan, stats: &ReadStats) -> StepStats {
+    let read = stats.snapshot();
+    StepStats {
+        bytes_read: write::bytes_scanned(plan) + read.compressed_bytes,
+        malformed: read.malformed_lines,
+        bad_files: read.bad_files,
+        ..StepStats::default()
     }
 }
 
@@ -812,6 +829,43 @@ impl Engine for LocalEngine {
     async fn query(&self, sql: &str) -> Result<QueryResult, EngineError> {
         let sql = sql.to_string();
         self.offload(move |e| async move { e.query_here(&sql).await }).await
+    }
+
+    /// Batches are computed on the executor and handed over two at a time: printing a
+    /// large result holds a batch or two, never the result. Dropping the stream stops it.
+    async fn query_stream(&self, sql: &str) -> Result<crate::engine::QueryStream, EngineError> {
+        use futures::StreamExt;
+        let sql = sql.to_string();
+        let q = self.offload(move |e| async move { e.plan_query(&sql).await }).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, EngineError>>(2);
+        let plan = q.plan.clone();
+        let producer = async move {
+            let mut stream = match datafusion::physical_plan::execute_stream(plan, q.task) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(query_err(e))).await;
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                if tx.send(batch.map_err(query_err)).await.is_err() {
+                    return; // the reader went away
+                }
+            }
+        };
+        let task = AbortOnDrop(match &self.exec {
+            Some(exec) => exec.spawn(producer),
+            None => tokio::spawn(producer),
+        });
+        let batches = futures::stream::unfold((rx, task), |(mut rx, task)| async move {
+            rx.recv().await.map(|b| (b, (rx, task)))
+        });
+        let (plan, stats) = (q.plan, q.stats);
+        Ok(crate::engine::QueryStream {
+            schema: q.schema,
+            batches: Box::pin(batches),
+            stats: Box::new(move || query_stats(plan.as_ref(), &stats)),
+        })
     }
 
     async fn was_published(&self, job: &Job) -> Result<bool, EngineError> {
