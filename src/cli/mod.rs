@@ -122,6 +122,9 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// The stack of the embedded engine's threads.
+pub(crate) const EXEC_STACK: usize = 256 << 20;
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -138,6 +141,10 @@ pub fn main() -> ExitCode {
     // cannot keep the threads above from seeing a stop signal, and it is abandoned at exit.
     let exec = tokio::runtime::Builder::new_multi_thread()
         .thread_name("strata-exec")
+        // Planning recurses over an expression's depth (a predicate of thousands of ORs):
+        // a stack sized for it (address space, touched only as deep as used); deeper
+        // statements are refused before planning (`local::MAX_EXPR_DEPTH`).
+        .thread_stack_size(EXEC_STACK)
         .enable_all()
         .build()
         .expect("a tokio runtime starts");

@@ -6,6 +6,7 @@
 
 pub mod bronze;
 pub mod catalog;
+mod depth;
 pub mod functions;
 pub(crate) mod table;
 mod write;
@@ -29,6 +30,7 @@ use crate::ids::Layer;
 use crate::lifecycle;
 use std::collections::BTreeSet;
 
+pub use self::depth::MAX_EXPR_DEPTH;
 pub use self::table::prune;
 
 /// The local lake: a storage root directory and a catalog file.
@@ -300,6 +302,7 @@ impl LocalEngine {
         compression: &str,
         replaces: Option<&Vec<Vec<String>>>,
     ) -> Result<Staged, EngineError> {
+        depth::check(sql)?;
         let head = self.catalog.head(&job.database, &job.table)?;
         let (ctx, stats) = self.session();
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
@@ -761,6 +764,7 @@ impl LocalEngine {
 
     /// Plans `sql` over the published tables, refusing it unless it only reads.
     async fn plan_query(&self, sql: &str) -> Result<PlannedQuery, EngineError> {
+        depth::check(sql)?;
         let (ctx, stats) = self.session();
         // Read-only by its plan, wherever a write hides (`EXPLAIN ANALYZE COPY ... TO`, a
         // `CREATE EXTERNAL TABLE`, a `SET`): DataFusion checks every node, EXPLAIN's input too.

@@ -204,3 +204,31 @@ fn a_large_query_result_is_streamed_and_the_table_shows_its_first_rows() {
     // The rows are about 330 MB as CSV; buffered, the process held more than that.
     assert!(peak_kib < 250 * 1024, "peak resident memory {peak_kib} KiB");
 }
+
+/// A query of 2,000 ORed predicates overflowed the engine thread's stack (exit 134). Deep
+/// expressions are planned on a stack sized for them up to a depth, and refused past it
+/// with a message; no statement aborts the process.
+#[test]
+fn deep_expressions_are_planned_or_refused_never_an_abort() {
+    let t = TestProject::shipped();
+    let ors = |n: usize| {
+        let terms: Vec<String> = (0..n).map(|i| format!("v = {i}")).collect();
+        format!("SELECT count(*) AS n FROM (VALUES (1), (2), (5000)) AS t(v) WHERE {}", terms.join(" OR "))
+    };
+    let file = t.path().join("q.sql");
+    std::fs::write(&file, ors(2_000)).unwrap();
+    let (code, out, err) = strata(t.path(), &["query", "--format", "csv", "-f", file.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, "n\n2\n"), "{err}");
+    let chain = format!("SELECT {} AS x", vec!["1"; 50_000].join(" + "));
+    for (sql, limit) in [
+        (ors(4_100), "4000 levels"),
+        (ors(100_000), "4000 levels"),
+        (ors(300_000), "operators"),
+        (chain, "4000 levels"),
+    ] {
+        std::fs::write(&file, &sql).unwrap();
+        let (code, out, err) = strata(t.path(), &["query", "-f", file.to_str().unwrap()]);
+        assert_eq!(code, 1, "{out}\n{err}");
+        assert!(err.contains(limit) && err.contains("x IN (...)"), "{err}");
+    }
+}
