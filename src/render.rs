@@ -205,18 +205,8 @@ impl Renderer {
             let w = scope.window;
             let grain = grain.as_deref().unwrap_or(w.grain.as_str());
             Ok(match grain {
-                "hour" => {
-                    let terms: Vec<String> = w
-                        .hours()
-                        .into_iter()
-                        .map(|(dt, hour)| format!("({p}dt = '{dt}' AND {p}hour = '{hour}')"))
-                        .collect();
-                    if terms.is_empty() { "FALSE".into() } else { format!("({})", terms.join("\n    OR ")) }
-                }
-                "day" => {
-                    let days: Vec<String> = w.days().into_iter().map(|d| sql_quote(&d)).collect();
-                    if days.is_empty() { "FALSE".into() } else { format!("{p}dt IN ({})", days.join(", ")) }
-                }
+                "hour" => hour_predicate(&p, &w.hours()),
+                "day" => day_predicate(&p, &w.days()),
                 other => {
                     return Err(Error::new(
                         ErrorKind::InvalidOperation,
@@ -287,4 +277,31 @@ fn locate(e: &Error, source: &str) -> RenderError {
         (kind, None) => format!("{kind}{what}"),
     };
     RenderError { line, message }
+}
+
+/// The hours `[first, last]` (as `(dt, hour)`, in order) as a predicate of constant size,
+/// whatever the range: a `dt` range (a conjunct of its own, so both engines prune days with
+/// it before listing hours) and the hours of the first and last day. Comparisons of the
+/// zero-padded text order as the instants do. Athena's partition projection generates only
+/// the values such ranges admit (AWS: "How to use the date type", a `datehour >= … AND
+/// datehour < …` query; Trino's `projection/DateProjection` and `IntegerProjection` keep the
+/// projected values the predicate's domain includes), and the local Bronze listing applies
+/// them exactly.
+fn hour_predicate(p: &str, hours: &[(String, String)]) -> String {
+    let (Some((d0, h0)), Some((dn, hn))) = (hours.first(), hours.last()) else { return "FALSE".into() };
+    if d0 == dn {
+        return format!("({p}dt = '{d0}' AND {p}hour >= '{h0}' AND {p}hour <= '{hn}')");
+    }
+    format!(
+        "({p}dt >= '{d0}' AND {p}dt <= '{dn}'\n    AND (({p}dt = '{d0}' AND {p}hour >= '{h0}') OR ({p}dt > '{d0}' AND {p}dt < '{dn}') OR ({p}dt = '{dn}' AND {p}hour <= '{hn}')))"
+    )
+}
+
+/// The days `[first, last]` as a `dt` range (one day: an equality).
+fn day_predicate(p: &str, days: &[String]) -> String {
+    match (days.first(), days.last()) {
+        (Some(d0), Some(dn)) if d0 == dn => format!("{p}dt = '{d0}'"),
+        (Some(d0), Some(dn)) => format!("({p}dt >= '{d0}' AND {p}dt <= '{dn}')"),
+        _ => "FALSE".into(),
+    }
 }

@@ -116,3 +116,80 @@ pub fn sqlglot_parses(texts: &[(String, String)]) {
         String::from_utf8_lossy(&out.stdout).trim().parse().expect("count of parsed statements");
     assert!(parsed >= texts.len(), "sqlglot parsed {parsed} statements for {} models", texts.len());
 }
+
+/// A two-month `--from` rendered about 1,500 ORed hours and overflowed the stack. The
+/// window predicate is constant-size now; it must select exactly the window's partitions,
+/// across days, months, years and leap days, for windows of any length and alignment.
+#[tokio::test]
+async fn window_predicates_are_small_and_select_exactly_the_windows_partitions() {
+    use strata::window::{Grain, Window};
+    let t = TestProject::with_files(&[
+        (
+            "sql/silver/h.sql",
+            "{{ config(materialized='incremental', partitioned_by=['dt', 'hour'], window='hour') }}\nSELECT dt, hour FROM u WHERE {{ window_partitions() }}\n",
+        ),
+        (
+            "sql/silver/d.sql",
+            "{{ config(materialized='incremental', partitioned_by=['dt'], window='day') }}\nSELECT dt FROM u WHERE {{ window_partitions(grain='day') }}\n",
+        ),
+    ]);
+    let project = t.project();
+    let ctx = datafusion::prelude::SessionContext::new();
+    // Every hour from 2024-02-26 to 2025-01-03 (a leap day, months, a year's end).
+    let first = Utc.with_ymd_and_hms(2024, 2, 26, 0, 0, 0).unwrap();
+    let all: Vec<chrono::DateTime<Utc>> = (0..24 * 313).map(|h| first + chrono::Duration::hours(h)).collect();
+    let values: Vec<String> =
+        all.iter().map(|t| format!("('{}', '{}')", t.format("%Y-%m-%d"), t.format("%H"))).collect();
+    let universe: std::collections::BTreeSet<String> =
+        all.iter().map(|t| t.format("%Y-%m-%d %H").to_string()).collect();
+    ctx.sql(&format!("CREATE VIEW u AS SELECT * FROM (VALUES {}) AS v(dt, hour)", values.join(", ")))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    let starts = [0i64, 1, 23, 24, 95, 24 * 3 + 5, 24 * 300 + 7];
+    let lengths = [1i64, 2, 23, 24, 25, 49, 24 * 40 + 3, 24 * 61];
+    for (s, l, minutes) in
+        starts.iter().flat_map(|s| lengths.iter().flat_map(move |l| [0, 30].map(|m| (*s, *l, m))))
+    {
+        let from = first + chrono::Duration::hours(s);
+        let at = from + chrono::Duration::hours(l) + chrono::Duration::minutes(minutes);
+        for (model, grain) in [("silver.h", Grain::Hour), ("silver.d", Grain::Day)] {
+            let id = strata::ids::ModelId::parse(model).unwrap();
+            let window = Window::spanning(from, at, grain);
+            let sql = project.render(&id, strata::config::EngineKind::Local, window).unwrap();
+            assert!(sql.len() < 400, "constant size: {} bytes for {l} hours", sql.len());
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let mut got: Vec<String> =
+                crate::common::rows(&batches).into_iter().map(|r| r.join(" ")).collect();
+            got.sort();
+            let expected: Vec<String> = match grain {
+                Grain::Hour => window
+                    .hours()
+                    .into_iter()
+                    .map(|(d, h)| format!("{d} {h}"))
+                    .filter(|h| universe.contains(h))
+                    .collect(),
+                Grain::Day => {
+                    let days = window.days();
+                    all.iter()
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .filter(|d| days.contains(d))
+                        .collect::<Vec<_>>()
+                }
+            };
+            let mut expected = expected;
+            expected.sort();
+            assert!(
+                got == expected,
+                "{model} over [{from}, {at}): {sql}\n{} rows, expected {}",
+                got.len(),
+                expected.len()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, starts.len() * lengths.len() * 2 * 2);
+}

@@ -406,3 +406,37 @@ proptest! {
         });
     }
 }
+
+/// A two-month `--from` rendered one OR per hour (about 1,500) and overflowed the stack
+/// (exit 134). The window predicate is constant-size, and the run publishes the range.
+async fn a_two_month_range_runs(on: On<'_>) {
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    on.provision(&t).await;
+    let (code, out, err) = on.strata(
+        &t,
+        &["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-09-01T00:00:00Z"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let hours = on.counts(&t, "rastup_silver.fact_payouts", "dt || '/' || hour");
+    // Every payout hour of the fixture, and nothing else.
+    let keys: Vec<&str> = hours.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["2025-11-05/11", "2025-11-05/13", "2025-11-06/02", "2025-11-06/04", "2025-11-06/10"]);
+    let (code, sql, err) = on.strata(
+        &t,
+        &["render", "silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-09-01T00:00:00Z"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(sql.len() < 8_000, "the statements stay small: {} bytes", sql.len());
+}
+
+#[tokio::test]
+async fn a_two_month_range_runs_locally() {
+    a_two_month_range_runs(On::Local).await;
+}
+
+#[tokio::test]
+async fn a_two_month_range_runs_on_athena() {
+    let standin = StandIn::start();
+    a_two_month_range_runs(On::Athena(&standin)).await;
+}
