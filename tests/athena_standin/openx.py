@@ -17,6 +17,7 @@ import datetime as _dt
 import decimal
 import math
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
@@ -285,6 +286,26 @@ class _JsonReader:  # Trino JsonReader.java:48-75: a lenient parser producing No
                     if json[self.pos - 1] in "\r\n": break
             else: return c
         return None
+
+# Jackson's default maximum nesting depth (jackson-core StreamReadConstraints.DEFAULT_MAX_DEPTH,
+# 2.15+): a deeper line is malformed, as in strata's reader (src/local/bronze/decode.rs).
+MAX_JSON_DEPTH = 1000
+# The reader and the writer below recurse once or twice per level: room for the deepest line read.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 5 * MAX_JSON_DEPTH))
+
+def _nesting_exceeds(text, limit):  # more than `limit` objects and arrays open at once, outside strings
+    depth, quote, escaped = 0, None, False
+    for c in text:
+        if quote:
+            if escaped: escaped = False
+            elif c == "\\": escaped = True
+            elif c == quote: quote = None
+        elif c in "\"'": quote = c
+        elif c in "[{":
+            depth += 1
+            if depth > limit: return True
+        elif c in "]}": depth = max(0, depth - 1)
+    return False
 
 def _read_json(json, key_map=lambda name: name):  # Trino JsonReader.java:60-64 (readJson); raises _InvalidJson
     return _JsonReader(json, key_map).next_value()
@@ -836,6 +857,8 @@ def decode_line(line: str, columns: list[tuple[str, HiveType]], options: Options
     text, notes, node = _jstr(line).strip(_TRIM), [], None
     if text.startswith(("[", "{")):                           # only object and array lines are parsed
         try:
+            if _nesting_exceeds(text, MAX_JSON_DEPTH):
+                raise _InvalidJson(f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels", 0, text)
             node = _read_json(text, options._json_key)
         except _InvalidJson as e:
             if not options.ignore_malformed_json: raise OpenXError(str(e)) from None

@@ -751,6 +751,19 @@ async fn odd_lines_read_as_trinos_openx_reader_reads_them() {
         lines.push(format!(r#"{{"payload":{{"k":"{b}{a}"#));
         lines.push(format!(r#"{{"s":"{e}","payload":["{a}\/{e}"]}}"#));
     }
+    // Nesting at Jackson's default maximum depth (1000, jackson-core
+    // `StreamReadConstraints.DEFAULT_MAX_DEPTH`) and one past it, at the top and in `payload`
+    // (in a string too, where brackets do not nest): the port applies the same bound.
+    for depth in [999, 1000, 1001] {
+        let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+        lines.push(format!("{open}{close}"));
+        lines.push(format!(
+            r#"{{"s":"x","payload":{}1{}}}"#,
+            r#"{"a":"#.repeat(depth - 1),
+            "}".repeat(depth - 1)
+        ));
+        lines.push(format!(r#"{{"s":"{open}","payload":{{"k":"{close}{open}"}}}}"#));
+    }
     // Month ends of leap and common years (a calendar computation for valid fields, the
     // lenient resolver for the rest): each against the port.
     for (y, m) in [(2000, 2), (1900, 2), (2024, 2), (2100, 2), (2025, 4), (2025, 12), (1, 1), (9998, 12)] {
@@ -1135,4 +1148,59 @@ async fn a_byte_order_mark_opening_a_file_is_skipped_as_trino_skips_it() {
     let lines = [format!("{bom}{{\"s\":\"gz\"}}"), "{\"s\":\"two\"}".to_string()];
     let lake = lake_with(ddl, &[(root.join("part-0.json.gz"), lines.to_vec())], tmp);
     assert_eq!(rows(&lake.ctx, "SELECT s FROM t").await.concat(), ["gz", "two"]);
+}
+
+/// One line nested 100,000 levels deep overflowed the stack of every run that read its hour
+/// (SIGABRT). A line deeper than Jackson's default maximum nesting depth (1000,
+/// jackson-core `StreamReadConstraints.DEFAULT_MAX_DEPTH`: "Depth (N) exceeds the maximum
+/// allowed nesting depth") is malformed: a row of NULLs under `ignore.malformed.json`,
+/// quarantined with why, the file's other lines read. `odd_lines_...` holds the bound's
+/// edges against the port of Trino's reader.
+#[tokio::test]
+async fn a_line_nested_deeper_than_the_bound_is_a_null_row_quarantined_with_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let deep = 100_000;
+    let lines = vec![
+        event_line("payout.paid", 1, "u1"),
+        format!("{}{}", "[".repeat(deep), "]".repeat(deep)),
+        format!(
+            r#"{{"event":"payout.paid","v":2,"payload":{}1{}}}"#,
+            r#"{"a":"#.repeat(deep),
+            "}".repeat(deep)
+        ),
+        format!(r#"{{"event":"payout.paid","v":3,"payload":{}"#, "[".repeat(deep)),
+        event_line("payout.paid", 4, "u4"),
+    ];
+    let file = part_file(&root, "2025-11-06", "15", "prod", "payout.paid");
+    let lake = lake_with(DDL, &[(file, lines)], tmp);
+    let got = rows(&lake.ctx, "SELECT v, user_id, payload IS NULL, hour FROM bronze_events").await;
+    assert_eq!(
+        got,
+        vec![
+            vec!["1", "u1", "false", "15"],
+            vec!["NULL", "NULL", "true", "15"],
+            vec!["NULL", "NULL", "true", "15"],
+            vec!["NULL", "NULL", "true", "15"],
+            vec!["4", "u4", "false", "15"],
+        ]
+    );
+    let qfile = lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(&qfile).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: Vec<(u64, &str, bool)> = records
+        .iter()
+        .map(|r| {
+            let why = r["error"].as_str().unwrap();
+            (
+                r["line"].as_u64().unwrap(),
+                r["read_as"].as_str().unwrap(),
+                why.contains("nested deeper than 1000"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(2, "row of NULLs", true), (3, "row of NULLs", true), (4, "row of NULLs", true)]
+    );
 }

@@ -179,3 +179,37 @@ fn a_query_that_would_write_is_refused_and_writes_nothing() {
         assert_eq!(code, 0, "{sql}: {out}\n{err}");
     }
 }
+
+/// A producer's line nested 100,000 levels deep aborted every run that read its hour
+/// (exit 134) until someone deleted the file. It is a row of NULLs now, quarantined with
+/// why, and the run publishes the hour's other lines.
+#[test]
+fn a_deeply_nested_bronze_line_is_quarantined_and_the_run_goes_on() {
+    let t = TestProject::shipped();
+    t.write_fixture_events();
+    let deep = 100_000;
+    let lines = vec![
+        format!("{}{}", "[".repeat(deep), "]".repeat(deep)),
+        format!(r#"{{"event":"payout.paid","payload":{}1{}}}"#, r#"{"a":"#.repeat(deep), "}".repeat(deep)),
+    ];
+    let dir = "bronze/events/dt=2025-11-06/hour=10/env=prod/event=payout.paid";
+    crate::common::write_gz(&t.lake().join(dir).join("part-deep.json.gz"), &lines);
+    for args in [
+        vec!["run", "+silver.fact_payouts", "--at", "2025-11-06T12:00:00Z", "--from", "2025-11-06T09:00:00Z"],
+        vec!["query", "SELECT count(*) FROM rastup_bronze.bronze_events"],
+    ] {
+        let (code, out, err) = strata(t.path(), &args);
+        assert_eq!(code, 0, "{args:?}: {out}\n{err}");
+    }
+    let bad = t
+        .lake()
+        .join("bronze/_bad")
+        .join(dir.trim_start_matches("bronze/events/"))
+        .join("part-deep.bad.jsonl");
+    let text = std::fs::read_to_string(&bad).unwrap_or_else(|e| panic!("{}: {e}", bad.display()));
+    assert_eq!(
+        text.lines().filter(|l| l.contains("nested deeper than 1000")).count(),
+        2,
+        "both lines, with why"
+    );
+}

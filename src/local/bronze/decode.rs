@@ -137,6 +137,15 @@ impl RowDecoder {
     /// fit its column without `use.null.for.invalid.data`); nothing of the line is kept then.
     pub(crate) fn decode(&mut self, line: &str) -> Result<Decoded, String> {
         let row = self.rows;
+        // Nested deeper than a reader bounds it: malformed, before any recursive walk sees it.
+        if line.len() > MAX_JSON_DEPTH && nesting_exceeds(line.as_bytes(), MAX_JSON_DEPTH) {
+            let why =
+                format!("malformed JSON: objects and arrays nested deeper than {MAX_JSON_DEPTH} levels");
+            if !self.options.ignore_malformed {
+                return Err(why);
+            }
+            return Ok(self.null_row(row, why));
+        }
         let t = java_trim(line);
         if self.fast && t.starts_with('{') {
             let mut notes = Notes::default();
@@ -157,22 +166,25 @@ impl RowDecoder {
                 self.rows += 1;
                 Ok(Decoded::Row { nulled: notes.nulled })
             }
-            Ok(LineOutcome::NullRow(why)) => {
-                self.truncate(row);
-                for c in self.cols.iter_mut().flatten() {
-                    c.append_null();
-                }
-                for p in &mut self.paths {
-                    p.b.append_null();
-                }
-                self.rows += 1;
-                Ok(Decoded::NullRow(why))
-            }
+            Ok(LineOutcome::NullRow(why)) => Ok(self.null_row(row, why)),
             Err(e) => {
                 self.truncate(row);
                 Err(e)
             }
         }
+    }
+
+    /// The line is a row of NULLs (its partition columns are set by the reader).
+    fn null_row(&mut self, row: usize, why: String) -> Decoded {
+        self.truncate(row);
+        for c in self.cols.iter_mut().flatten() {
+            c.append_null();
+        }
+        for p in &mut self.paths {
+            p.b.append_null();
+        }
+        self.rows += 1;
+        Decoded::NullRow(why)
     }
 
     fn truncate(&mut self, row: usize) {
@@ -711,4 +723,43 @@ impl std::fmt::Display for Path<'_> {
         }
         f.write_str(self.name)
     }
+}
+
+/// How deeply a line's objects and arrays may nest: Jackson's default
+/// (`StreamReadConstraints.DEFAULT_MAX_DEPTH = 1000`, jackson-core 2.15+; deeper input fails
+/// with "Depth (N) exceeds the maximum allowed nesting depth (1000)"), which Trino's JSON
+/// handling inherits. A deeper line is malformed: under `ignore.malformed.json` a row of
+/// NULLs, quarantined with why. Every walk of a line (this decoder, the reference reader,
+/// the JSON text of a column) is then bounded by it; the Athena stand-in's port applies the
+/// same bound (`tests/athena_standin/openx.py`).
+pub(crate) const MAX_JSON_DEPTH: usize = 1000;
+
+/// Whether `line` opens more than `max` objects and arrays at once, outside strings (double-
+/// or single-quoted, as the lenient reader takes both). One pass, no recursion.
+pub(crate) fn nesting_exceeds(line: &[u8], max: usize) -> bool {
+    let (mut depth, mut quote, mut escaped) = (0usize, 0u8, false);
+    for &b in line {
+        if quote != 0 {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == quote {
+                quote = 0;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => quote = b,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
