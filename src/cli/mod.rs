@@ -135,8 +135,13 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.verbose, cli.log_format);
     let env: HashMap<String, String> = std::env::vars().collect();
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    // The same stack as the engine's threads: work that runs here without the executor
+    // (`strata test`'s temporary lake) reads Bronze lines nested as deep as the engine does.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(EXEC_STACK)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
     // Queries of the embedded engine run on a runtime of their own: CPU-bound work there
     // cannot keep the threads above from seeing a stop signal, and it is abandoned at exit.
     let exec = tokio::runtime::Builder::new_multi_thread()

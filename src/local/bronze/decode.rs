@@ -549,14 +549,14 @@ fn map_value(
     if sc.peek() == Some(b'}') {
         sc.i += 1;
     } else {
-        let mut seen: Vec<Cow<'_, str>> = Vec::new();
+        let mut seen: openx::SeenKeys<Cow<'_, str>> = openx::SeenKeys::default();
         loop {
             let key = sc.key()?;
-            if seen.iter().any(|k| o.key_matches(k, &key)) {
+            if seen.contains(&key, o.case_insensitive, |k, n| o.key_matches(k, n)) {
                 return Err(Fallback);
             }
             keys.push_str_bytes(key.as_bytes());
-            seen.push(key);
+            seen.push(key, o.case_insensitive);
             sc.expect(b':', "`:`")?;
             value(sc, values, o, notes, value_path)?;
             if !sc.more(b'}', "an object")? {
@@ -653,7 +653,7 @@ fn canonical_object<'a>(
     let mut canonical = true;
     // The keys so far: the first few on the stack (most objects have no more).
     let mut inline: [Cow<'_, str>; 8] = Default::default();
-    let mut spilled: Vec<Cow<'_, str>> = Vec::new();
+    let mut spilled: openx::SeenKeys<Cow<'_, str>> = openx::SeenKeys::default();
     let mut n = 0;
     if sc.peek() == Some(b'}') {
         sc.i += 1;
@@ -663,10 +663,9 @@ fn canonical_object<'a>(
             let start = sc.i;
             let key = sc.key()?;
             canonical &= string_canonical(sc.slice(start, sc.i));
-            canonical &= !inline[..n.min(inline.len())]
-                .iter()
-                .chain(&spilled)
-                .any(|k| if ci { openx::eq_ignore_case(k, &key) } else { *k == key });
+            let eq = |k: &str, key: &str| if ci { openx::eq_ignore_case(k, key) } else { k == key };
+            canonical &= !(inline[..n.min(inline.len())].iter().any(|k| eq(k, &key))
+                || spilled.contains(&key, ci, eq));
             *compact &= !sc.skip_ws();
             sc.expect(b':', "`:`")?;
             *compact &= !sc.skip_ws();
@@ -675,7 +674,7 @@ fn canonical_object<'a>(
             member(&key, sc.slice(at, sc.i));
             match inline.get_mut(n) {
                 Some(slot) => *slot = key,
-                None => spilled.push(key),
+                None => spilled.push(key, ci),
             }
             n += 1;
             *compact &= !sc.skip_ws();

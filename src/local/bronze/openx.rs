@@ -90,6 +90,86 @@ pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
     }
 }
 
+/// A fold of a key that keys equal under the reader's equality share ([`eq_ignore_case`]
+/// when case-insensitive): ASCII lower-cased, the four other characters that can equal an
+/// ASCII letter (dotless and dotted i, long s, the Kelvin sign) as that letter, any other
+/// character as U+FFFD (equal characters compare in step, so lengths agree). Keys that share
+/// a fold are compared exactly.
+pub(crate) fn fold_key(key: &str, case_insensitive: bool) -> String {
+    if !case_insensitive {
+        return key.to_string();
+    }
+    key.chars()
+        .map(|c| match c {
+            c if c.is_ascii() => c.to_ascii_lowercase(),
+            '\u{0130}' | '\u{0131}' => 'i',
+            '\u{017F}' => 's',
+            '\u{212A}' => 'k',
+            _ => '\u{FFFD}',
+        })
+        .collect()
+}
+
+/// The keys of one object seen so far, for the repeated-key check: a list while it is
+/// short, and past that also an index by [`fold_key`], so that a line with many keys costs
+/// time linear in its length (20,000 keys took 16 s compared pairwise).
+pub(crate) struct SeenKeys<K> {
+    keys: Vec<K>,
+    /// Whether each key still stands (a repeat removed it).
+    live: Vec<bool>,
+    index: HashMap<String, Vec<usize>>,
+}
+
+impl<K> Default for SeenKeys<K> {
+    fn default() -> Self {
+        Self { keys: Vec::new(), live: Vec::new(), index: HashMap::new() }
+    }
+}
+
+/// Keys compared one by one up to this many; an index past it.
+const SEEN_LINEAR: usize = 32;
+
+impl<K: AsRef<str>> SeenKeys<K> {
+    /// The positions of the standing keys equal to `key` under `eq`.
+    fn equal(&self, key: &str, ci: bool, eq: &impl Fn(&str, &str) -> bool) -> Vec<usize> {
+        let matches = |&i: &usize| self.live[i] && eq(self.keys[i].as_ref(), key);
+        if self.keys.len() <= SEEN_LINEAR {
+            return (0..self.keys.len()).filter(matches).collect();
+        }
+        self.index
+            .get(&fold_key(key, ci))
+            .map(|b| b.iter().copied().filter(matches).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a standing key equals `key`.
+    pub(crate) fn contains(&self, key: &str, ci: bool, eq: impl Fn(&str, &str) -> bool) -> bool {
+        !self.equal(key, ci, &eq).is_empty()
+    }
+
+    /// Removes the standing keys equal to `key`; returns their positions.
+    pub(crate) fn remove(&mut self, key: &str, ci: bool, eq: impl Fn(&str, &str) -> bool) -> Vec<usize> {
+        let found = self.equal(key, ci, &eq);
+        for &i in &found {
+            self.live[i] = false;
+        }
+        found
+    }
+
+    pub(crate) fn push(&mut self, key: K, ci: bool) {
+        self.keys.push(key);
+        self.live.push(true);
+        let n = self.keys.len();
+        if n == SEEN_LINEAR + 1 {
+            for (i, k) in self.keys.iter().enumerate() {
+                self.index.entry(fold_key(k.as_ref(), ci)).or_default().push(i);
+            }
+        } else if n > SEEN_LINEAR + 1 {
+            self.index.entry(fold_key(self.keys[n - 1].as_ref(), ci)).or_default().push(n - 1);
+        }
+    }
+}
+
 /// A JSON value as Trino's lenient reader produces it; `None` is JSON null.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum JValue {
@@ -153,7 +233,11 @@ impl Reader<'_> {
             Some(_) => self.pos -= 1,
             None => {}
         }
-        let mut entries: Vec<(String, Option<JValue>)> = Vec::new();
+        // Entries by position, a repeated key's earlier entry removed (`None`) where it was:
+        // Trino's `LinkedHashMap` keeps the last value, at the end.
+        let mut entries: Vec<Option<(String, Option<JValue>)>> = Vec::new();
+        // Boxed: this frame recurses once per level of nesting.
+        let mut seen: Box<SeenKeys<String>> = Box::default();
         loop {
             let name = match self.next_value()? {
                 None => return self.err("Field name is null literal"),
@@ -168,11 +252,15 @@ impl Reader<'_> {
                 self.pos += 1;
             }
             let ci = self.case_insensitive;
-            entries.retain(|(k, _)| !(if ci { eq_ignore_case(k, &name) } else { *k == name }));
+            let eq = |k: &str, n: &str| if ci { eq_ignore_case(k, n) } else { k == n };
+            for i in seen.remove(&name, ci, eq) {
+                entries[i] = None;
+            }
             let value = self.next_value()?;
-            entries.push((name, value));
+            seen.push(name.clone(), ci);
+            entries.push(Some((name, value)));
             match self.seek_next_token()? {
-                Some(c) if c == unit('}') => return Ok(JValue::Obj(entries)),
+                Some(c) if c == unit('}') => return Ok(JValue::Obj(entries.into_iter().flatten().collect())),
                 Some(c) if c == unit(',') || c == unit(';') => {}
                 _ => return self.err("Unterminated object"),
             }
