@@ -1256,3 +1256,27 @@ async fn a_line_with_many_keys_reads_in_time_linear_in_its_length() {
     assert_eq!(got, vec![vec!["19999", "last", "NULL", "true"]]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+/// Invalid UTF-8 inside a line became U+FFFD with no note. It still does (Trino's reader
+/// replaces it), and the line is in the quarantine saying so.
+#[tokio::test]
+async fn invalid_utf8_in_a_line_is_replaced_and_noted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let file = part_file(&root, "2025-11-06", "15", "prod", "payout.paid");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(&file).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"{\"event\":\"payout.paid\",\"user_id\":\"a\xffb\"}\n").unwrap();
+    std::io::Write::write_all(&mut gz, event_line("payout.paid", 2, "u2").as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let lake = lake_with(DDL, &[], tmp);
+    let got = rows(&lake.ctx, "SELECT user_id FROM bronze_events").await;
+    assert_eq!(got, vec![vec!["a\u{fffd}b"], vec!["u2"]]);
+    let qfile = lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
+    let text = std::fs::read_to_string(&qfile).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 1, "{text}");
+    assert_eq!((records[0]["line"].as_u64(), records[0]["read_as"].as_str()), (Some(1), Some("row kept")));
+    assert!(records[0]["error"].as_str().unwrap().contains("invalid UTF-8"), "{text}");
+}

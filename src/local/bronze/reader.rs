@@ -158,19 +158,26 @@ impl FileReader<'_> {
             line_no += 1;
             // Valid UTF-8 (nearly every line) is checked fast; otherwise Trino's
             // replacement of invalid sequences.
-            let text = match std::str::from_utf8(text) {
-                Ok(t) => Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(text),
+            let (text, lossy) = match std::str::from_utf8(text) {
+                Ok(t) => (Cow::Borrowed(t), false),
+                Err(_) => (String::from_utf8_lossy(text), true),
+            };
+            // Read as Trino reads it, and said: the producer sent bytes that are not text.
+            let lossy_note = |mut notes: Vec<String>| {
+                if lossy {
+                    notes.insert(0, "invalid UTF-8, replaced by U+FFFD".to_string());
+                }
+                notes
             };
             let (kept, error) = match self.decoder.decode(&text) {
-                Ok(Decoded::Row { nulled }) if nulled.is_empty() => (None, String::new()),
+                Ok(Decoded::Row { nulled }) if nulled.is_empty() && !lossy => (None, String::new()),
                 Ok(Decoded::Row { nulled }) => {
                     nulled_lines += 1;
-                    (Some("row kept"), nulled.join("; "))
+                    (Some("row kept"), lossy_note(nulled).join("; "))
                 }
                 Ok(Decoded::NullRow(why)) => {
                     bad_lines += 1;
-                    (Some("row of NULLs"), why)
+                    (Some("row of NULLs"), lossy_note(vec![why]).join("; "))
                 }
                 Err(e) => {
                     return Err(DataFusionError::Execution(format!(
