@@ -58,7 +58,7 @@ fn print_runs(runs: &[ModelRun]) {
     }
     for r in runs.iter().filter(|r| r.stats.bad_files > 0) {
         eprintln!(
-            "warning: {}: {} Bronze file(s) could not be read to their end (truncated or corrupt); what they hold past that is in no table, see bronze/_bad/",
+            "warning: {}: {} Bronze file(s) could not be read to their end (truncated, corrupt, or named in bytes that are not UTF-8); what they hold past that is in no table, see bronze/_bad/",
             r.model, r.stats.bad_files
         );
     }

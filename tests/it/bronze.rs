@@ -1280,3 +1280,27 @@ async fn invalid_utf8_in_a_line_is_replaced_and_noted() {
     assert_eq!((records[0]["line"].as_u64(), records[0]["read_as"].as_str()), (Some(1), Some("row kept")));
     assert!(records[0]["error"].as_str().unwrap().contains("invalid UTF-8"), "{text}");
 }
+
+/// A Bronze file whose name is not UTF-8 was skipped silently. No S3 key is anything but
+/// UTF-8, so Athena never reads such a file either: it is still not read, and now counted
+/// and recorded in the quarantine, named as well as it can be.
+#[tokio::test]
+async fn a_file_whose_name_is_not_utf8_is_reported_not_skipped_silently() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let file = part_file(&root, "2025-11-06", "15", "prod", "payout.paid");
+    let odd = file.parent().unwrap().join(std::ffi::OsStr::from_bytes(b"part-\xff.json.gz"));
+    let lake = lake_with(
+        DDL,
+        &[(file, vec![event_line("payout.paid", 1, "u1")]), (odd, vec![event_line("payout.paid", 2, "u2")])],
+        tmp,
+    );
+    let got = rows(&lake.ctx, "SELECT user_id FROM bronze_events").await;
+    assert_eq!(got, vec![vec!["u1"]]);
+    assert_eq!(lake.stats.snapshot().bad_files, 1, "counted");
+    let qfile =
+        lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-\u{fffd}.bad.jsonl");
+    let text = std::fs::read_to_string(&qfile).unwrap_or_else(|e| panic!("{}: {e}", qfile.display()));
+    assert!(text.contains("the name is not UTF-8") && text.contains("not read"), "{text}");
+}

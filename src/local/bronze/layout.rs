@@ -125,8 +125,9 @@ fn partition_value(raw: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Entries of `dir` sorted by name; a missing directory has none.
-fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+/// Entries of `dir` sorted by name; a missing directory has none. Entries whose name is not
+/// UTF-8 (no S3 key is: Athena never reads such a file) go to `unnamed`.
+fn sorted_entries(dir: &Path, unnamed: &mut Vec<PathBuf>) -> io::Result<Vec<(String, PathBuf)>> {
     let iter = match std::fs::read_dir(dir) {
         Ok(it) => it,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -135,8 +136,9 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in iter {
         let entry = entry?;
-        if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, entry.path()));
+        match entry.file_name().into_string() {
+            Ok(name) => out.push((name, entry.path())),
+            Err(_) => unnamed.push(entry.path()),
         }
     }
     out.sort();
@@ -158,6 +160,7 @@ pub(crate) fn discover(
     layout: &Layout,
     n_columns: usize,
     prune: &mut Pruner<'_>,
+    unnamed: &mut Vec<PathBuf>,
 ) -> io::Result<Vec<BronzeFile>> {
     let all: ColumnSet = if n_columns >= 64 { u64::MAX } else { (1u64 << n_columns) - 1 };
     let mut known: ColumnSet = 0;
@@ -181,7 +184,7 @@ pub(crate) fn discover(
                     }
                 }
                 Segment::Capture { prefix, column, suffix } => {
-                    for (name, path) in sorted_entries(&cand.dir)? {
+                    for (name, path) in sorted_entries(&cand.dir, unnamed)? {
                         let Some(raw) =
                             name.strip_prefix(prefix.as_str()).and_then(|r| r.strip_suffix(suffix.as_str()))
                         else {
@@ -207,7 +210,7 @@ pub(crate) fn discover(
     }
     let mut files = Vec::new();
     for cand in level {
-        for (name, path) in sorted_entries(&cand.dir)? {
+        for (name, path) in sorted_entries(&cand.dir, unnamed)? {
             if name.starts_with('.') || name.starts_with('_') {
                 continue;
             }

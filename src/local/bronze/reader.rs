@@ -70,6 +70,21 @@ struct BadRecord<'a> {
     record: &'a str,
 }
 
+/// Records in the quarantine that the Bronze entry `relative` (its name, not UTF-8, shown
+/// with U+FFFD) was not read.
+pub(crate) fn quarantine_unnamed(quarantine_root: &Path, relative: &str) -> Result<()> {
+    let record = BadRecord {
+        source: relative,
+        line: 0,
+        error: "the name is not UTF-8: no S3 key is, so Athena never reads it; rename it to read it",
+        read_as: "not read",
+        record: "",
+    };
+    let mut content = serde_json::to_vec(&record).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    content.push(b'\n');
+    write_quarantine(quarantine_root, relative, &content)
+}
+
 /// Reads `files` in order, handing each batch to `emit`; stops early when `emit`
 /// returns false (the consumer went away) or the limit is reached.
 pub(crate) fn read_files(

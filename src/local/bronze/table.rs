@@ -192,8 +192,17 @@ impl BronzeTable {
             }
             Ok(keep)
         };
-        let mut files = discover(&self.root_dir, &self.layout, names.len(), &mut prune)
+        let mut unnamed = Vec::new();
+        let mut files = discover(&self.root_dir, &self.layout, names.len(), &mut prune, &mut unnamed)
             .map_err(|e| DataFusionError::Execution(format!("listing {}: {e}", self.root_dir.display())))?;
+        // Not read (no S3 key is anything but UTF-8, so Athena never reads it), and said.
+        for path in unnamed {
+            self.stats.bad_files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let relative = path.strip_prefix(&self.root_dir).unwrap_or(&path).to_string_lossy().into_owned();
+            tracing::warn!(file = %relative, "a Bronze entry whose name is not UTF-8 is not read");
+            super::reader::quarantine_unnamed(&self.quarantine_root, &relative)
+                .map_err(|e| DataFusionError::Execution(format!("quarantine of {relative}: {e}")))?;
+        }
         if let Some(only) = &self.only {
             files.retain(|f| only.contains(&f.path));
         }
