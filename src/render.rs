@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
 use crate::config::{EngineKind, Settings};
-use crate::window::{Window, fmt_ts};
+use crate::window::{Grain, Window, fmt_dt, fmt_hour, fmt_ts};
 
 /// How a reference was written in a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +205,8 @@ impl Renderer {
             let w = scope.window;
             let grain = grain.as_deref().unwrap_or(w.grain.as_str());
             Ok(match grain {
-                "hour" => hour_predicate(&p, &w.hours()),
-                "day" => day_predicate(&p, &w.days()),
+                "hour" => hour_predicate(&p, units(&w, Grain::Hour)),
+                "day" => day_predicate(&p, units(&w, Grain::Day)),
                 other => {
                     return Err(Error::new(
                         ErrorKind::InvalidOperation,
@@ -279,16 +279,29 @@ fn locate(e: &Error, source: &str) -> RenderError {
     RenderError { line, message }
 }
 
-/// The hours `[first, last]` (as `(dt, hour)`, in order) as a predicate of constant size,
-/// whatever the range: a `dt` range (a conjunct of its own, so both engines prune days with
-/// it before listing hours) and the hours of the first and last day. Comparisons of the
-/// zero-padded text order as the instants do. Athena's partition projection generates only
-/// the values such ranges admit (AWS: "How to use the date type", a `datehour >= … AND
-/// datehour < …` query; Trino's `projection/DateProjection` and `IntegerProjection` keep the
-/// projected values the predicate's domain includes), and the local Bronze listing applies
-/// them exactly.
-fn hour_predicate(p: &str, hours: &[(String, String)]) -> String {
-    let (Some((d0, h0)), Some((dn, hn))) = (hours.first(), hours.last()) else { return "FALSE".into() };
+/// The first and last unit of `grain` the window overlaps (`Window::hours()` / `days()`'s
+/// first and last, found without listing the units between), or `None` when it overlaps
+/// none. Units are aligned to the epoch, so the last one before `end` is the unit holding
+/// the instant just before it.
+fn units(w: &Window, grain: Grain) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let first = grain.floor(w.start);
+    if first >= w.end {
+        return None;
+    }
+    Some((first, grain.floor(w.end - Duration::nanoseconds(1))))
+}
+
+/// The hours `[first, last]` as a predicate of constant size, whatever the range: a `dt`
+/// range (a conjunct of its own, so both engines prune days with it before listing hours)
+/// and the hours of the first and last day. Comparisons of the zero-padded text order as
+/// the instants do. Athena's partition projection generates only the values such ranges
+/// admit (AWS: "How to use the date type", a `datehour >= … AND datehour < …` query;
+/// Trino's `projection/DateProjection` and `IntegerProjection` keep the projected values
+/// the predicate's domain includes, and the Hive connector tests the whole predicate on
+/// each partition's values), and the local Bronze listing applies them exactly.
+fn hour_predicate(p: &str, hours: Option<(DateTime<Utc>, DateTime<Utc>)>) -> String {
+    let Some((first, last)) = hours else { return "FALSE".into() };
+    let (d0, h0, dn, hn) = (fmt_dt(first), fmt_hour(first), fmt_dt(last), fmt_hour(last));
     if d0 == dn {
         return format!("({p}dt = '{d0}' AND {p}hour >= '{h0}' AND {p}hour <= '{hn}')");
     }
@@ -298,10 +311,8 @@ fn hour_predicate(p: &str, hours: &[(String, String)]) -> String {
 }
 
 /// The days `[first, last]` as a `dt` range (one day: an equality).
-fn day_predicate(p: &str, days: &[String]) -> String {
-    match (days.first(), days.last()) {
-        (Some(d0), Some(dn)) if d0 == dn => format!("{p}dt = '{d0}'"),
-        (Some(d0), Some(dn)) => format!("({p}dt >= '{d0}' AND {p}dt <= '{dn}')"),
-        _ => "FALSE".into(),
-    }
+fn day_predicate(p: &str, days: Option<(DateTime<Utc>, DateTime<Utc>)>) -> String {
+    let Some((first, last)) = days else { return "FALSE".into() };
+    let (d0, dn) = (fmt_dt(first), fmt_dt(last));
+    if d0 == dn { format!("{p}dt = '{d0}'") } else { format!("({p}dt >= '{d0}' AND {p}dt <= '{dn}')") }
 }

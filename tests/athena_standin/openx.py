@@ -195,16 +195,71 @@ _LITERAL = re.compile(r"[^ \r\n\t\f{}\[\]/\\:,=;#]*")
 _QUOTE_OR_ESCAPE = {q: re.compile("[" + q + "\\\\]") for q in "'\""}
 _ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", "a": "\x07", "v": "\t"}  # '\011' quirk
 
+# strata's bound on nesting (src/local/bronze/decode.rs, MAX_JSON_DEPTH): Trino's JsonReader recurses once
+# per level without a bound (JsonReader.java:77-191), so a deep enough line throws StackOverflowError, which
+# ignore.malformed.json does not catch (OpenXJsonDeserializer.java:150-180) and the query fails; strata reads a
+# line nested deeper than Jackson's default maximum depth (jackson-core StreamReadConstraints.DEFAULT_MAX_DEPTH,
+# 1000) as malformed instead. The port does the same, in the same two places: _nesting_exceeds before reading,
+# and _JsonReader.next_value while reading.
+MAX_JSON_DEPTH = 1000
+# The reader and the writer below recurse once or twice per level: room for the deepest line read.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 5 * MAX_JSON_DEPTH))
+_TOO_DEEP = f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels"
+_LITERAL_END = frozenset(" \r\n\t\f{}[]/\\:,=;#")   # JsonReader.literalToken
+
+def _nesting_exceeds(text, limit):
+    """Whether _JsonReader would open more than `limit` objects and arrays at once reading `text` (trimmed, starting
+    with '{' or '['): its own tokens in one pass, as strata's decode.rs nesting_exceeds follows them. Brackets in
+    strings, comments or after the first value do not count; a quote inside an unquoted literal opens no string;
+    where the reader fails first, the depth reached before that counts."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        i += 1
+        if c in "\t \n\r,;:": continue
+        if c == "=":                                               # '=' or '=>'
+            if text[i:i + 1] == ">": i += 1
+        elif c == "#" or (c == "/" and text[i:i + 1] == "/"):       # end of line comment
+            while i < n:
+                i += 1
+                if text[i - 1] in "\r\n": break
+        elif c == "/" and text[i:i + 1] == "*":                    # c-style comment
+            end = text.find("*/", i + 1)
+            if end == -1: return False
+            i = end + 2
+        elif c in "{[":
+            depth += 1
+            if depth > limit: return True
+        elif c in "}]":
+            depth -= 1
+            if depth <= 0: return False
+        elif c in "\"'":                                          # a quoted string; a backslash escapes one character
+            while True:
+                m = _QUOTE_OR_ESCAPE[c].search(text, i)
+                if m is None: return False
+                i = m.end()
+                if m.group() == c: break
+                i += 1
+        elif c in _LITERAL_END: return False                       # a lone '/', '\\' or form feed: the reader fails
+        else:
+            while i < n and text[i] not in _LITERAL_END: i += 1    # an unquoted literal
+    return False
+
 class _JsonReader:  # Trino JsonReader.java:48-75: a lenient parser producing None, _JStr, dict or list
     def __init__(self, json, key_map):
-        self.json, self.key_map, self.pos = json, key_map, 0
+        self.json, self.key_map, self.pos, self.depth = json, key_map, 0, 0
     def fail(self, reason):
         raise _InvalidJson(reason, self.pos, self.json)
-    def next_value(self):  # JsonReader.java:77-96
+    def next_value(self):  # JsonReader.java:77-96; past MAX_JSON_DEPTH levels malformed (strata's bound)
         c = self.seek_next_token()
         if c is None: self.fail("End of input")
-        if c in "{[\"'":
-            return self.read_object() if c == "{" else self.read_array() if c == "[" else self.read_quoted(c)
+        if c in "{[":
+            if self.depth == MAX_JSON_DEPTH: self.fail(_TOO_DEEP)
+            self.depth += 1
+            value = self.read_object() if c == "{" else self.read_array()
+            self.depth -= 1
+            return value
+        if c in "\"'": return self.read_quoted(c)
         self.pos -= 1
         return self.read_literal()
     def read_object(self):  # JsonReader.java:98-148
@@ -286,26 +341,6 @@ class _JsonReader:  # Trino JsonReader.java:48-75: a lenient parser producing No
                     if json[self.pos - 1] in "\r\n": break
             else: return c
         return None
-
-# Jackson's default maximum nesting depth (jackson-core StreamReadConstraints.DEFAULT_MAX_DEPTH,
-# 2.15+): a deeper line is malformed, as in strata's reader (src/local/bronze/decode.rs).
-MAX_JSON_DEPTH = 1000
-# The reader and the writer below recurse once or twice per level: room for the deepest line read.
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 5 * MAX_JSON_DEPTH))
-
-def _nesting_exceeds(text, limit):  # more than `limit` objects and arrays open at once, outside strings
-    depth, quote, escaped = 0, None, False
-    for c in text:
-        if quote:
-            if escaped: escaped = False
-            elif c == "\\": escaped = True
-            elif c == quote: quote = None
-        elif c in "\"'": quote = c
-        elif c in "[{":
-            depth += 1
-            if depth > limit: return True
-        elif c in "]}": depth = max(0, depth - 1)
-    return False
 
 def _read_json(json, key_map=lambda name: name):  # Trino JsonReader.java:60-64 (readJson); raises _InvalidJson
     return _JsonReader(json, key_map).next_value()
@@ -857,8 +892,7 @@ def decode_line(line: str, columns: list[tuple[str, HiveType]], options: Options
     text, notes, node = _jstr(line).strip(_TRIM), [], None
     if text.startswith(("[", "{")):                           # only object and array lines are parsed
         try:
-            if _nesting_exceeds(text, MAX_JSON_DEPTH):
-                raise _InvalidJson(f"objects and arrays nested deeper than {MAX_JSON_DEPTH} levels", 0, text)
+            if len(text) > MAX_JSON_DEPTH and _nesting_exceeds(text, MAX_JSON_DEPTH): raise _InvalidJson(_TOO_DEEP, 0, text)
             node = _read_json(text, options._json_key)
         except _InvalidJson as e:
             if not options.ignore_malformed_json: raise OpenXError(str(e)) from None

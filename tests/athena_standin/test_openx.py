@@ -849,6 +849,44 @@ class TestNotes(OpenXTestCase):
                          ["column device.specs['ram'][1]: cannot read 'x' as smallint"])
 
 
+class TestNestingBound(OpenXTestCase):
+    """strata's bound (openx.MAX_JSON_DEPTH, decode.rs MAX_JSON_DEPTH): Trino's JsonReader.java:77-191 recurses
+    without one, so a deep enough line overflows Java's stack and fails the query; past Jackson's default maximum
+    depth (StreamReadConstraints.DEFAULT_MAX_DEPTH, 1000) a line is malformed instead, counted on the reader's own
+    tokens."""
+    ignore = Options.from_serde({"ignore.malformed.json": "true"})
+
+    def test_edges(self):
+        bound = openx.MAX_JSON_DEPTH
+        for depth in (bound - 1, bound):
+            self.assert_line([("a", "string")], "[" * depth + "]" * depth, ["[" * (depth - 1) + "]" * (depth - 1)])
+            line = '{"b": 1, "a": ' + '{"a":' * (depth - 2) + "1" + "}" * (depth - 2) + "}"
+            self.assertEqual(self.decode(line, [("b", "int")]), [1])
+        for line in ("[" * (bound + 1) + "]" * (bound + 1), '{"a":' * (bound + 1) + "1" + "}" * (bound + 1)):
+            self.assertRaises(OpenXError, self.decode, line, [("a", "string")])
+            values, notes = decode_line(line, [("a", parse_hive_type("string"))], self.ignore)
+            self.assertEqual((values, notes), ([None], [f"malformed JSON: {openx._TOO_DEEP} at 0"]))
+
+    def test_depth_is_counted_on_the_readers_tokens(self):
+        def read(line):
+            return decode_line(line, [("b", parse_hive_type("string"))], self.ignore)
+        deep = "[" * 100_000 + "]" * 100_000
+        # Deep behind a quote inside an unquoted literal, a quote inside a comment, lenient separators.
+        for line in ('{"b": it\'s, "a": ' + deep + "}", '{"b": 1, /*"*/ "a": ' + deep + "}", "{'b' => 1; a = " + deep + "}"):
+            self.assertEqual(read(line), ([None], [f"malformed JSON: {openx._TOO_DEEP} at 0"]), line[:30])
+        # Not deep: brackets in strings, in a comment, after the record (which is not read).
+        for line in ('{"b": "' + "[" * 2000 + '", "c": \'' + "{" * 2000 + "'}", '{"b": "[" /* ' + "[" * 2000 + " */}",
+                     '{"b": "["} # ' + "[" * 2000, '{"b": "["} ' + "[" * 2000):
+            self.assertEqual(read(line)[0], [line[7:line.index('"', 7)]], line[:30])
+        # Where the reader fails first, that is the reason.
+        line = '{"b": it\'s\\' + "[" * 2000 + "}"
+        self.assertEqual(read(line), ([None], ["malformed JSON: Unterminated object at 11"]))
+
+    def test_the_reader_counts_too(self):
+        with self.assertRaises(openx._InvalidJson) as e:
+            openx._read_json("[" * (openx.MAX_JSON_DEPTH + 1))
+        self.assertEqual(e.exception.reason, openx._TOO_DEEP)
+
 class TestSplitLines(unittest.TestCase):
     def test_terminators(self):
         """TextLineReader.java:153-271: \\n, \\r and \\r\\n end lines; a final unterminated line counts."""

@@ -13,6 +13,8 @@ import re
 
 from sqlglot import exp
 
+from openx import MAX_JSON_DEPTH
+
 # What the stand-in changes in a statement before DuckDB runs it, and why.
 REWRITES = [
     ("json_extract_scalar(json, path)",
@@ -21,7 +23,8 @@ REWRITES = [
      "NULL, unparseable JSON gives NULL (DuckDB's ->> renders objects as JSON text and numbers "
      "re-formatted)"),
     ("json_extract(json, path)",
-     "the same walk, returning the value as compact JSON text"),
+     "the same walk, returning the value as compact JSON text; NULL for a value nested deeper "
+     "than 1000 levels, as in strata (Jackson's StreamWriteConstraints fails Trino's query)"),
     ("TRY_CAST(varchar AS tinyint|smallint|integer|bigint)",
      "Trino trims the string and parses a decimal integer (VarcharOperators.castToBigint: "
      "Long.parseLong(s.trim())); DuckDB also accepts '12.9' (rounding to 13) and '1e3'"),
@@ -373,38 +376,41 @@ class _Stream:
             return self.s[self.i - 1]
         raise _JsonError(f"expected one of {options}")
 
-    def skip_rest(self, opener):
-        """Skips the rest of a container whose opener was read."""
+    def _member(self, opener):
+        """The first token of a container's next value (in an object, after its field name)."""
         if opener == "{":
             self._ws()
-            if self.s.startswith("}", self.i):
-                self.i += 1
-                return
-            while True:
-                self._ws()
-                if not self.s.startswith('"', self.i):
-                    raise _JsonError("expected a field name")
-                self.string()
-                self.punct(":")
-                self.skip(self.value())
-                if self.punct(",}") == "}":
-                    return
-        else:
-            self._ws()
-            if self.s.startswith("]", self.i):
-                self.i += 1
-                return
-            while True:
-                self.skip(self.value())
-                if self.punct(",]") == "]":
-                    return
+            if not self.s.startswith('"', self.i):
+                raise _JsonError("expected a field name")
+            self.string()
+            self.punct(":")
+        return self.value()
 
     def skip(self, tok):
-        if tok[0] in "{[":
-            self.skip_rest(tok[0])
+        """Skips the rest of the value `tok` starts, one token at a time with a stack of the open
+        containers, as Jackson's skipChildren does: a document of any depth is skipped."""
+        open_ = []
+        while True:
+            if tok[0] in "{[":
+                self._ws()
+                if self.s.startswith("}" if tok[0] == "{" else "]", self.i):
+                    self.i += 1
+                else:
+                    open_.append(tok[0])
+                    tok = self._member(tok[0])
+                    continue
+            while True:                      # a value ended: close the containers it ended
+                if not open_:
+                    return
+                if self.punct("," + ("}" if open_[-1] == "{" else "]")) == ",":
+                    tok = self._member(open_[-1])
+                    break
+                open_.pop()
 
-    def copy(self, tok):
-        """The value starting with `tok` as compact JSON text (Jackson's generator)."""
+    def copy(self, tok, depth=0):
+        """The value starting with `tok` as compact JSON text (Jackson's generator). A value
+        nested deeper than MAX_JSON_DEPTH is an error (NULL), as strata's json_extract has it
+        (Jackson's StreamWriteConstraints.DEFAULT_MAX_DEPTH, 1000, fails Trino's query)."""
         import json
         kind, v = tok
         if kind == "str":
@@ -415,6 +421,8 @@ class _Stream:
             return "null"
         out = []
         close = "}" if kind == "{" else "]"
+        if depth == MAX_JSON_DEPTH:
+            raise _JsonError("nested too deep")
         self._ws()
         if self.s.startswith(close, self.i):
             self.i += 1
@@ -426,9 +434,9 @@ class _Stream:
                     raise _JsonError("expected a field name")
                 key = self.string()
                 self.punct(":")
-                out.append(json.dumps(key, ensure_ascii=False) + ":" + self.copy(self.value()))
+                out.append(json.dumps(key, ensure_ascii=False) + ":" + self.copy(self.value(), depth + 1))
             else:
-                out.append(self.copy(self.value()))
+                out.append(self.copy(self.value(), depth + 1))
             if self.punct("," + close) == close:
                 return kind + ",".join(out) + close
 

@@ -794,6 +794,14 @@ async fn odd_lines() {
         ));
         lines.push(format!(r#"{{"s":"{open}","payload":{{"k":"{close}{open}"}}}}"#));
     }
+    // The depth is counted on the reader's own tokens: a quote inside an unquoted literal or
+    // a comment hides no brackets; brackets in a comment or after the record are not read.
+    let (open, close) = ("[".repeat(1001), "]".repeat(1001));
+    lines.push(format!(r#"{{"s":it's,"payload":{open}{close}}}"#));
+    lines.push(format!(r#"{{"s":"x",/*"*/"payload":{open}{close}}}"#));
+    lines.push(format!(r#"{{"s":"x" /* {open} */,"i":1}}"#));
+    lines.push(format!(r#"{{"s":"x","i":2}} # {open}"#));
+    lines.push(format!(r#"{{"s":"x","payload":[1]}} {open}"#));
     // Month ends of leap and common years (a calendar computation for valid fields, the
     // lenient resolver for the rest): each against the port.
     for (y, m) in [(2000, 2), (1900, 2), (2024, 2), (2100, 2), (2025, 4), (2025, 12), (1, 1), (9998, 12)] {
@@ -1255,6 +1263,265 @@ async fn a_line_with_many_keys_reads_in_time_linear_in_its_length() {
     .await;
     assert_eq!(got, vec![vec!["19999", "last", "NULL", "true"]]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+/// A line could still overflow the stack past the bound: the one-pass check before the
+/// reference reader counted brackets outside quotes, but Trino's lenient reader takes a quote
+/// inside an unquoted literal (`it's`) or inside a comment (`/*"*/`) as text, so such a line
+/// hid a 100,000-deep payload from the check and the reader recursed into all of it; and
+/// brackets the reader never reads (in a comment after the record, after the record) made a
+/// good line a row of NULLs. The check now follows the reader's own tokens, and the reader
+/// counts its depth too. The bound is Jackson's default maximum nesting depth (jackson-core
+/// `StreamReadConstraints.DEFAULT_MAX_DEPTH` = 1000: 1000 passes, 1001 fails); Trino's
+/// `JsonReader` has none (`JsonReader.java:77-191` recurses once per level, so Athena fails
+/// the query on a line deep enough to overflow Java's stack). Lines at the bound are read by
+/// recursion: the test runs on threads with the engine's stack (`cli::EXEC_STACK`).
+///
+/// The JSON functions read JSON text of any depth held in `payload` without recursing, as
+/// Trino's streaming `json_extract_scalar` does (`JsonExtract.java`, `skipChildren`; Trino
+/// lifts Jackson's read limits, `JsonUtils.jsonFactoryBuilder`); `json_extract` gives NULL for
+/// a value nested deeper than the bound (Jackson's `StreamWriteConstraints.DEFAULT_MAX_DEPTH`,
+/// 1000, which fails Trino's query).
+#[test]
+fn lines_that_hid_their_depth_from_the_check_are_null_rows_and_lines_at_the_bound_are_read() {
+    const STACK: usize = 256 << 20;
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_stack_size(STACK)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(deep_lines())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn deep_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bronze/events");
+    let deep = 100_000;
+    let arrays = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+    let objects = |d: usize| format!("{}1{}", r#"{"a":"#.repeat(d), "}".repeat(d));
+    // An event nested `d` deep in all: its `payload` holds d - 1 levels.
+    let in_payload =
+        |v: usize, d: usize| format!(r#"{{"event":"payout.paid","v":{v},"payload":{}}}"#, objects(d - 1));
+    // An event whose `payload` is a string holding JSON text.
+    let text_payload = |v: usize, doc: &str| {
+        format!(r#"{{"event":"payout.paid","v":{v},"payload":{}}}"#, serde_json::to_string(doc).unwrap())
+    };
+    let lines = vec![
+        event_line("payout.paid", 1, "u1"),
+        arrays(999),
+        arrays(1000),
+        arrays(1001),
+        in_payload(999, 999),
+        in_payload(1000, 1000),
+        in_payload(1001, 1001),
+        format!(r#"{{"event":"payout.paid","v":8,"note":it's,"payload":{}}}"#, arrays(deep)),
+        format!(r#"{{"event":"payout.paid","v":9,/*"*/"payload":{}}}"#, objects(deep)),
+        format!(r#"{{"event":"payout.paid","v":10}} # {}"#, "[".repeat(1001)),
+        format!(r#"{{"event":"payout.paid","v":11,"payload":"x"}} {}"#, "[".repeat(1001)),
+        text_payload(12, &format!(r#"{{"deep":{},"k":"found"}}"#, objects(deep))),
+        text_payload(13, &arrays(1000)),
+        text_payload(14, &arrays(1001)),
+        event_line("payout.paid", 15, "u15"),
+    ];
+    let file = part_file(&root, "2025-11-06", "15", "prod", "payout.paid");
+    let lake = lake_with(DDL, &[(file, lines)], tmp);
+    let got = rows(&lake.ctx, "SELECT v, event IS NULL, payload IS NULL, hour FROM bronze_events").await;
+    let (kept, no_payload, null_row) =
+        (["false", "false", "15"], ["false", "true", "15"], ["true", "true", "15"]);
+    let expected: Vec<Vec<String>> = [
+        ("1", kept),
+        // A top-level array fills the columns by position: `event` holds the inner arrays.
+        ("NULL", no_payload),
+        ("NULL", no_payload),
+        ("NULL", null_row),
+        ("999", kept),
+        ("1000", kept),
+        ("NULL", null_row),
+        ("NULL", null_row),
+        ("NULL", null_row),
+        ("10", no_payload),
+        ("11", kept),
+        ("12", kept),
+        ("13", kept),
+        ("14", kept),
+        ("15", kept),
+    ]
+    .iter()
+    .map(|(v, rest)| std::iter::once(*v).chain(rest.iter().copied()).map(String::from).collect())
+    .collect();
+    assert_eq!(got, expected);
+    let stats = lake.stats.snapshot();
+    assert_eq!((stats.rows, stats.malformed_lines, stats.nulled_lines), (15, 4, 2));
+    let qfile = lake.quarantine.join("dt=2025-11-06/hour=15/env=prod/event=payout.paid/part-0000.bad.jsonl");
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(&qfile).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: Vec<(u64, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            let why = r["error"].as_str().unwrap();
+            let why = if why.contains("nested deeper than 1000 levels") {
+                "too deep"
+            } else if why.starts_with("text after the record is not read") {
+                "text after the record"
+            } else {
+                why
+            };
+            (r["line"].as_u64().unwrap(), r["read_as"].as_str().unwrap(), why)
+        })
+        .collect();
+    let too_deep = |line: u64| (line, "row of NULLs", "too deep");
+    let trailing = |line: u64| (line, "row kept", "text after the record");
+    assert_eq!(summary, vec![too_deep(4), too_deep(7), too_deep(8), too_deep(9), trailing(10), trailing(11)]);
+
+    // JSON text of any depth in `payload`, through the functions.
+    strata::local::functions::register(&lake.ctx);
+    let got = rows(
+        &lake.ctx,
+        "SELECT json_extract_scalar(payload, '$.k'), json_extract_scalar(payload, '$.deep'), \
+         json_extract(payload, '$.deep'), json_extract(payload, '$.k') FROM bronze_events WHERE v = 12",
+    )
+    .await;
+    assert_eq!(got, vec![vec!["found", "NULL", "NULL", "\"found\""]]);
+    let got = rows(
+        &lake.ctx,
+        "SELECT v, json_extract(payload, '$') IS NULL, json_extract_scalar(payload, '$[0]') \
+         FROM bronze_events WHERE v IN (13, 14, 999, 1000) ORDER BY v",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            vec!["13", "false", "NULL"],
+            vec!["14", "true", "NULL"],
+            vec!["999", "false", "NULL"],
+            vec!["1000", "false", "NULL"]
+        ]
+    );
+}
+
+/// The lines of `many_keys_without_ascii_letters_or_repeated_read_in_time_linear_in_the_line`
+/// with `n` keys, read: their values, and how long the query took.
+async fn many_keys(n: usize) -> (Vec<Vec<String>>, std::time::Duration) {
+    // One CJK ideograph per key (no case, no ASCII letter).
+    let key = |i: usize| char::from_u32(0x4E00 + i as u32).unwrap();
+    let members = (0..n).map(|i| format!(r#""{}":"{i}""#, key(i))).collect::<Vec<_>>().join(",");
+    let repeated = (0..n)
+        .map(|i| format!(r#""{}":{i}"#, if i % 2 == 0 { "K" } else { "k" }))
+        .collect::<Vec<_>>()
+        .join(",");
+    let lines = vec![
+        // Read by the fast path (`payload` copied as-is, `ids` a map)...
+        format!(r#"{{"event":"payout.paid","v":1,"payload":{{{members}}},"ids":{{{members}}}}}"#),
+        // ... and by the reference reader (an unquoted key).
+        format!(r#"{{"event":"payout.paid","v":2,"payload":{{{members}}},"ids":{{{members}}},unquoted:1}}"#),
+        // One key repeated in either case: the last stands.
+        format!(r#"{{"event":"payout.paid","v":3,"payload":{{{repeated}}}}}"#),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let file = part_file(&tmp.path().join("bronze/events"), "2025-11-06", "15", "prod", "payout.paid");
+    let lake = lake_with(DDL, &[(file, lines)], tmp);
+    strata::local::functions::register(&lake.ctx);
+    let last = key(n - 1);
+    let sql = format!(
+        "SELECT v, json_extract_scalar(payload, '$[\"{last}\"]'), ids['{last}'], \
+         json_extract_scalar(payload, '$.k'), json_extract_scalar(payload, '$.K') FROM bronze_events"
+    );
+    let started = std::time::Instant::now();
+    let got = rows(&lake.ctx, &sql).await;
+    (got, started.elapsed())
+}
+
+/// 20,000 keys without ASCII letters (one CJK ideograph each) all shared one bucket of the
+/// repeated-key index (its fold kept ASCII letters and the four characters that can equal
+/// one, and made every other character U+FFFD), so each key was compared with every earlier
+/// one; a key repeated 20,000 times was compared with all its earlier, removed occurrences;
+/// and a map of many keys read by the reference reader compared each key with every later
+/// one. One line costs time linear in its length now: 20,000 keys read in well under 40 times
+/// the time of 2,000 (quadratic work takes about 100 times), with the right values.
+#[tokio::test]
+async fn many_keys_without_ascii_letters_or_repeated_read_in_time_linear_in_the_line() {
+    let expected = |n: usize| {
+        let last = (n - 1).to_string();
+        vec![
+            vec!["1".to_string(), last.clone(), last.clone(), "NULL".into(), "NULL".into()],
+            vec!["2".to_string(), last.clone(), last.clone(), "NULL".into(), "NULL".into()],
+            vec!["3".to_string(), "NULL".into(), "NULL".into(), last, "NULL".into()],
+        ]
+    };
+    let (small, small_took) = many_keys(2_000).await;
+    assert_eq!(small, expected(2_000));
+    let (big, big_took) = many_keys(20_000).await;
+    assert_eq!(big, expected(20_000));
+    assert!(
+        big_took < small_took * 40 + std::time::Duration::from_secs(5),
+        "2,000 keys: {small_took:?}, 20,000 keys: {big_took:?}"
+    );
+}
+
+/// The repeated-key index must find a key equal to an earlier one in another case whatever
+/// their characters: its fold must put every two characters the reader's key equality calls
+/// equal (their upper cases or their lower cases agree) in one bucket. Every such pair of
+/// Rust's case mappings is a pair of keys after 33 others (past the keys compared one by one)
+/// in a map column, in both orders: only the later stands, as Trino's reader keeps the last
+/// of equal keys (`JsonReader.java:134-137`: `LinkedHashMap` remove, then put).
+#[tokio::test]
+async fn a_repeated_key_in_another_case_is_found_among_many_keys_whatever_its_characters() {
+    let cased = |c: char| !c.to_uppercase().eq([c]) || !c.to_lowercase().eq([c]);
+    let chars: Vec<char> = (0..=0x10FFFF).filter_map(char::from_u32).collect();
+    // Characters by their upper case (true) and by their lower case (false).
+    let mut groups: std::collections::HashMap<(bool, String), Vec<char>> = std::collections::HashMap::new();
+    for &c in chars.iter().filter(|&&c| cased(c)) {
+        groups.entry((true, c.to_uppercase().collect())).or_default().push(c);
+        groups.entry((false, c.to_lowercase().collect())).or_default().push(c);
+    }
+    for &c in chars.iter().filter(|&&c| !cased(c)) {
+        for by_upper in [true, false] {
+            if let Some(g) = groups.get_mut(&(by_upper, c.to_string())) {
+                g.push(c);
+            }
+        }
+    }
+    let mut pairs = std::collections::BTreeSet::new();
+    for g in groups.values() {
+        for &a in g {
+            for &b in g {
+                if a != b {
+                    pairs.insert((a, b));
+                }
+            }
+        }
+    }
+    assert!(pairs.len() > 1000, "{} pairs", pairs.len());
+    let others = (0..33).map(|i| format!(r##""#{i}":"x""##)).collect::<Vec<_>>().join(",");
+    let lines: Vec<String> = pairs
+        .iter()
+        .map(|(a, b)| format!(r#"{{"event":"payout.paid","ids":{{{others},"{a}":"first","{b}":"second"}}}}"#))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = part_file(&tmp.path().join("bronze/events"), "2025-11-06", "15", "prod", "payout.paid");
+    let lake = lake_with(DDL, &[(file, lines.clone())], tmp);
+    let got = rows(&lake.ctx, "SELECT ids FROM bronze_events").await;
+    assert_eq!(got.len(), lines.len());
+    let missed: Vec<String> = got
+        .iter()
+        .zip(&pairs)
+        .filter(|(row, _)| !row[0].contains("second") || row[0].contains("first"))
+        .map(|(_, (a, b))| format!("{a:?} (U+{:04X}), {b:?} (U+{:04X})", *a as u32, *b as u32))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "{} of {} pairs not found equal: {:?}",
+        missed.len(),
+        pairs.len(),
+        &missed[..missed.len().min(20)]
+    );
 }
 
 /// Invalid UTF-8 inside a line became U+FFFD with no note. It still does (Trino's reader

@@ -193,3 +193,52 @@ async fn window_predicates_are_small_and_select_exactly_the_windows_partitions()
     }
     assert_eq!(checked, starts.len() * lengths.len() * 2 * 2);
 }
+
+/// The widest range strata accepts (`clock::EARLIEST` to `clock::LATEST`, two million
+/// hours) renders the same few hundred bytes as a day does, naming only its first and last
+/// units, without listing the units between.
+#[test]
+fn window_predicates_of_the_widest_range_name_only_its_ends() {
+    use strata::window::{Grain, Window};
+    let t = TestProject::with_files(&[
+        (
+            "sql/silver/h.sql",
+            "{{ config(materialized='incremental', partitioned_by=['dt', 'hour'], window='hour') }}\nSELECT dt, hour FROM u WHERE {{ window_partitions() }}\n",
+        ),
+        (
+            "sql/silver/d.sql",
+            "{{ config(materialized='incremental', partitioned_by=['dt'], window='day') }}\nSELECT dt FROM u WHERE {{ window_partitions(grain='day') }}\n",
+        ),
+    ]);
+    let project = t.project();
+    let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let (from, at) = (instant(strata::clock::EARLIEST), instant(strata::clock::LATEST));
+    let started = std::time::Instant::now();
+    let hourly = Window::spanning(from, at, Grain::Hour);
+    let sql = project
+        .render(&strata::ids::ModelId::parse("silver.h").unwrap(), strata::config::EngineKind::Athena, hourly)
+        .unwrap();
+    assert!(
+        sql.contains(
+            "(dt >= '1970-01-01' AND dt <= '2199-12-31'\n    AND ((dt = '1970-01-01' AND hour >= '00') OR (dt > '1970-01-01' AND dt < '2199-12-31') OR (dt = '2199-12-31' AND hour <= '23')))"
+        ),
+        "{sql}"
+    );
+    let daily = Window::spanning(from, at, Grain::Day);
+    let sql = project
+        .render(&strata::ids::ModelId::parse("silver.d").unwrap(), strata::config::EngineKind::Athena, daily)
+        .unwrap();
+    assert!(sql.contains("(dt >= '1970-01-01' AND dt <= '2199-12-31')"), "{sql}");
+    // A window ending exactly on a unit boundary ends with the unit before it.
+    let aligned =
+        Window::spanning(instant("2026-10-01T00:00:00Z"), instant("2026-12-01T00:00:00Z"), Grain::Hour);
+    let sql = project
+        .render(
+            &strata::ids::ModelId::parse("silver.h").unwrap(),
+            strata::config::EngineKind::Athena,
+            aligned,
+        )
+        .unwrap();
+    assert!(sql.contains("(dt = '2026-11-30' AND hour <= '23')"), "{sql}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+}

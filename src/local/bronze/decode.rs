@@ -137,16 +137,20 @@ impl RowDecoder {
     /// fit its column without `use.null.for.invalid.data`); nothing of the line is kept then.
     pub(crate) fn decode(&mut self, line: &str) -> Result<Decoded, String> {
         let row = self.rows;
-        // Nested deeper than a reader bounds it: malformed, before any recursive walk sees it.
-        if line.len() > MAX_JSON_DEPTH && nesting_exceeds(line.as_bytes(), MAX_JSON_DEPTH) {
-            let why =
-                format!("malformed JSON: objects and arrays nested deeper than {MAX_JSON_DEPTH} levels");
-            if !self.options.ignore_malformed {
-                return Err(why);
-            }
-            return Ok(self.null_row(row, why));
-        }
         let t = java_trim(line);
+        // Nested deeper than the reader's bound: malformed, found before any recursive walk.
+        if t.len() > MAX_JSON_DEPTH
+            && (t.starts_with('{') || t.starts_with('['))
+            && nesting_exceeds(t.as_bytes(), MAX_JSON_DEPTH)
+        {
+            if !self.options.ignore_malformed {
+                return Err(format!(
+                    "malformed JSON ({}) and the table does not set ignore.malformed.json",
+                    too_deep()
+                ));
+            }
+            return Ok(self.null_row(row, format!("malformed JSON: {}", too_deep())));
+        }
         if self.fast && t.starts_with('{') {
             let mut notes = Notes::default();
             if self.fast_row(t, &mut notes).is_ok() {
@@ -662,21 +666,28 @@ fn canonical_object<'a>(
             *compact &= !sc.skip_ws();
             let start = sc.i;
             let key = sc.key()?;
-            canonical &= string_canonical(sc.slice(start, sc.i));
-            let eq = |k: &str, key: &str| if ci { openx::eq_ignore_case(k, key) } else { k == key };
-            canonical &= !(inline[..n.min(inline.len())].iter().any(|k| eq(k, &key))
-                || spilled.contains(&key, ci, eq));
+            // Once the object is known to be written differently, its keys need no more
+            // checks (a key repeated 20,000 times would be compared with every occurrence).
+            let checked = canonical;
+            if checked {
+                let eq = |k: &str, key: &str| if ci { openx::eq_ignore_case(k, key) } else { k == key };
+                canonical = string_canonical(sc.slice(start, sc.i))
+                    && !(inline[..n.min(inline.len())].iter().any(|k| eq(k, &key))
+                        || spilled.contains(&key, ci, eq));
+            }
             *compact &= !sc.skip_ws();
             sc.expect(b':', "`:`")?;
             *compact &= !sc.skip_ws();
             let at = sc.i;
             canonical &= canonical_value(sc, ci, compact)?;
             member(&key, sc.slice(at, sc.i));
-            match inline.get_mut(n) {
-                Some(slot) => *slot = key,
-                None => spilled.push(key, ci),
+            if checked {
+                match inline.get_mut(n) {
+                    Some(slot) => *slot = key,
+                    None => spilled.push(key, ci),
+                }
+                n += 1;
             }
-            n += 1;
             *compact &= !sc.skip_ws();
             if !sc.more(b'}', "an object")? {
                 break;
@@ -724,40 +735,83 @@ impl std::fmt::Display for Path<'_> {
     }
 }
 
-/// How deeply a line's objects and arrays may nest: Jackson's default
-/// (`StreamReadConstraints.DEFAULT_MAX_DEPTH = 1000`, jackson-core 2.15+; deeper input fails
-/// with "Depth (N) exceeds the maximum allowed nesting depth (1000)"), which Trino's JSON
-/// handling inherits. A deeper line is malformed: under `ignore.malformed.json` a row of
-/// NULLs, quarantined with why. Every walk of a line (this decoder, the reference reader,
-/// the JSON text of a column) is then bounded by it; the Athena stand-in's port applies the
-/// same bound (`tests/athena_standin/openx.py`).
+/// How deeply a line's objects and arrays may nest. Trino's OpenX reader has no bound: its
+/// `JsonReader` (`lib/trino-hive-formats/.../line/openxjson/JsonReader.java:77-191`) recurses
+/// once per level (`nextValue` -> `readObject`/`readArray` -> `nextValue`), so a deep enough
+/// line throws `StackOverflowError`, which `ignore.malformed.json` does not catch (only
+/// `InvalidJsonException`, `OpenXJsonDeserializer.java:150-180`): the query fails. strata
+/// reads such a line as malformed instead (a row of NULLs under `ignore.malformed.json`,
+/// quarantined with why), past the depth Jackson bounds by default
+/// (`StreamReadConstraints.DEFAULT_MAX_DEPTH` and `StreamWriteConstraints.DEFAULT_MAX_DEPTH`,
+/// 1000, jackson-core 2.15 and 2.16: depth 1000 passes, 1001 fails). Every walk is bounded by
+/// it: [`nesting_exceeds`] finds such a line in one pass before any recursion, the reference
+/// reader (`openx::read_json`) counts its depth too, and the JSON functions write no value
+/// nested deeper (`functions::json_text::write`). The Athena stand-in's port applies the same
+/// bound the same way (`tests/athena_standin/openx.py`).
 pub(crate) const MAX_JSON_DEPTH: usize = 1000;
 
-/// Whether `line` opens more than `max` objects and arrays at once, outside strings (double-
-/// or single-quoted, as the lenient reader takes both). One pass, no recursion.
-pub(crate) fn nesting_exceeds(line: &[u8], max: usize) -> bool {
-    let (mut depth, mut quote, mut escaped) = (0usize, 0u8, false);
-    for &b in line {
-        if quote != 0 {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == quote {
-                quote = 0;
+/// Why a line or value nested deeper than [`MAX_JSON_DEPTH`] is not read.
+pub(crate) fn too_deep() -> String {
+    format!("objects and arrays nested deeper than {MAX_JSON_DEPTH} levels")
+}
+
+/// Whether the lenient reader (`openx::read_json`) would open more than `max` objects and
+/// arrays at once reading `text` (a trimmed line starting with `{` or `[`, or any JSON
+/// text): one pass over the reader's own tokens, no recursion. Brackets count only where
+/// the reader takes them: not in strings (quoted either way, a backslash escaping the next
+/// character), in `#`, `//` or `/* */` comments, or after the first value (which the reader
+/// does not read); a quote inside an unquoted literal (`it's`) opens no string. Where the
+/// reader would stop on an error first (a lone `/`, `\` or form feed where a token starts,
+/// an unterminated string or comment), the depth reached before it is what counts.
+pub(crate) fn nesting_exceeds(text: &[u8], max: usize) -> bool {
+    // `JsonReader.literalToken`: the characters that end an unquoted literal.
+    let ends_literal = |b: u8| b" \r\n\t\x0c{}[]/\\:,=;#".contains(&b);
+    // `skipEndOfLineComment`: past the next CR or LF.
+    let line_end = |i: usize| memchr::memchr2(b'\r', b'\n', &text[i..]).map_or(text.len(), |e| i + e + 1);
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(&c) = text.get(i) {
+        i += 1;
+        match c {
+            b'\t' | b' ' | b'\n' | b'\r' | b',' | b';' | b':' => {}
+            b'=' => {
+                if text.get(i) == Some(&b'>') {
+                    i += 1;
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' | b'\'' => quote = b,
+            b'#' => i = line_end(i),
+            b'/' if text.get(i) == Some(&b'/') => i = line_end(i),
+            b'/' if text.get(i) == Some(&b'*') => match memchr::memmem::find(&text[i + 1..], b"*/") {
+                Some(e) => i += 1 + e + 2,
+                None => return false,
+            },
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
                     return true;
                 }
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return false;
+                }
+            }
+            b'"' | b'\'' => loop {
+                match text.get(i..).and_then(|rest| memchr::memchr2(c, b'\\', rest)) {
+                    None => return false,
+                    Some(e) if text[i + e] == c => {
+                        i += e + 1;
+                        break;
+                    }
+                    Some(e) => i += e + 2,
+                }
+            },
+            _ if ends_literal(c) => return false,
+            _ => {
+                while text.get(i).is_some_and(|&b| !ends_literal(b)) {
+                    i += 1;
+                }
+            }
         }
     }
     false

@@ -27,6 +27,7 @@ mod table;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use ddl::{DdlError, ExternalTable, parse_external_table};
+pub(crate) use decode::{MAX_JSON_DEPTH, nesting_exceeds};
 pub use exec::BronzeScanExec;
 pub use layout::BronzeFile;
 pub use paths::MembersInBronzeScan;

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::DataType;
 
 use super::builders::{ColBuilder, Kind};
 use super::convert::hive_type;
+use super::decode::{MAX_JSON_DEPTH, too_deep};
 use super::javatime;
 
 /// The SerDe properties the reader honours (`OpenXJsonOptions.java:123-160`).
@@ -91,23 +92,21 @@ pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
 }
 
 /// A fold of a key that keys equal under the reader's equality share ([`eq_ignore_case`]
-/// when case-insensitive): ASCII lower-cased, the four other characters that can equal an
-/// ASCII letter (dotless and dotted i, long s, the Kelvin sign) as that letter, any other
-/// character as U+FFFD (equal characters compare in step, so lengths agree). Keys that share
-/// a fold are compared exactly.
+/// when case-insensitive): each character as the upper case of its lower case. Characters
+/// are compared one by one, and two characters whose upper cases or whose lower cases agree
+/// have the same upper case of their lower case (so `ſ`, `s` and `S` fold to `S`, the Kelvin
+/// sign, `k` and `K` to `K`, `ß` and `ẞ` to `SS`; `bronze::a_repeated_key_in_another_case_...`
+/// checks every such pair). Keys that share a fold are compared exactly. Keys without ASCII
+/// letters keep their own buckets (a coarser fold put them all in one, and 20,000 such keys
+/// took quadratic time).
 pub(crate) fn fold_key(key: &str, case_insensitive: bool) -> String {
     if !case_insensitive {
         return key.to_string();
     }
-    key.chars()
-        .map(|c| match c {
-            c if c.is_ascii() => c.to_ascii_lowercase(),
-            '\u{0130}' | '\u{0131}' => 'i',
-            '\u{017F}' => 's',
-            '\u{212A}' => 'k',
-            _ => '\u{FFFD}',
-        })
-        .collect()
+    if key.is_ascii() {
+        return key.to_ascii_uppercase();
+    }
+    key.chars().flat_map(char::to_lowercase).flat_map(char::to_uppercase).collect()
 }
 
 /// The keys of one object seen so far, for the repeated-key check: a list while it is
@@ -147,11 +146,18 @@ impl<K: AsRef<str>> SeenKeys<K> {
         !self.equal(key, ci, &eq).is_empty()
     }
 
-    /// Removes the standing keys equal to `key`; returns their positions.
+    /// Removes the standing keys equal to `key`; returns their positions. They leave the
+    /// index too, so a key repeated many times is not compared with its earlier occurrences.
     pub(crate) fn remove(&mut self, key: &str, ci: bool, eq: impl Fn(&str, &str) -> bool) -> Vec<usize> {
         let found = self.equal(key, ci, &eq);
         for &i in &found {
             self.live[i] = false;
+        }
+        if !found.is_empty()
+            && self.keys.len() > SEEN_LINEAR
+            && let Some(bucket) = self.index.get_mut(&fold_key(key, ci))
+        {
+            bucket.retain(|&i| self.live[i]);
         }
         found
     }
@@ -161,7 +167,7 @@ impl<K: AsRef<str>> SeenKeys<K> {
         self.live.push(true);
         let n = self.keys.len();
         if n == SEEN_LINEAR + 1 {
-            for (i, k) in self.keys.iter().enumerate() {
+            for (i, k) in self.keys.iter().enumerate().filter(|&(i, _)| self.live[i]) {
                 self.index.entry(fold_key(k.as_ref(), ci)).or_default().push(i);
             }
         } else if n > SEEN_LINEAR + 1 {
@@ -190,7 +196,7 @@ pub(crate) fn java_trim(s: &str) -> &str {
 /// reader's key equality keep their last value.
 pub(crate) fn read_json(text: &str, case_insensitive: bool) -> Result<(Option<JValue>, String), String> {
     let units: Vec<u16> = text.encode_utf16().collect();
-    let mut reader = Reader { s: &units, pos: 0, case_insensitive };
+    let mut reader = Reader { s: &units, pos: 0, case_insensitive, depth: 0 };
     let value = reader.next_value()?;
     Ok((value, utf16_to_string(&units[reader.pos..])))
 }
@@ -199,6 +205,8 @@ struct Reader<'a> {
     s: &'a [u16],
     pos: usize,
     case_insensitive: bool,
+    /// Objects and arrays open at `pos`: each is a frame of the recursion below.
+    depth: usize,
 }
 
 fn unit(c: char) -> u16 {
@@ -210,14 +218,19 @@ impl Reader<'_> {
         Err(format!("{msg} at {}", self.pos))
     }
 
-    /// `JsonReader.java:78-98`.
+    /// `JsonReader.java:78-98`. Past [`MAX_JSON_DEPTH`] levels the text is malformed, where
+    /// Trino's recursion has no bound (`decode::nesting_exceeds` finds such a line first, in
+    /// one pass; this keeps any other caller bounded too).
     fn next_value(&mut self) -> Result<Option<JValue>, String> {
         let Some(c) = self.seek_next_token()? else { return self.err("End of input") };
-        if c == unit('{') {
-            return self.read_object().map(Some);
-        }
-        if c == unit('[') {
-            return self.read_array().map(Some);
+        if c == unit('{') || c == unit('[') {
+            if self.depth == MAX_JSON_DEPTH {
+                return self.err(&too_deep());
+            }
+            self.depth += 1;
+            let value = if c == unit('{') { self.read_object() } else { self.read_array() };
+            self.depth -= 1;
+            return value.map(Some);
         }
         if c == unit('\'') || c == unit('"') {
             return self.read_quoted(c).map(|s| Some(JValue::Str(s, true)));
@@ -1029,10 +1042,17 @@ fn decode_map(
         .map_err(|e| e.to_string())?;
     let key_text: Vec<Option<String>> =
         (0..entries.len()).map(|i| (!decoded.is_null(i)).then(|| shown.value(i).to_string())).collect();
+    // The last entry of each key, found in one pass (a map of many keys costs linear time).
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(key_text.len());
+    for (i, text) in key_text.iter().enumerate() {
+        if let Some(text) = text {
+            last.insert(text, i);
+        }
+    }
     let value_path = child_path(path, "value");
     for (i, text) in key_text.iter().enumerate() {
         let Some(text) = text else { continue };
-        if key_text[i + 1..].iter().any(|later| later.as_ref() == Some(text)) {
+        if last.get(text.as_str()) != Some(&i) {
             continue;
         }
         decode_value(Some(&JValue::Str(entries[i].0.clone(), true)), keys, o, &mut key_notes, path)?;

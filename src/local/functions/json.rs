@@ -17,7 +17,8 @@ use super::{SpecCache, StrArg};
 /// `json_extract_scalar(json, path)` when `scalar`, else `json_extract(json, path)`.
 ///
 /// Invalid JSON, a missing key or index, and (for the scalar form) objects, arrays and
-/// JSON null give NULL; an invalid path is an error.
+/// JSON null give NULL, as does (for `json_extract`) a value nested deeper than
+/// `bronze::MAX_JSON_DEPTH`; an invalid path is an error. Documents of any depth are read.
 pub(super) fn extract(
     json: &ColumnarValue,
     path: &ColumnarValue,

@@ -11,6 +11,8 @@ use datafusion::common::{Result, exec_err};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::local::bronze::{MAX_JSON_DEPTH, nesting_exceeds};
+
 /// Parses a JSON path into its keys/indexes, like Trino's `JsonPathTokenizer`.
 pub(super) fn parse_path(name: &str, path: &str) -> Result<Vec<String>> {
     let invalid = || exec_err!("{name}: invalid json path: '{path}'");
@@ -100,7 +102,10 @@ fn elements(v: &RawValue) -> Option<Vec<&RawValue>> {
 ///
 /// One pass per step: the value is validated while the wanted member or element is
 /// picked out, keys are compared as they are read (no allocation for unescaped keys),
-/// and everything else is skipped.
+/// and everything else is skipped. Skipping does not recurse (serde_json's `ignore_value`
+/// keeps its own stack), so a document of any depth is read, as Trino's streaming extractor
+/// reads it (`JsonExtract.java`, `skipChildren`; Trino lifts Jackson's read limits,
+/// `JsonUtils.jsonFactoryBuilder`, `maxNestingDepth(Integer.MAX_VALUE)`).
 pub(super) fn navigate<'a>(doc: &'a str, path: &[String]) -> Option<&'a RawValue> {
     if path.is_empty() {
         return serde_json::from_str(doc).ok();
@@ -222,7 +227,21 @@ pub(super) fn scalar_text_of(raw: &str) -> Option<Cow<'_, str>> {
 
 /// Writes `v` compactly; `sort_keys` gives `json_parse`'s canonical form (keys sorted,
 /// the last of duplicate keys kept), otherwise members keep document order.
+///
+/// `None` for a value nested deeper than [`MAX_JSON_DEPTH`] (the walk below recurses once
+/// per level; the depth is found first, in one pass): Jackson's generator refuses it too
+/// (`StreamWriteConstraints.DEFAULT_MAX_DEPTH`, 1000, which Trino leaves in place), failing
+/// Trino's query; here `json_extract` gives NULL and `json_parse` its error for text that is
+/// not JSON.
 pub(super) fn write(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<()> {
+    if nesting_exceeds(v.get().as_bytes(), MAX_JSON_DEPTH) {
+        return None;
+    }
+    write_value(v, sort_keys, out)
+}
+
+/// [`write`] of a value no deeper than the bound.
+fn write_value(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<()> {
     let raw = v.get().trim();
     match raw.bytes().next()? {
         b'{' => {
@@ -239,7 +258,7 @@ pub(super) fn write(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<(
                 }
                 out.push_str(&serde_json::to_string(key).ok()?);
                 out.push(':');
-                write(value, sort_keys, out)?;
+                write_value(value, sort_keys, out)?;
             }
             out.push('}');
         }
@@ -249,7 +268,7 @@ pub(super) fn write(v: &RawValue, sort_keys: bool, out: &mut String) -> Option<(
                 if i > 0 {
                     out.push(',');
                 }
-                write(value, sort_keys, out)?;
+                write_value(value, sort_keys, out)?;
             }
             out.push(']');
         }
