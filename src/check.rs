@@ -131,6 +131,10 @@ async fn check_model(
             }
         };
     }
+    // As the engine will: a statement nested too deep for it is refused here too.
+    if let Err(e) = crate::local::check_depth(&sql) {
+        return (vec![diag(model.line_of("SELECT"), e.to_string())], None);
+    }
     let plan = match ctx.state().create_logical_plan(&sql).await {
         Ok(p) => p,
         Err(e) => return (vec![diag(locate(model, &sql, &e.to_string()), sql_error(&e.to_string()))], None),
@@ -178,10 +182,16 @@ async fn check_model(
             let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
             let _ = catalog.register_schema("__strata_check", staged);
             let audit_sql = text.replace("{{ this }}", this).replace("{{this}}", this);
-            if let Err(e) = ctx.state().create_logical_plan(&audit_sql).await {
+            let planned = match crate::local::check_depth(&audit_sql) {
+                Ok(()) => {
+                    ctx.state().create_logical_plan(&audit_sql).await.map(drop).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = planned {
                 diags.push(diag(
                     audits_line,
-                    format!("the sql audit: {}", sql_error(&e.to_string()).replace(this, "{{ this }}")),
+                    format!("the sql audit: {}", sql_error(&e).replace(this, "{{ this }}")),
                 ));
             }
         }

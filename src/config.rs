@@ -50,8 +50,8 @@ impl EngineKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{origin}: unknown profile '{name}' (profiles: {known})")]
@@ -201,7 +201,7 @@ impl Settings {
     pub fn load(project_dir: &Path, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let path = project_dir.join("strata.toml");
         let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            .map_err(|error| ConfigError::Read { path: path.clone(), error })?;
         Self::from_toml(project_dir, &path, &text, env)
     }
 

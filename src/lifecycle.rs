@@ -357,16 +357,14 @@ pub async fn plan_gc(
     Ok(items)
 }
 
-/// Carries out a plan for one table: re-reads what is published (never deletes what became
-/// current or previous since planning), deletes directories first, then forgets records,
-/// so a crash in between leaves at most a record without data, which the next gc forgets;
-/// then prunes the publish history. Fills in the bytes freed.
-pub async fn execute_gc(
+/// Carries out the first half of a plan for one table: re-reads what is published (never
+/// deletes what became current or previous since planning) and deletes directories,
+/// filling in the bytes freed. Returns what it read, for [`forget_planned`].
+pub async fn delete_planned(
     backend: &dyn Lifecycle,
     tv: &TableVersions,
     items: &mut [GcItem],
-    retention: Retention,
-) -> Result<(), EngineError> {
+) -> Result<Option<TableVersions>, EngineError> {
     let now_tv = backend.table_versions(tv.layer, &tv.database, &tv.table).await?;
     let live: BTreeSet<String> = now_tv
         .iter()
@@ -383,14 +381,35 @@ pub async fn execute_gc(
             item.bytes = Some(backend.delete_dir(dir).await?);
         }
     }
-    for item in items.iter() {
+    Ok(now_tv)
+}
+
+/// The second half: forgets the records of what was deleted, then prunes the publish
+/// history. Directories go first, records after, so a crash in between leaves at most a
+/// record without data, which the next gc forgets.
+pub async fn forget_planned(
+    backend: &dyn Lifecycle,
+    tv: &TableVersions,
+    now_tv: Option<&TableVersions>,
+    items: &[GcItem],
+    retention: Retention,
+) -> Result<(), EngineError> {
+    for item in items {
         if let Some(r) = &item.record {
             backend.forget(tv, r).await?;
         }
     }
-    let kept: BTreeSet<String> =
-        kept(now_tv.as_ref().unwrap_or(tv), retention.versions).into_iter().collect();
-    backend.prune_history(now_tv.as_ref().unwrap_or(tv), &kept).await
+    let kept: BTreeSet<String> = kept(now_tv.unwrap_or(tv), retention.versions).into_iter().collect();
+    backend.prune_history(now_tv.unwrap_or(tv), &kept).await
+}
+
+/// gc stopped: what it had deleted, and why it stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct GcStopped {
+    pub done: Vec<GcItem>,
+    #[source]
+    pub source: EngineError,
 }
 
 /// A table gc looks at, and whether a run holds its model's lease now (then none of its
@@ -412,15 +431,47 @@ pub async fn gc(
     retention: Retention,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> Result<Vec<GcItem>, EngineError> {
-    let mut all = Vec::new();
+) -> Result<Vec<GcItem>, GcStopped> {
+    // Every table's directories are deleted before any record is forgotten: deleting
+    // needs no write to the catalog, so on a full disk gc frees what it can first, and
+    // the writes that follow find room. A stop reports the tables whose deletes were done.
+    type Planned = Vec<(TableVersions, Option<TableVersions>, Vec<GcItem>)>;
+    let stop = |planned: Planned, source| GcStopped {
+        done: planned.into_iter().flat_map(|(_, _, items)| items).collect(),
+        source,
+    };
+    let mut planned: Planned = Vec::new();
     for t in tables {
-        let Some(tv) = backend.table_versions(t.layer, &t.database, &t.table).await? else { continue };
-        let mut items = plan_gc(backend, &tv, retention, now, t.leased).await?;
-        if !dry_run {
-            execute_gc(backend, &tv, &mut items, retention).await?;
-        }
-        all.extend(items);
+        let tv = match backend.table_versions(t.layer, &t.database, &t.table).await {
+            Ok(Some(tv)) => tv,
+            Ok(None) => continue,
+            Err(e) => return Err(stop(planned, e)),
+        };
+        let mut items = match plan_gc(backend, &tv, retention, now, t.leased).await {
+            Ok(items) => items,
+            Err(e) => return Err(stop(planned, e)),
+        };
+        let now_tv = if dry_run {
+            None
+        } else {
+            match delete_planned(backend, &tv, &mut items).await {
+                Ok(now_tv) => now_tv,
+                Err(e) => return Err(stop(planned, e)),
+            }
+        };
+        planned.push((tv, now_tv, items));
     }
-    Ok(all)
+    if !dry_run {
+        let mut failed = None;
+        for (tv, now_tv, items) in &planned {
+            if let Err(e) = forget_planned(backend, tv, now_tv.as_ref(), items, retention).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            return Err(stop(planned, e));
+        }
+    }
+    Ok(planned.into_iter().flat_map(|(_, _, items)| items).collect())
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::args::{Cli, Command, EngineArg, Metrics, OutputFormat, StateAction};
 use super::resolve::{
-    at_or_now, backend, load, load_local_by_default, local_engine, not_future, one_model, read_only,
-    selected, stop_on_signals,
+    at_or_now, backend, backend_for, load, load_local_by_default, local_engine, not_future, one_model,
+    read_only, selected, stop_on_signals,
 };
 use super::{EXIT_MODEL_FAILED, EXIT_OK, Error, print};
 use crate::backend::Backend;
@@ -23,6 +23,7 @@ use crate::ids::{Layer, ModelId};
 use crate::lifecycle;
 use crate::project::Project;
 use crate::runner::{self, ModelRun, RunOptions};
+use crate::state::Access;
 
 /// What every command may use: the invocation's global flags, environment and clock.
 struct Ctx<'a> {
@@ -332,7 +333,7 @@ async fn test(ctx: &Ctx<'_>, selectors: &[String], engine: Option<EngineArg>) ->
 
 async fn docs(ctx: &Ctx<'_>, out: Option<std::path::PathBuf>, publish: Option<String>) -> Result<u8, Error> {
     let project = load(ctx.dir, ctx.env)?;
-    let backend = backend(&project).await?;
+    let backend = backend_for(&project, Access::Read).await?;
     let site = crate::docs::gather(&project, &*backend, ctx.clock.now()).await?;
     let out = out.unwrap_or_else(|| project.settings.state_dir.join("docs"));
     let files = crate::docs::site::write(&site, &out)?;
@@ -373,7 +374,7 @@ async fn plan(ctx: &Ctx<'_>, selectors: &[String]) -> Result<u8, Error> {
 async fn status(ctx: &Ctx<'_>, selectors: &[String], format: OutputFormat) -> Result<u8, Error> {
     let project = load(ctx.dir, ctx.env)?;
     let models = selected(&project, selectors)?;
-    let backend = backend(&project).await?;
+    let backend = backend_for(&project, Access::Read).await?;
     let state = backend.run_state();
     let retention = project.settings.retention;
     let now = crate::clock::stamp(ctx.clock.now());
@@ -432,7 +433,7 @@ async fn rollback(ctx: &Ctx<'_>, model: &str, to: Option<String>) -> Result<u8, 
 
 async fn gc(ctx: &Ctx<'_>, dry_run: bool, format: OutputFormat) -> Result<u8, Error> {
     let project = load(ctx.dir, ctx.env)?;
-    let backend = backend(&project).await?;
+    let backend = backend_for(&project, Access::Read).await?;
     // The project's models, and every other table the backend holds versions of in a
     // managed layer (a model removed from the project still has versions to collect).
     // A model whose lease a run holds may be writing a version now, whatever its age.
@@ -456,10 +457,20 @@ async fn gc(ctx: &Ctx<'_>, dry_run: bool, format: OutputFormat) -> Result<u8, Er
             tables.push(lifecycle::GcTable { layer, database: db, table, leased: false });
         }
     }
-    let items =
-        lifecycle::gc(&*backend, &tables, project.settings.retention, ctx.clock.now(), dry_run).await?;
-    print::gc_items(&items, dry_run, format)?;
-    Ok(EXIT_OK)
+    match lifecycle::gc(&*backend, &tables, project.settings.retention, ctx.clock.now(), dry_run).await {
+        Ok(items) => {
+            print::gc_items(&items, dry_run, format)?;
+            Ok(EXIT_OK)
+        }
+        // What it freed before it stopped (a full disk: the deletes, not the records) is
+        // reported before why it stopped.
+        Err(stopped) => {
+            if !stopped.done.is_empty() {
+                print::gc_items(&stopped.done, dry_run, format)?;
+            }
+            Err(stopped.source.into())
+        }
+    }
 }
 
 async fn runs(
@@ -473,7 +484,7 @@ async fn runs(
         None => ctx.clock.now() - Duration::days(1),
     };
     let project = load(ctx.dir, ctx.env)?;
-    let state = backend(&project).await?.run_state();
+    let state = backend_for(&project, Access::Read).await?.run_state();
     let since = crate::clock::stamp(since);
     let mut runs = Vec::new();
     if selectors.is_empty() {
@@ -532,7 +543,7 @@ async fn state(ctx: &Ctx<'_>, action: Option<StateAction>) -> Result<u8, Error> 
 async fn query(ctx: &Ctx<'_>, sql: &str, format: OutputFormat) -> Result<u8, Error> {
     let project = load_local_by_default(ctx.dir, ctx.env)?;
     read_only(sql)?;
-    let backend = backend(&project).await?;
+    let backend = backend_for(&project, Access::Read).await?;
     let result = backend.query_stream(sql).await.map_err(|e| match e {
         crate::engine::EngineError::Aws(_) | crate::engine::EngineError::NotReadOnly(_) => Error::from(e),
         e => Error::Failed(e.into()),

@@ -15,6 +15,7 @@ use crate::ids::ModelId;
 use crate::local::LocalEngine;
 use crate::project::{Project, select};
 use crate::runner::Stop;
+use crate::state::Access;
 
 /// The runtime the embedded engine's queries run on (set once by `main`).
 pub(super) static EXECUTOR: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
@@ -89,7 +90,11 @@ pub fn load_local_by_default(project_dir: &Path, env: &HashMap<String, String>) 
 
 /// The embedded engine, its queries on the executor runtime when there is one.
 pub fn local_engine(project: &Project) -> Result<LocalEngine, Error> {
-    let engine = LocalEngine::for_settings(&project.settings)?;
+    local_engine_for(project, Access::Write)
+}
+
+fn local_engine_for(project: &Project, access: Access) -> Result<LocalEngine, Error> {
+    let engine = LocalEngine::open(&project.settings, access)?;
     Ok(match EXECUTOR.get() {
         Some(exec) => engine.with_executor(exec.clone()),
         None => engine,
@@ -99,8 +104,14 @@ pub fn local_engine(project: &Project) -> Result<LocalEngine, Error> {
 /// The backend the project's settings name: the local engine, or Athena with AWS clients
 /// from the standard chain.
 pub async fn backend(project: &Project) -> Result<Box<dyn Backend>, Error> {
+    backend_for(project, Access::Write).await
+}
+
+/// The same, for a command that only reads (status, query, runs, docs) or reads before it
+/// writes (gc): on the local engine nothing is written to open it (see [`Access::Read`]).
+pub async fn backend_for(project: &Project, access: Access) -> Result<Box<dyn Backend>, Error> {
     Ok(match project.settings.engine {
-        EngineKind::Local => Box::new(local_engine(project)?),
+        EngineKind::Local => Box::new(local_engine_for(project, access)?),
         EngineKind::Athena => {
             let clients = crate::athena::Clients::from_chain(&project.settings).await;
             Box::new(crate::athena::AthenaEngine::new(clients, &project.settings)?)

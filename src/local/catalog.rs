@@ -5,15 +5,19 @@
 //! version either moves the table to the new version or changes nothing.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
+
+use crate::state::sqlite::{Access, Db, OpenError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog {path}: {source}")]
     Sqlite { path: String, source: rusqlite::Error },
+    #[error("catalog {path}: {source}")]
+    Open { path: String, source: OpenError },
     #[error(
         "publish conflict on {table}: expected version {expected}, found {found}: {by} published it first"
     )]
@@ -125,10 +129,11 @@ pub struct TableHead {
 #[derive(Debug)]
 pub struct Catalog {
     path: String,
-    conn: Mutex<Connection>,
+    db: Arc<Db>,
 }
 
-const SCHEMA: &str = "
+/// The catalog's tables.
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tables (
     db TEXT NOT NULL, name TEXT NOT NULL,
     current_version TEXT NOT NULL, previous_version TEXT,
@@ -178,54 +183,83 @@ impl From<CatalogError> for crate::engine::EngineError {
 }
 
 impl Catalog {
+    /// Opens it to read and write (creating it the first time).
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        let name = path.display().to_string();
-        let err = |source| CatalogError::Sqlite { path: name.clone(), source };
-        let conn = crate::state::sqlite::open_wal(path, SCHEMA).map_err(err)?;
-        // Catalogs made before the layered layout: its two columns, added once.
-        let has_base: bool = conn
+        Self::open_for(path, Access::Write)
+    }
+
+    /// Opens it for `access`: to read, nothing is written (see [`Access::Read`]).
+    pub fn open_for(path: &Path, access: Access) -> Result<Self, CatalogError> {
+        let db = Db::open(path, &[SCHEMA], access)
+            .map_err(|source| CatalogError::Open { path: path.display().to_string(), source })?;
+        Self::on(Arc::new(db))
+    }
+
+    /// The catalog in `db` (opened with [`SCHEMA`] among its schemas).
+    pub fn on(db: Arc<Db>) -> Result<Self, CatalogError> {
+        let catalog = Self { path: db.path().display().to_string(), db };
+        // Catalogs made before the layered layout: its two columns, added once (by a
+        // writer: one opened to read is reopened to write for it).
+        let has_base: bool = catalog
+            .db
+            .read()
             .query_row("SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'base'", [], |r| {
                 r.get(0)
             })
-            .map_err(err)?;
+            .map_err(|e| catalog.err(e))?;
         if !has_base {
-            let add = conn.execute_batch(
+            let add = catalog.writer()?.execute_batch(
                 "ALTER TABLE versions ADD COLUMN base TEXT; ALTER TABLE versions ADD COLUMN hot_from TEXT;",
             );
             // Another process may have added them meanwhile.
             if let Err(e) = add
                 && !e.to_string().contains("duplicate column")
             {
-                return Err(err(e));
+                return Err(catalog.err(e));
             }
         }
-        Ok(Self { path: name, conn: Mutex::new(conn) })
+        Ok(catalog)
+    }
+
+    /// The connection, to write (reopened for writing if it was opened to read).
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CatalogError> {
+        self.db.write().map_err(|source| CatalogError::Open { path: self.path.clone(), source })
+    }
+
+    /// This catalog's identity, if it has one yet.
+    fn recorded_id(&self) -> Result<Option<String>, CatalogError> {
+        self.db
+            .read()
+            .query_row("SELECT value FROM meta WHERE key = 'catalog_id'", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// This catalog's identity, made once when the file is new.
     fn id(&self) -> Result<String, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
-        let read = |conn: &Connection| {
-            conn.query_row("SELECT value FROM meta WHERE key = 'catalog_id'", [], |r| r.get::<_, String>(0))
-                .optional()
-        };
         // Read first: a catalog that has one is never written to here (a full or read-only disk).
-        if let Some(id) = read(&conn).map_err(|e| self.err(e))? {
+        if let Some(id) = self.recorded_id()? {
             return Ok(id);
         }
         let fresh = format!("catalog-{:016x}", rand::random::<u64>());
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('catalog_id', ?1)", params![fresh])
+        self.writer()?
+            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('catalog_id', ?1)", params![fresh])
             .map_err(|e| self.err(e))?;
-        read(&conn).map_err(|e| self.err(e))?.ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+        self.recorded_id()?.ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// Checks that this catalog is the one the lake at `root` was written with, and marks
     /// the lake with it (`<root>/_strata/catalog-id`) the first time. A catalog that was
     /// truncated to nothing, replaced or lost opens as a new, empty one: it must not be
-    /// taken for a new lake when the lake holds versions it does not know.
-    pub fn claim(&self, root: &Path) -> Result<(), CatalogError> {
+    /// taken for a new lake when the lake holds versions it does not know. To read
+    /// ([`Access::Read`]) it checks and marks nothing new: a catalog without an id yet is
+    /// new, and must not meet a marked lake.
+    pub fn claim(&self, root: &Path, access: Access) -> Result<(), CatalogError> {
         let marker = root.join("_strata").join("catalog-id");
-        let id = self.id()?;
+        let id = match access {
+            Access::Write => self.id()?,
+            Access::Read => self.recorded_id()?.unwrap_or_else(|| "(none: an empty file)".into()),
+        };
         let refuse = |why: String| CatalogError::NotThisLake {
             path: self.path.clone(),
             lake: root.display().to_string(),
@@ -254,6 +288,9 @@ impl Catalog {
                 dir.display()
             )));
         }
+        if access == Access::Read {
+            return Ok(());
+        }
         let parent = marker.parent().expect("the marker has a parent");
         std::fs::create_dir_all(parent).map_err(io)?;
         // Written aside and renamed: two processes marking a new lake at once write the same id.
@@ -262,18 +299,13 @@ impl Catalog {
         std::fs::rename(&temp, &marker).map_err(io)
     }
 
-    /// Another connection to the same file (for a task that outlives a borrow).
-    pub fn reopen(&self) -> Result<Self, CatalogError> {
-        Self::open(Path::new(&self.path))
-    }
-
     fn err(&self, source: rusqlite::Error) -> CatalogError {
         CatalogError::Sqlite { path: self.path.clone(), source }
     }
 
     /// The published pointer of `db.name`, if the table exists.
     pub fn head(&self, db: &str, name: &str) -> Result<Option<TableHead>, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         conn.query_row(
             "SELECT current_version, previous_version, published_at, published_by FROM tables WHERE db = ?1 AND name = ?2",
             params![db, name],
@@ -285,7 +317,7 @@ impl Catalog {
 
     /// A recorded version (staged or published).
     pub fn version(&self, db: &str, name: &str, version: &str) -> Result<Version, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         let row = conn
             .query_row(
                 "SELECT kind, ddl, schema, manifest, run_id, created_at, location, base, hot_from FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3",
@@ -343,7 +375,7 @@ impl Catalog {
         generation: &str,
         from: &[String],
     ) -> Result<Vec<Partition>, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         let mut stmt = conn
             .prepare("SELECT vals, partition_json FROM base_partitions WHERE db = ?1 AND name = ?2 AND generation = ?3 ORDER BY vals")
             .map_err(|e| self.err(e))?;
@@ -377,7 +409,7 @@ impl Catalog {
         generation: &str,
         partitions: &[Partition],
     ) -> Result<(), CatalogError> {
-        let mut conn = self.conn.lock().expect("catalog lock");
+        let mut conn = self.writer()?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
             "DELETE FROM base_partitions WHERE db = ?1 AND name = ?2 AND generation = ?3",
@@ -409,7 +441,7 @@ impl Catalog {
         let manifest = serde_json::to_string(&stored).expect("manifests serialize");
         let base = v.layered.as_ref().map(|l| l.base.clone());
         let from = v.layered.as_ref().map(|l| serde_json::to_string(&l.from).expect("strings serialize"));
-        let mut conn = self.conn.lock().expect("catalog lock");
+        let mut conn = self.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let published: bool = tx
             .query_row(
@@ -441,7 +473,7 @@ impl Catalog {
 
     /// Whether `version` of `db.name` was ever published.
     pub fn was_published(&self, db: &str, name: &str, version: &str) -> Result<bool, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         conn.query_row(
             "SELECT 1 FROM publishes WHERE db = ?1 AND name = ?2 AND version = ?3",
             params![db, name, version],
@@ -480,7 +512,7 @@ impl Catalog {
         now: &str,
         leaving: Option<(&str, &[Partition])>,
     ) -> Result<(), CatalogError> {
-        let mut conn = self.conn.lock().expect("catalog lock");
+        let mut conn = self.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         let found: Option<(String, String)> = tx
             .query_row(
@@ -538,7 +570,7 @@ impl Catalog {
 
     /// Publishes of `db.name`, newest first.
     pub fn history(&self, db: &str, name: &str) -> Result<Vec<PublishRecord>, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         let mut stmt = conn
             .prepare("SELECT version, published_at, run_id FROM publishes WHERE db = ?1 AND name = ?2 ORDER BY seq DESC")
             .map_err(|e| self.err(e))?;
@@ -553,7 +585,7 @@ impl Catalog {
     /// Every recorded version of `db.name` (staged or published), oldest first.
     pub fn versions(&self, db: &str, name: &str) -> Result<Vec<Version>, CatalogError> {
         let ids: Vec<String> = {
-            let conn = self.conn.lock().expect("catalog lock");
+            let conn = self.db.read();
             let mut stmt = conn
                 .prepare(
                     "SELECT version FROM versions WHERE db = ?1 AND name = ?2 ORDER BY created_at, version",
@@ -567,7 +599,7 @@ impl Catalog {
 
     /// Forgets a version's record. Refused for the current and the previous version.
     pub fn forget(&self, db: &str, name: &str, version: &str) -> Result<(), CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.writer()?;
         let changed = conn
             .execute(
                 "DELETE FROM versions WHERE db = ?1 AND name = ?2 AND version = ?3 AND NOT EXISTS (
@@ -591,7 +623,7 @@ impl Catalog {
 
     /// Every table with its head, ordered by database and name.
     pub fn tables(&self) -> Result<Vec<(String, String, TableHead)>, CatalogError> {
-        let conn = self.conn.lock().expect("catalog lock");
+        let conn = self.db.read();
         let mut stmt = conn
             .prepare("SELECT db, name, current_version, previous_version, published_at, published_by FROM tables ORDER BY db, name")
             .map_err(|e| self.err(e))?;

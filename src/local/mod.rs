@@ -11,7 +11,9 @@ pub mod functions;
 pub(crate) mod table;
 mod write;
 
-use std::path::PathBuf;
+pub use self::depth::check as check_depth;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -28,6 +30,7 @@ use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
 use crate::lifecycle;
+use crate::state::Access;
 use std::collections::BTreeSet;
 
 pub use self::depth::MAX_EXPR_DEPTH;
@@ -58,6 +61,23 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// Checks that the lake at `root` can be written: a file is made and removed in its
+/// `_strata` directory, so a read-only mount, directory or owner fails here once, naming
+/// the path, rather than in every model.
+fn writable(root: &Path) -> Result<(), EngineError> {
+    let dir = root.join("_strata");
+    let probe = dir.join(format!(".writable.{}", std::process::id()));
+    let made = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b"strata\n"));
+    let _ = std::fs::remove_file(&probe);
+    made.map_err(|e| {
+        EngineError::Io(format!(
+            "the lake {} cannot be written: {}: {e} (runs write their versions there; status and query only read it)",
+            root.display(),
+            probe.display()
+        ))
+    })
+}
+
 fn query_err(e: DataFusionError) -> EngineError {
     EngineError::Query(e.to_string())
 }
@@ -75,6 +95,13 @@ impl LocalEngine {
     /// The local lake of `settings`: its storage directory and catalog file. SQL may name a
     /// database by its configured name (`rastup_ops`) or by its layer (`ops`).
     pub fn for_settings(settings: &Settings) -> Result<Self, EngineError> {
+        Self::open(settings, Access::Write)
+    }
+
+    /// The same, opened for `access`: to write, the lake and the catalog are checked
+    /// writable here (a read-only or full disk fails once, naming the path, before any
+    /// model runs); to read, nothing is created or written.
+    pub fn open(settings: &Settings, access: Access) -> Result<Self, EngineError> {
         let Storage::Local(root) = &settings.storage else {
             return Err(EngineError::Io(format!(
                 "the local engine needs a local storage directory; storage is {}",
@@ -89,18 +116,25 @@ impl LocalEngine {
                 databases.push((layer.as_str().to_string(), db));
             }
         }
-        std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
-        let catalog = Catalog::open(&settings.catalog_path())?;
-        catalog.claim(root)?;
+        if access == Access::Write {
+            std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
+        }
+        let path = settings.catalog_path();
+        let db =
+            crate::state::sqlite::Db::open(&path, &[catalog::SCHEMA, crate::state::sqlite::SCHEMA], access)
+                .map_err(|source| catalog::CatalogError::Open { path: path.display().to_string(), source })?;
+        let db = Arc::new(db);
+        let catalog = Catalog::on(db.clone())?;
+        catalog.claim(root, access)?;
+        if access == Access::Write {
+            writable(root)?;
+        }
         Ok(Self {
             root: root.clone(),
             catalog: Arc::new(catalog),
             databases,
             exec: None,
-            state: Arc::new(
-                crate::state::SqliteState::open(&settings.catalog_path())
-                    .map_err(|e| EngineError::Io(e.to_string()))?,
-            ),
+            state: Arc::new(crate::state::SqliteState::on(db)),
         })
     }
 
@@ -138,7 +172,7 @@ impl LocalEngine {
         &self.catalog
     }
 
-    pub fn root(&self) -> &std::path::Path {
+    pub fn root(&self) -> &Path {
         &self.root
     }
 
@@ -189,7 +223,7 @@ impl LocalEngine {
 }
 
 fn provider(
-    root: &std::path::Path,
+    root: &Path,
     v: &Version,
     stats: Arc<ReadStats>,
 ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
@@ -388,7 +422,8 @@ impl LocalEngine {
         // carries partitions after it records nothing, so the next run reads its whole window.
         if let Some(a) = arrivals.as_ref().filter(|_| !carried) {
             let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
-            std::fs::create_dir_all(self.root.join(&dir)).map_err(|e| EngineError::Io(e.to_string()))?;
+            let at = self.root.join(&dir);
+            std::fs::create_dir_all(&at).map_err(|e| EngineError::Io(format!("{}: {e}", at.display())))?;
             std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
                 .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
         }
@@ -503,8 +538,7 @@ impl LocalEngine {
             .reduce(|a, b| a.or(b))
             .unwrap_or(lit(false));
         let files = all.list_files(&ctx.state(), &[filter]).map_err(query_err)?;
-        let relative =
-            |p: &std::path::Path| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned();
+        let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned();
         let mut listed: Vec<String> = files.iter().map(|f| relative(&f.path)).collect();
         listed.sort();
         // The published version, if its rows of the window can be kept: the same base
@@ -627,7 +661,7 @@ impl LocalEngine {
         // into the version: windows written in parallel never see each other's files, and a
         // window an interrupted attempt half-wrote is simply written again.
         let part = format!("{dir}/_parts/{}", keep.first().map(|v| v.join("_")).unwrap_or_default());
-        let io = |e: std::io::Error, p: &std::path::Path| EngineError::Io(format!("{}: {e}", p.display()));
+        let io = |e: std::io::Error, p: &Path| EngineError::Io(format!("{}: {e}", p.display()));
         let part_path = self.root.join(&part);
         if part_path.exists() {
             std::fs::remove_dir_all(&part_path).map_err(|e| io(e, &part_path))?;
@@ -671,11 +705,12 @@ impl LocalEngine {
         };
         let schema = match manifest.partitions.first().and_then(|p| p.files.first()) {
             Some(f) => {
-                let file = std::fs::File::open(self.root.join(&f.path))
-                    .map_err(|e| EngineError::Io(e.to_string()))?;
+                let at = self.root.join(&f.path);
+                let io = |e: &dyn std::fmt::Display| EngineError::Io(format!("{}: {e}", at.display()));
+                let file = std::fs::File::open(&at).map_err(|e| io(&e))?;
                 let reader =
                     datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .map_err(|e| EngineError::Io(e.to_string()))?;
+                        .map_err(|e| io(&e))?;
                 let mut fields: Vec<_> =
                     reader.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.extend(partition_by.iter().map(|p| {
@@ -911,7 +946,7 @@ impl Engine for LocalEngine {
 }
 
 /// The newest modification time of anything under `path` (itself included).
-fn newest_write(path: &std::path::Path) -> std::io::Result<std::time::SystemTime> {
+fn newest_write(path: &Path) -> std::io::Result<std::time::SystemTime> {
     let mut newest = std::fs::metadata(path)?.modified()?;
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
@@ -925,7 +960,7 @@ fn newest_write(path: &std::path::Path) -> std::io::Result<std::time::SystemTime
     Ok(newest)
 }
 
-fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
+fn dir_size(path: &Path) -> std::io::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;

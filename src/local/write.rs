@@ -65,7 +65,7 @@ pub async fn write_select(
     let df = normalise(ctx.sql(sql).await?, partition_by)?;
     let out_schema = df.schema().as_arrow().clone();
     let dir = root.join(relative_dir);
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(at(&dir))?;
 
     let mut options = TableParquetOptions::default();
     options.global.compression =
@@ -98,6 +98,16 @@ pub async fn write_select(
     Ok((Written { schema, manifest, bytes_read }, physical))
 }
 
+/// An I/O error that names the path it happened at.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> datafusion::error::DataFusionError + '_ {
+    move |e| {
+        datafusion::error::DataFusionError::IoError(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    }
+}
+
 /// Sums the bytes every scan in the plan read.
 pub fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
     let own = plan.metrics().and_then(|m| m.sum_by_name("bytes_scanned")).map_or(0, |v| v.as_usize() as u64);
@@ -109,8 +119,8 @@ pub fn list_manifest(root: &Path, relative_dir: &str, partition_by: &[String]) -
     let mut by_partition: BTreeMap<Vec<String>, Vec<DataFile>> = BTreeMap::new();
     let mut stack = vec![root.join(relative_dir)];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
+        for entry in std::fs::read_dir(&dir).map_err(at(&dir))? {
+            let path = entry.map_err(at(&dir))?.path();
             if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(['_', '.'])) {
                 continue; // work areas (`_parts`), never data
             }
@@ -123,8 +133,8 @@ pub fn list_manifest(root: &Path, relative_dir: &str, partition_by: &[String]) -
             }
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string();
             let values = partition_values(&path, partition_by);
-            let file = std::fs::File::open(&path)?;
-            let size = file.metadata()?.len();
+            let file = std::fs::File::open(&path).map_err(at(&path))?;
+            let size = file.metadata().map_err(at(&path))?.len();
             let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)?;
             use datafusion::parquet::file::reader::FileReader;
             let rows = reader.metadata().file_metadata().num_rows() as u64;

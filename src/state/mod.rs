@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use self::s3::S3State;
-pub use self::sqlite::SqliteState;
+pub use self::sqlite::{Access, SqliteState};
 
 /// The run id an operator's `strata state reset` records (state read back from Glue does not
 /// overwrite it).
@@ -26,6 +26,8 @@ pub const RESET: &str = "reset";
 pub enum StateError {
     #[error("run state {path}: {source}")]
     Sqlite { path: String, source: rusqlite::Error },
+    #[error("run state {path}: {source}")]
+    Open { path: String, source: sqlite::OpenError },
     #[error("run state {location}: {message}")]
     S3 { location: String, message: String },
     #[error("run state {location}: {message} (a bug, or someone edited it)")]

@@ -86,6 +86,12 @@ fn usage_errors_exit_2() {
         "{err}"
     );
     assert!(err.contains(&format!("strata.toml:{}: engine = 'duckdb'", line("engine ="))), "{err}");
+    // A directory without a project: the file is named, its reason said once.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = strata(empty.path(), &["status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("strata.toml: cannot read"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 /// One exit code per kind of failure, so a scheduler or a script knows whether to fix the
@@ -231,4 +237,17 @@ fn deep_expressions_are_planned_or_refused_never_an_abort() {
         assert_eq!(code, 1, "{out}\n{err}");
         assert!(err.contains(limit) && err.contains("x IN (...)"), "{err}");
     }
+    // A model that deep is refused by `strata plan` at its file, before any run.
+    let terms: Vec<String> = (0..4_100).map(|i| format!("v = {i}")).collect();
+    std::fs::write(
+        t.path().join("sql/gold/deep.sql"),
+        format!(
+            "{{{{ config(materialized='table') }}}}\n-- too deep\nSELECT count(*) AS n FROM (VALUES (1)) AS t(v) WHERE {}\n",
+            terms.join(" OR ")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = strata(t.path(), &["plan", "gold.deep"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("sql/gold/deep.sql:3:") && err.contains("4000 levels"), "{err}");
 }
