@@ -10,6 +10,7 @@ use futures::stream::FuturesUnordered;
 use crate::clock::Clock;
 use crate::engine::{Engine, StepStats};
 use crate::ids::ModelId;
+use crate::materialize::{Completion, Step, unless_stopped};
 use crate::project::{Materialization, Project};
 use crate::runner::{ModelRun, Outcome, RunOptions, Stop, job_for, new_id, replaced_partitions};
 use crate::state::RunState;
@@ -306,37 +307,34 @@ async fn one(
         Ok(false) => {}
         Err(e) => return fail(result, e.to_string()),
     }
-    // The run protocol's safe points and outcomes, as in `runner::run_one`: sealing and
-    // auditing are abandoned on a stop, a fence refusal is REFUSED, a lost compare-and-swap
-    // a CONFLICT, and nothing is sent once the stop is raised before the publish.
-    let staged = tokio::select! {
-        s = engine.seal(&template, &replaces) => match s {
+    // The run protocol (`materialize::complete`), as for any run: sealing and auditing are
+    // abandoned on a stop, a fence refusal is REFUSED, a lost compare-and-swap a CONFLICT,
+    // and nothing is sent once the stop is raised before the publish.
+    let staged =
+        match unless_stopped(engine, stop, engine.seal(&template, &replaces), StepStats::default()).await {
             Ok(s) => s,
-            Err(e) => return fail(result, e.to_string()),
-        },
-        () = stop.wait() => { engine.cancel().await; return fail(result, crate::runner::STOPPED.into()) }
+            Err(f) => return fail(result, f.error),
+        };
+    let after = |step: Step| match step {
+        Step::Staged => failpoint(project, "backfill-sealed"),
+        Step::Audited => {}
+        Step::Published => failpoint(project, "backfill-published"),
     };
-    failpoint(project, "backfill-sealed");
-    tokio::select! {
-        a = engine.audit(&staged) => if let Err(e) = a { return fail(result, e.to_string()) },
-        () = stop.wait() => { engine.cancel().await; return fail(result, crate::runner::STOPPED.into()) }
-    }
-    if let Err(e) = crate::engine::check_emptied(&staged, project.settings.allow_empty_window) {
-        result.outcome = Outcome::Refused(e);
-        return result;
-    }
-    if stop.raised() {
-        return fail(result, crate::runner::STOPPED.into());
-    }
-    match engine.publish(&staged, &crate::clock::stamp(clock.now())).await {
-        Ok(()) => {}
-        Err(e @ crate::engine::EngineError::Conflict(_)) => {
-            result.outcome = Outcome::Conflict(e.to_string());
+    let completion = Completion {
+        engine,
+        stop,
+        allow_empty_window: project.settings.allow_empty_window,
+        now: &|| crate::clock::stamp(clock.now()),
+        after: &after,
+    };
+    match crate::materialize::complete(&completion, &staged, async {}).await {
+        Ok((Outcome::Published(_), _)) => {}
+        Ok((outcome, _)) => {
+            result.outcome = outcome;
             return result;
         }
-        Err(e) => return fail(result, e.to_string()),
+        Err(f) => return fail(result, f.error),
     }
-    failpoint(project, "backfill-published");
     result.stats.rows = staged.stats.rows;
     finished(result).await
 }

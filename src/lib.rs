@@ -15,6 +15,7 @@ pub mod engine;
 pub mod ids;
 pub mod lifecycle;
 pub mod local;
+pub mod materialize;
 pub mod metrics;
 pub mod modeltest;
 pub mod planner;

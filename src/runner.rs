@@ -12,6 +12,9 @@ use crate::ids::ModelId;
 use crate::project::{Materialization, Project};
 use crate::window::{Grain, Window, fmt_ts};
 
+use crate::materialize::{Completion, Step, unless_stopped};
+pub use crate::materialize::{Outcome, STOPPED, Stop};
+
 /// When a run happens and, for a backfill, from when.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -19,59 +22,6 @@ pub struct RunOptions {
     pub at: DateTime<Utc>,
     /// Incremental models recompute every partition from here to `at`.
     pub from: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new version is current.
-    Published(String),
-    /// The result equals what is published; nothing changed.
-    Unchanged,
-    /// Another run of the same window published first (its compare-and-swap won); this
-    /// run's result was not needed and nothing changed.
-    Superseded(String),
-    /// The publish lost the compare-and-swap to a run of another window: nothing changed,
-    /// and this window still has to run.
-    Conflict(String),
-    /// A fence refused the result (partitions that held data would be emptied).
-    Refused(String),
-    Failed(String),
-    Skipped(String),
-}
-
-impl Outcome {
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Failed(_) | Self::Conflict(_) | Self::Refused(_))
-    }
-
-    /// The window's data is as it should be (published by this run or by another).
-    pub fn is_success(&self) -> bool {
-        matches!(self, Self::Published(_) | Self::Unchanged | Self::Superseded(_))
-    }
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Published(_) => "published",
-            Self::Unchanged => "unchanged",
-            Self::Superseded(_) => "superseded",
-            Self::Conflict(_) => "CONFLICT",
-            Self::Refused(_) => "REFUSED",
-            Self::Failed(_) => "FAILED",
-            Self::Skipped(_) => "skipped",
-        }
-    }
-
-    /// Why it failed, was skipped, refused or superseded.
-    pub fn detail(&self) -> Option<&str> {
-        match self {
-            Self::Published(_) | Self::Unchanged => None,
-            Self::Superseded(e)
-            | Self::Conflict(e)
-            | Self::Refused(e)
-            | Self::Failed(e)
-            | Self::Skipped(e) => Some(e),
-        }
-    }
 }
 
 /// One model's run.
@@ -183,35 +133,6 @@ pub async fn run(
 pub struct Planned {
     pub id: ModelId,
     pub opts: RunOptions,
-}
-
-/// The stop signal of a run: once raised, no model starts, and a model in flight is
-/// abandoned at its next safe point: while it stages or audits (its statements are
-/// stopped), or before it publishes. A publish whose request was sent completes, and the
-/// outcome reported is what happened.
-#[derive(Debug, Clone)]
-pub struct Stop(tokio::sync::watch::Receiver<bool>);
-
-impl Stop {
-    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (tx, Self(rx))
-    }
-
-    pub fn never() -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        std::mem::forget(tx); // never raised
-        Self(rx)
-    }
-
-    pub fn raised(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    pub async fn wait(&self) {
-        let mut rx = self.0.clone();
-        let _ = rx.wait_for(|v| *v).await;
-    }
 }
 
 /// Checks around each model run (leases, upstream readiness, run state).
@@ -417,26 +338,6 @@ async fn pause_point(project: &Project, step: &str, model: &ModelId) {
     }
 }
 
-/// What a stop leaves of a model run.
-pub(crate) const STOPPED: &str = "stopped before publishing";
-
-/// `work`, unless the stop is raised first: then the engine's statements in flight are
-/// stopped and the work is dropped (nothing it wrote is visible: it was not published).
-async fn unless_stopped<T>(
-    engine: &dyn Engine,
-    stop: &Stop,
-    work: impl Future<Output = Result<T, EngineError>>,
-    stats: StepStats,
-) -> Result<T, (String, StepStats)> {
-    tokio::select! {
-        r = work => r.map_err(|e| (e.to_string(), stats)),
-        () = stop.wait() => {
-            engine.cancel().await;
-            Err((STOPPED.to_string(), stats))
-        }
-    }
-}
-
 async fn run_one(
     project: &Project,
     engine: &dyn Engine,
@@ -462,37 +363,28 @@ async fn run_one(
     let version = new_id("v", now);
     let job = job_for(project, id, window, run_id, &version, now)
         .map_err(|e| (e.to_string(), StepStats::default()))?;
-    let failpoint = |step: &str| failpoint(project, step, Some(id));
-    failpoint("before-stage");
+    failpoint(project, "before-stage", Some(id));
     let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())
         .await
-        .map_err(|(e, s)| (located(project, id, &job, e), s))?;
-    let stats = staged.stats;
-    failpoint("after-stage");
-    unless_stopped(engine, stop, engine.audit(&staged), stats).await?;
-    if let Err(e) = crate::engine::check_emptied(&staged, project.settings.allow_empty_window) {
-        return Ok((Outcome::Refused(e), stats));
-    }
-    failpoint("after-audit");
-    if !staged.changed {
-        return Ok((Outcome::Unchanged, stats));
-    }
-    // The last safe point: once the publish request is sent, it completes.
-    if stop.raised() {
-        return Err((STOPPED.to_string(), stats));
-    }
+        .map_err(|f| (located(project, id, &job, f.error), f.stats))?;
+    let after = |step: Step| {
+        let name = match step {
+            Step::Staged => "after-stage",
+            Step::Audited => "after-audit",
+            Step::Published => "after-publish",
+        };
+        failpoint(project, name, Some(id));
+    };
+    let completion = Completion {
+        engine,
+        stop,
+        allow_empty_window: project.settings.allow_empty_window,
+        now: &|| crate::clock::stamp(clock.now()),
+        after: &after,
+    };
     // Test hook: `during-publish:<model>=pause` holds the outcome for a few seconds while
     // the publish is in flight, for a signal to arrive then.
-    let published_at = crate::clock::stamp(clock.now());
-    let publish = engine.publish(&staged, &published_at);
-    let (published, ()) = tokio::join!(publish, pause_point(project, "during-publish", id));
-    match published {
-        Ok(()) => {}
-        Err(e @ EngineError::Conflict(_)) => {
-            return Ok((Outcome::Conflict(e.to_string()), stats));
-        }
-        Err(e) => return Err((e.to_string(), stats)),
-    }
-    failpoint("after-publish");
-    Ok((Outcome::Published(version), stats))
+    crate::materialize::complete(&completion, &staged, pause_point(project, "during-publish", id))
+        .await
+        .map_err(|f| (f.error, f.stats))
 }

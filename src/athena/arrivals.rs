@@ -13,6 +13,7 @@ use aws_sdk_glue::types::{Partition, StorageDescriptor, Table};
 use super::query::api_message;
 use super::*;
 use crate::engine::{ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind};
+use crate::materialize::arrivals;
 
 /// The longest `"$path"` list strata puts in a statement; past it the run reads the whole
 /// window (Athena refuses statements over 262,144 bytes).
@@ -92,7 +93,8 @@ impl AthenaEngine {
         listed.sort();
         listed.dedup();
         let from = window.iter().min().cloned().unwrap_or_default();
-        let previous = match view.and_then(|v| staging::layered(v).filter(|(_, f)| from >= *f).map(|_| v)) {
+        let lends = |v: &&Table| staging::layered(v).is_some_and(|(_, f)| arrivals::lends_rows(&from, &f));
+        let previous = match view.filter(lends) {
             Some(v) => self
                 .current_version_table(job, Some(v))
                 .await?
@@ -105,22 +107,27 @@ impl AthenaEngine {
             }
             None => None,
         };
-        // Nothing recorded (the first run, a new generation): the whole window, as rendered.
-        let Some(read) = recorded else { return Ok((job.clone(), Arrivals { listed, previous: None })) };
-        let new: Vec<&String> = listed.iter().filter(|o| !read.contains(*o)).collect();
-        let previous = previous.map(|(t, _)| t);
         let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let list: Vec<String> = new.iter().map(|o| quote(o)).collect();
-        let (limited, previous) = if list.iter().map(|l| l.len() + 2).sum::<usize>() > MAX_PATH_LIST_BYTES {
-            tracing::info!(model = %job.model, objects = list.len(), "too many new objects for one statement: reading the whole window");
-            (None, None)
-        } else if list.is_empty() {
-            (Some(format!("(SELECT * FROM {} WHERE false)", source.relation)), previous)
-        } else {
-            (
-                Some(format!("(SELECT * FROM {} WHERE \"$path\" IN ({}))", source.relation, list.join(", "))),
-                previous,
-            )
+        let fits =
+            |new: &[&String]| new.iter().map(|o| quote(o).len() + 2).sum::<usize>() <= MAX_PATH_LIST_BYTES;
+        let (limited, previous) = match arrivals::decide(&listed, recorded.as_ref(), fits) {
+            // Nothing recorded (the first run, a new generation), or too many new objects
+            // for one statement: the whole window, as rendered.
+            arrivals::Read::Window => {
+                if recorded.is_some() {
+                    tracing::info!(model = %job.model, "too many new objects for one statement: reading the whole window");
+                }
+                (None, None)
+            }
+            arrivals::Read::Arrived(new) if new.is_empty() => {
+                (Some(format!("(SELECT * FROM {} WHERE false)", source.relation)), previous.map(|(t, _)| t))
+            }
+            arrivals::Read::Arrived(new) => {
+                let list: Vec<String> = new.iter().map(|o| quote(o)).collect();
+                let limited =
+                    format!("(SELECT * FROM {} WHERE \"$path\" IN ({}))", source.relation, list.join(", "));
+                (Some(limited), previous.map(|(t, _)| t))
+            }
         };
         let mut job = job.clone();
         if let (Some(limited), JobKind::Select { sql, .. }) = (limited, &mut job.kind) {

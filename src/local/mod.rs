@@ -30,6 +30,7 @@ use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
 use crate::lifecycle;
+use crate::materialize::arrivals;
 use crate::state::Access;
 use std::collections::BTreeSet;
 
@@ -548,23 +549,21 @@ impl LocalEngine {
             Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
             None => None,
         };
-        let recorded = previous
+        let recorded: Option<BTreeSet<String>> = previous
             .as_ref()
-            .filter(|p| p.layered.as_ref().is_some_and(|l| from >= l.from))
+            .filter(|p| p.layered.as_ref().is_some_and(|l| arrivals::lends_rows(&from, &l.from)))
             .and_then(|p| std::fs::read(self.root.join(&p.location).join(crate::engine::ARRIVALS_FILE)).ok())
-            .and_then(|bytes| serde_json::from_slice::<Vec<String>>(&bytes).ok());
-        let (new, previous): (BTreeSet<PathBuf>, Option<Version>) = match recorded {
-            Some(read) => {
-                let read: BTreeSet<String> = read.into_iter().collect();
-                let new = files
-                    .iter()
-                    .filter(|f| !read.contains(&relative(&f.path)))
-                    .map(|f| f.path.clone())
-                    .collect();
-                (new, previous)
-            }
-            None => (files.iter().map(|f| f.path.clone()).collect(), None),
-        };
+            .and_then(|bytes| serde_json::from_slice::<Vec<String>>(&bytes).ok())
+            .map(|read| read.into_iter().collect());
+        let (new, previous): (BTreeSet<PathBuf>, Option<Version>) =
+            match arrivals::decide(&listed, recorded.as_ref(), |_| true) {
+                arrivals::Read::Arrived(new) => {
+                    let new: BTreeSet<String> = new.into_iter().collect();
+                    let paths = files.iter().filter(|f| new.contains(&relative(&f.path)));
+                    (paths.map(|f| f.path.clone()).collect(), previous)
+                }
+                arrivals::Read::Window => (files.iter().map(|f| f.path.clone()).collect(), None),
+            };
         let limited = BronzeTable::new(&table, dir, quarantine, stats.clone()).map_err(query_err)?.only(new);
         let schema = Arc::new(MemorySchemaProvider::new());
         schema.register_table(source.table.clone(), Arc::new(limited)).map_err(query_err)?;

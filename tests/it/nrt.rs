@@ -150,3 +150,21 @@ async fn on_athena_a_tick_is_billed_for_what_arrived_and_publishes_what_the_loca
     assert_eq!(athena_rows.replace("\"", ""), local_rows);
     assert_eq!(local_rows, "leg_id,hour,n\nL1,11,1\nL2,11,2\nL3,11,1\nL4,12,1\n");
 }
+
+/// The decision both engines apply: what arrived since the published version's record,
+/// or the whole window when there is no record or the list would not fit the engine.
+#[test]
+fn a_run_reads_what_arrived_since_the_record_or_its_whole_window() {
+    use std::collections::BTreeSet;
+    use strata::materialize::arrivals::{Read, decide, lends_rows};
+    let strings = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<String>>();
+    let listed = strings(&["a", "b", "c"]);
+    let recorded: BTreeSet<String> = strings(&["a", "gone"]).into_iter().collect();
+    assert_eq!(decide(&listed, Some(&recorded), |_| true), Read::Arrived(strings(&["b", "c"])));
+    assert_eq!(decide(&listed, None, |_| true), Read::Window, "no record: the whole window");
+    assert_eq!(decide(&listed, Some(&recorded), |new| new.len() < 2), Read::Window, "too many to list");
+    let all: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(decide(&listed, Some(&all), |_| true), Read::Arrived(Vec::new()), "nothing arrived");
+    assert!(lends_rows(&strings(&["2025-11-06", "12"]), &strings(&["2025-11-06", "10"])));
+    assert!(!lends_rows(&strings(&["2025-11-06", "09"]), &strings(&["2025-11-06", "10"])));
+}
