@@ -52,7 +52,7 @@ pub fn windows(project: &Project, id: &ModelId, spec: &BackfillSpec) -> Vec<Wind
 }
 
 /// The partitions a backfill window keeps: those of its first unit.
-fn kept(w: &Window) -> Vec<Vec<String>> {
+fn kept(w: &Window) -> crate::engine::Partitions {
     replaced_partitions(&Window { start: w.start, end: w.start + w.grain.duration(), grain: w.grain })
 }
 
@@ -284,7 +284,7 @@ async fn one(
         );
         return fail(result, why);
     }
-    let replaces: Vec<Vec<String>> = all.iter().flat_map(kept).collect();
+    let replaces: crate::engine::Partitions = all.iter().flat_map(|w| kept(w).to_vec()).collect();
     let Ok(template) = job_for(project, id, *all.last().expect("at least one window"), run_id, &version, now)
     else {
         return fail(result, "cannot render the model".into());
@@ -320,13 +320,8 @@ async fn one(
         Step::Audited => {}
         Step::Published => failpoint(project, "backfill-published"),
     };
-    let completion = Completion {
-        engine,
-        stop,
-        allow_empty_window: project.settings.allow_empty_window,
-        now: &|| crate::clock::stamp(clock.now()),
-        after: &after,
-    };
+    let allow_empty_window = project.settings.allow_empty_window;
+    let completion = Completion { engine, stop, allow_empty_window, clock, after: &after };
     match crate::materialize::complete(&completion, &staged, async {}).await {
         Ok((Outcome::Published(_), _)) => {}
         Ok((outcome, _)) => {

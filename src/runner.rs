@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::engine::{Engine, EngineError, Job, JobKind, StepStats};
+use crate::engine::{Engine, EngineError, Job, JobKind, Partitions, StepStats};
 use crate::ids::ModelId;
 use crate::project::{Materialization, Project};
 use crate::window::{Grain, Window, fmt_ts};
@@ -46,7 +46,7 @@ pub fn window_for(project: &Project, id: &ModelId, opts: &RunOptions) -> Window 
 }
 
 /// The partitions an incremental run over `window` replaces.
-pub fn replaced_partitions(window: &Window) -> Vec<Vec<String>> {
+pub fn replaced_partitions(window: &Window) -> Partitions {
     window
         .partitions()
         .into_iter()
@@ -375,13 +375,8 @@ async fn run_one(
         };
         failpoint(project, name, Some(id));
     };
-    let completion = Completion {
-        engine,
-        stop,
-        allow_empty_window: project.settings.allow_empty_window,
-        now: &|| crate::clock::stamp(clock.now()),
-        after: &after,
-    };
+    let allow_empty_window = project.settings.allow_empty_window;
+    let completion = Completion { engine, stop, allow_empty_window, clock, after: &after };
     // Test hook: `during-publish:<model>=pause` holds the outcome for a few seconds while
     // the publish is in flight, for a signal to arrive then.
     crate::materialize::complete(&completion, &staged, pause_point(project, "during-publish", id))

@@ -60,7 +60,7 @@ impl AthenaEngine {
         &self,
         job: &Job,
         source: &ArrivedSource,
-        window: &[Vec<String>],
+        window: &crate::engine::Partitions,
         view: Option<&Table>,
     ) -> Result<(Job, Arrivals), EngineError> {
         let JobKind::Select { partition_by, .. } = &job.kind else {
@@ -92,7 +92,7 @@ impl AthenaEngine {
         }
         listed.sort();
         listed.dedup();
-        let from = window.iter().min().cloned().unwrap_or_default();
+        let from = window.first().cloned().unwrap_or_default();
         let lends = |v: &&Table| staging::layered(v).is_some_and(|(_, f)| arrivals::lends_rows(&from, &f));
         let previous = match view.filter(lends) {
             Some(v) => self

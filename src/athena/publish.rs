@@ -119,7 +119,7 @@ impl Engine for AthenaEngine {
         Ok(stats)
     }
 
-    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+    async fn seal(&self, job: &Job, replaces: &crate::engine::Partitions) -> Result<Staged, EngineError> {
         checks::backfill_select(job)?;
         let name = sql::version_table(job);
         let parts = self.glue.tables_with_prefix(&job.database, &format!("{name}__p")).await?;
@@ -169,7 +169,7 @@ impl Engine for AthenaEngine {
                 .partitions(&job.database, c.name())
                 .await?
                 .into_iter()
-                .partition(|p| replaces.contains(&p.values().to_vec()));
+                .partition(|p| replaces.contains(p.values()));
             emptied = in_range.iter().map(|p| p.values().to_vec()).filter(|v| !written.contains(v)).collect();
             partitions.extend(kept);
         }
@@ -217,7 +217,7 @@ impl Engine for AthenaEngine {
                 as_input(&target, &job.table, params)
             }
             JobKind::Select { partition_by, replaces: Some(window), .. } if !partition_by.is_empty() => {
-                let from = window.iter().min().cloned().unwrap_or_default();
+                let from = window.first().cloned().unwrap_or_default();
                 let base = self.base_for(job, &from).await?;
                 params.insert(P_BASE.into(), base.clone());
                 params.insert(P_HOT_FROM.into(), serde_json::to_string(&from).expect("strings serialize"));

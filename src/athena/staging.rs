@@ -203,7 +203,7 @@ impl AthenaEngine {
         &self,
         job: &Job,
         partition_by: &[String],
-        replaces: Option<&Vec<Vec<String>>>,
+        replaces: Option<&crate::engine::Partitions>,
     ) -> Result<Staged, EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
         // A near-real-time run: its source limited to the objects that arrived since the
@@ -233,7 +233,7 @@ impl AthenaEngine {
             let written = self.glue.partitions(&job.database, &name).await?;
             checks::within_window(partition_by, window, written.iter().map(|p| p.values()))?;
             let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
-            let from = window.iter().min().cloned().unwrap_or_default();
+            let from = window.first().cloned().unwrap_or_default();
             let current = self.current_version_table(job, view.as_ref()).await?;
             if let Some(c) = &current {
                 checks::same_columns(&columns_of(c), &columns_of(&staged))?;
@@ -260,12 +260,12 @@ impl AthenaEngine {
                     .collect();
             }
             let effective: Vec<&Partition> = before.iter().chain(hot.iter()).collect();
-            let in_window = effective.iter().filter(|p| window.contains(&p.values().to_vec()));
+            let in_window = effective.iter().filter(|p| window.contains(p.values()));
             emptied = checks::emptied(in_window.map(|p| (p.values(), true)), &written);
             // A window that ends before the current version's last partition (a past window
             // run again): the partitions after it are registered in this run's table as they
             // are (their locations, not copies), so the run changes its window only.
-            if let Some(last) = window.iter().max() {
+            if let Some(last) = window.last() {
                 let after: Vec<Partition> =
                     effective.iter().filter(|p| p.values() > last.as_slice()).map(|p| (*p).clone()).collect();
                 self.glue.put_partitions(&job.database, &name, &after).await?;

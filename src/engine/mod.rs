@@ -60,8 +60,72 @@ pub enum JobKind {
         compression: String,
         /// For incremental models: the partitions (values in `partition_by` order) that the
         /// run replaces. Partitions outside it are carried over from the current version.
-        replaces: Option<Vec<Vec<String>>>,
+        replaces: Option<Partitions>,
     },
+}
+
+/// A partition's values, in the table's `partitioned_by` order.
+pub type PartitionKey = Vec<String>;
+
+/// The partitions a run replaces (its window's): sorted and without repeats, so that its
+/// ends are its first and last, and membership is a search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partitions(Vec<PartitionKey>);
+
+impl Partitions {
+    pub fn new(keys: impl IntoIterator<Item = PartitionKey>) -> Self {
+        let mut keys: Vec<PartitionKey> = keys.into_iter().collect();
+        keys.sort();
+        keys.dedup();
+        Self(keys)
+    }
+
+    /// The first partition: where the window starts.
+    pub fn first(&self) -> Option<&PartitionKey> {
+        self.0.first()
+    }
+
+    /// The last partition: where the window ends.
+    pub fn last(&self) -> Option<&PartitionKey> {
+        self.0.last()
+    }
+
+    pub fn contains(&self, key: &[String]) -> bool {
+        self.0.binary_search_by(|k| k.as_slice().cmp(key)).is_ok()
+    }
+
+    pub fn as_slice(&self) -> &[PartitionKey] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Partitions {
+    type Target = [PartitionKey];
+
+    fn deref(&self) -> &[PartitionKey] {
+        &self.0
+    }
+}
+
+impl From<Vec<PartitionKey>> for Partitions {
+    fn from(keys: Vec<PartitionKey>) -> Self {
+        Self::new(keys)
+    }
+}
+
+impl<'a> IntoIterator for &'a Partitions {
+    type Item = &'a PartitionKey;
+    type IntoIter = std::slice::Iter<'a, PartitionKey>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<PartitionKey> for Partitions {
+    fn from_iter<I: IntoIterator<Item = PartitionKey>>(keys: I) -> Self {
+        Self::new(keys)
+    }
 }
 
 /// A staged version, not yet visible to readers.
@@ -175,7 +239,7 @@ pub trait Engine: Send + Sync {
     async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError>;
     /// Turns everything `stage_part` wrote for the job's version into one staged version:
     /// the partitions in `replaces` come from it, all others from the current version.
-    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError>;
+    async fn seal(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError>;
     /// Runs the job's audits against the staged version; the first failure is returned.
     async fn audit(&self, staged: &Staged) -> Result<(), EngineError>;
     /// Makes the staged version current with one compare-and-swap on `staged.expected`.

@@ -27,7 +27,7 @@ use self::bronze::{BronzeTable, ReadStats, parse_external_table};
 use self::catalog::{Catalog, Layered, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
-use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
+use crate::engine::{Engine, EngineError, Job, JobKind, Partitions, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
 use crate::lifecycle;
 use crate::materialize::arrivals;
@@ -335,7 +335,7 @@ impl LocalEngine {
         sql: &str,
         partition_by: &[String],
         compression: &str,
-        replaces: Option<&Vec<Vec<String>>>,
+        replaces: Option<&Partitions>,
     ) -> Result<Staged, EngineError> {
         depth::check(sql)?;
         let head = self.catalog.head(&job.database, &job.table)?;
@@ -361,7 +361,7 @@ impl LocalEngine {
         let written_stats = written_stats(&written, &stats);
         let mut manifest = written.manifest;
         if let Some(a) = &arrivals {
-            keep_previous_rows(&mut manifest, a, replaces.map(Vec::as_slice).unwrap_or_default());
+            keep_previous_rows(&mut manifest, a, replaces.map(Partitions::as_slice).unwrap_or_default());
         }
         let Some(window) = replaces else {
             return self.record_staged(
@@ -378,7 +378,7 @@ impl LocalEngine {
         // window; the partitions before it are read from a base generation, where each is
         // registered once when it leaves the window (at publish, in the same transaction).
         checks::within_window(partition_by, window, manifest.partitions.iter().map(|p| p.values.as_slice()))?;
-        let from = window.iter().min().cloned().unwrap_or_default();
+        let from = window.first().cloned().unwrap_or_default();
         let current = match &head {
             Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
             None => None,
@@ -413,7 +413,7 @@ impl LocalEngine {
         // again): the partitions after it stay as readers see them, carried into this version
         // by reference (their files are not copied), so the run changes its window only.
         let mut carried = false;
-        if let (Some(c), Some(last)) = (&current, window.iter().max()) {
+        if let (Some(c), Some(last)) = (&current, window.last()) {
             let after: Vec<Partition> =
                 c.manifest.partitions.iter().filter(|p| p.values > *last).cloned().collect();
             carried = !after.is_empty();
@@ -502,7 +502,7 @@ impl LocalEngine {
         ctx: &SessionContext,
         job: &Job,
         source: &crate::engine::ArrivedSource,
-        window: &[Vec<String>],
+        window: &Partitions,
         head: Option<&catalog::TableHead>,
         stats: &Arc<ReadStats>,
     ) -> Result<Arrivals, EngineError> {
@@ -544,7 +544,7 @@ impl LocalEngine {
         listed.sort();
         // The published version, if its rows of the window can be kept: the same base
         // generation (the window did not start before its window) and a record of what it read.
-        let from = window.iter().min().cloned().unwrap_or_default();
+        let from = window.first().cloned().unwrap_or_default();
         let previous = match head {
             Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
             None => None,
@@ -692,7 +692,7 @@ impl LocalEngine {
 }
 
 impl LocalEngine {
-    async fn seal_here(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
+    async fn seal_here(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError> {
         let partition_by = checks::backfill_select(job)?.partition_by;
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
         let head = self.catalog.head(&job.database, &job.table)?;
@@ -849,8 +849,8 @@ impl Engine for LocalEngine {
         self.offload(move |e| async move { e.write_part(&job, &keep).await }).await
     }
 
-    async fn seal(&self, job: &Job, replaces: &[Vec<String>]) -> Result<Staged, EngineError> {
-        let (job, replaces) = (job.clone(), replaces.to_vec());
+    async fn seal(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError> {
+        let (job, replaces) = (job.clone(), replaces.clone());
         self.offload(move |e| async move { e.seal_here(&job, &replaces).await }).await
     }
 

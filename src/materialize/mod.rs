@@ -141,8 +141,8 @@ pub struct Completion<'a> {
     pub stop: &'a Stop,
     /// Publish even when partitions that held data would be emptied (`--allow-empty-window`).
     pub allow_empty_window: bool,
-    /// The publish's timestamp, read when it is sent.
-    pub now: &'a (dyn Fn() -> String + Sync),
+    /// Stamps the publish when it is sent.
+    pub clock: &'a dyn crate::clock::Clock,
     /// Called after each [`Step`] (test hooks).
     pub after: &'a (dyn Fn(Step) + Sync),
 }
@@ -171,7 +171,7 @@ pub async fn complete(
     if c.stop.raised() {
         return Err(Failure { error: STOPPED.to_string(), stats });
     }
-    let published_at = (c.now)();
+    let published_at = crate::clock::stamp(c.clock.now());
     let (published, ()) = tokio::join!(c.engine.publish(staged, &published_at), during_publish);
     match published {
         Ok(()) => {}

@@ -279,7 +279,7 @@ fn job_at(k: usize, t: chrono::NaiveDateTime) -> Job {
             ),
             partition_by: vec!["dt".into(), "hour".into()],
             compression: "snappy".into(),
-            replaces: Some(window),
+            replaces: Some(window.into()),
         },
         audits: vec![],
         arrived: None,

@@ -398,7 +398,7 @@ fn hourly(k: u64, hour: u32) -> Job {
         ),
         partition_by: vec!["dt".into(), "hour".into()],
         compression: "snappy".into(),
-        replaces: Some(window),
+        replaces: Some(window.into()),
     };
     j
 }

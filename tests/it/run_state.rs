@@ -476,7 +476,7 @@ impl strata::engine::Engine for RivalFirst<'_> {
     async fn seal(
         &self,
         job: &strata::engine::Job,
-        replaces: &[Vec<String>],
+        replaces: &strata::engine::Partitions,
     ) -> Result<strata::engine::Staged, strata::engine::EngineError> {
         self.inner.seal(job, replaces).await
     }
