@@ -22,6 +22,7 @@ pub mod query;
 mod s3;
 pub mod sql;
 mod staging;
+mod store;
 
 use std::sync::Arc;
 

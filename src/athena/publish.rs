@@ -2,7 +2,7 @@
 //! version table, publish with one Glue compare-and-swap, backfill windows as tables of
 //! their own sealed into one version, ad-hoc queries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_glue::types::Partition;
@@ -120,67 +120,7 @@ impl Engine for AthenaEngine {
     }
 
     async fn seal(&self, job: &Job, replaces: &crate::engine::Partitions) -> Result<Staged, EngineError> {
-        checks::backfill_select(job)?;
-        let name = sql::version_table(job);
-        let parts = self.glue.tables_with_prefix(&job.database, &format!("{name}__p")).await?;
-        let view = self.glue.table(&job.database, &job.table).await?;
-        let current = self.current_version_table(job, view.as_ref()).await?;
-        let Some(template) = parts.first().or(current.as_ref()) else {
-            return Err(EngineError::Query(
-                "the backfill wrote no rows and the table has never been published".into(),
-            ));
-        };
-        if let Some(c) = &current {
-            checks::same_columns(&columns_of(c), &columns_of(template))?;
-        }
-        // The version table: the windows' definition at the version's location, with each
-        // window's own unit and, from the current version, every partition not replaced.
-        let location = sql::version_location(job, &self.storage);
-        let sd = template.storage_descriptor().cloned().map(|sd| {
-            aws_sdk_glue::types::StorageDescriptor::builder()
-                .set_columns(Some(sd.columns().to_vec()))
-                .location(&location)
-                .set_input_format(sd.input_format().map(str::to_string))
-                .set_output_format(sd.output_format().map(str::to_string))
-                .set_serde_info(sd.serde_info().cloned())
-                .set_compressed(Some(sd.compressed()))
-                .build()
-        });
-        let mut input = as_input(template, &name, [(P_PARTS.to_string(), format!("{name}__p"))].into());
-        input.storage_descriptor = sd;
-        self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
-        self.glue.swap(&job.database, input, None).await?;
-        let mut partitions = Vec::new();
-        for part in &parts {
-            let unit = part.name().rsplit("__p").next().unwrap_or_default();
-            partitions.extend(
-                self.glue
-                    .partitions(&job.database, part.name())
-                    .await?
-                    .into_iter()
-                    .filter(|p| sql::part_suffix(&[p.values().to_vec()]) == unit),
-            );
-        }
-        let mut emptied = Vec::new();
-        if let Some(c) = &current {
-            let written: BTreeSet<Vec<String>> = partitions.iter().map(|p| p.values().to_vec()).collect();
-            let (in_range, kept): (Vec<Partition>, Vec<Partition>) = self
-                .glue
-                .partitions(&job.database, c.name())
-                .await?
-                .into_iter()
-                .partition(|p| replaces.contains(p.values()));
-            emptied = in_range.iter().map(|p| p.values().to_vec()).filter(|v| !written.contains(v)).collect();
-            partitions.extend(kept);
-        }
-        self.glue.add_partitions(&job.database, &name, &partitions).await?;
-        Ok(Staged {
-            job: job.clone(),
-            expected: view.and_then(|t| t.version_id().map(str::to_string)),
-            changed: true,
-            stats: StepStats::default(),
-            emptied,
-        })
+        crate::materialize::seal(self, job, replaces).await
     }
 
     async fn audit(&self, staged: &Staged) -> Result<(), EngineError> {

@@ -8,6 +8,7 @@ pub mod bronze;
 pub mod catalog;
 mod depth;
 pub mod functions;
+mod store;
 pub(crate) mod table;
 mod write;
 
@@ -692,70 +693,6 @@ impl LocalEngine {
 }
 
 impl LocalEngine {
-    async fn seal_here(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError> {
-        let partition_by = checks::backfill_select(job)?.partition_by;
-        let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
-        let head = self.catalog.head(&job.database, &job.table)?;
-        let mut manifest = write::list_manifest(&self.root, &dir, partition_by).map_err(query_err)?;
-        // The schema comes from the files written; an empty backfill keeps the current one.
-        let current = match &head {
-            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
-            None => None,
-        };
-        let schema = match manifest.partitions.first().and_then(|p| p.files.first()) {
-            Some(f) => {
-                let at = self.root.join(&f.path);
-                let io = |e: &dyn std::fmt::Display| EngineError::Io(format!("{}: {e}", at.display()));
-                let file = std::fs::File::open(&at).map_err(|e| io(&e))?;
-                let reader =
-                    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .map_err(|e| io(&e))?;
-                let mut fields: Vec<_> =
-                    reader.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-                fields.extend(partition_by.iter().map(|p| {
-                    datafusion::arrow::datatypes::Field::new(
-                        p,
-                        datafusion::arrow::datatypes::DataType::Utf8,
-                        true,
-                    )
-                }));
-                schema_to_bytes(&datafusion::arrow::datatypes::Schema::new(fields))
-            }
-            None => match &current {
-                Some(c) => c.schema.clone(),
-                None => {
-                    return Err(EngineError::Query(
-                        "the backfill wrote no rows and the table has never been published".into(),
-                    ));
-                }
-            },
-        };
-        let mut emptied = Vec::new();
-        if let Some(c) = current {
-            checks::same_columns(
-                &columns_of(&*schema_from_bytes(&c.schema).map_err(query_err)?),
-                &columns_of(&*schema_from_bytes(&schema).map_err(query_err)?),
-            )?;
-            let (in_range, kept): (Vec<Partition>, Vec<Partition>) =
-                c.manifest.partitions.into_iter().partition(|p| replaces.contains(&p.values));
-            emptied = emptied_partitions(&in_range, &manifest.partitions);
-            manifest.partitions.extend(kept);
-            manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
-        }
-        let rows = manifest.rows();
-        let mut staged = self.record_staged(
-            job,
-            dir,
-            schema,
-            manifest,
-            head,
-            StepStats { rows, ..StepStats::default() },
-            None,
-        )?;
-        staged.emptied = emptied;
-        Ok(staged)
-    }
-
     async fn stage_here(&self, job: &Job) -> Result<Staged, EngineError> {
         match &job.kind {
             JobKind::External { ddl } => self.stage_external(job, ddl).await,
@@ -851,7 +788,7 @@ impl Engine for LocalEngine {
 
     async fn seal(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError> {
         let (job, replaces) = (job.clone(), replaces.clone());
-        self.offload(move |e| async move { e.seal_here(&job, &replaces).await }).await
+        self.offload(move |e| async move { crate::materialize::seal(&e, &job, &replaces).await }).await
     }
 
     async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {

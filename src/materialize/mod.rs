@@ -4,12 +4,17 @@
 //! partitions fence, unchanged results, the stop's last safe point, the compare-and-swap
 //! publish) and the outcomes it ends in, shared by `runner` (a run, a tick) and `backfill`
 //! (a range sealed into one version), so both report a stop, a refusal or a lost race the
-//! same way; and the near-real-time decision of what a run reads (`arrivals`).
+//! same way; the near-real-time decision of what a run reads (`arrivals`); a backfill's
+//! seal (`seal`), against the narrow table store each backend implements (`store`).
 //!
 //! Invariant: a staged version is published only by [`complete`], after its audits passed
 //! and the fence let it through, and never once the stop was raised before the request.
 
 pub mod arrivals;
+pub mod seal;
+pub mod store;
+
+pub use self::seal::seal;
 
 use std::future::Future;
 

@@ -12,6 +12,7 @@ mod functions;
 mod golden;
 mod guards;
 mod infra;
+mod materialize;
 mod modeltest;
 mod nrt;
 mod project;

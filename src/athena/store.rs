@@ -1,0 +1,82 @@
+//! Athena as a table store (`materialize::store::TableStore`): a version is a Glue table
+//! over its own S3 prefix, a partition is a Glue partition (wherever its location is: a
+//! version reads an older one's by reference), and the token a publish swaps on is the
+//! view's Glue `VersionId`.
+
+use async_trait::async_trait;
+use aws_sdk_glue::types::{Partition, StorageDescriptor, Table};
+
+use super::glue::as_input;
+use super::*;
+use crate::engine::{EngineError, Job, checks};
+use crate::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
+
+fn stored(table: Table, partitions: Vec<Partition>) -> VersionOf<AthenaEngine> {
+    let columns = columns_of(&table);
+    let partitions = partitions
+        .into_iter()
+        .map(|p| StoredPartition { values: p.values().to_vec(), rows: None, handle: p })
+        .collect();
+    StoredVersion { definition: table, columns, partitions }
+}
+
+#[async_trait]
+impl TableStore for AthenaEngine {
+    type Definition = Table;
+    type Partition = Partition;
+
+    async fn published(&self, job: &Job) -> Result<(Option<String>, Option<VersionOf<Self>>), EngineError> {
+        let view = self.glue.table(&job.database, &job.table).await?;
+        let token = view.as_ref().and_then(|t| t.version_id().map(str::to_string));
+        let Some(current) = self.current_version_table(job, view.as_ref()).await? else {
+            return Ok((token, None));
+        };
+        let partitions = self.glue.partitions(&job.database, current.name()).await?;
+        Ok((token, Some(stored(current, partitions))))
+    }
+
+    /// The windows' tables (`<version table>__p<unit>`), each contributing the partitions
+    /// of its own unit.
+    async fn parts_written(&self, job: &Job) -> Result<Option<VersionOf<Self>>, EngineError> {
+        let name = sql::version_table(job);
+        let parts = self.glue.tables_with_prefix(&job.database, &format!("{name}__p")).await?;
+        let Some(first) = parts.first() else { return Ok(None) };
+        let mut partitions = Vec::new();
+        for part in &parts {
+            let unit = part.name().rsplit("__p").next().unwrap_or_default();
+            partitions.extend(
+                self.glue
+                    .partitions(&job.database, part.name())
+                    .await?
+                    .into_iter()
+                    .filter(|p| sql::part_suffix(&[p.values().to_vec()]) == unit),
+            );
+        }
+        Ok(Some(stored(first.clone(), partitions)))
+    }
+
+    /// The version table: the definition at the version's location, its windows' tables
+    /// named in a parameter (gc deletes them with it), then its partitions.
+    async fn record_staged(&self, job: &Job, version: VersionOf<Self>) -> Result<(), EngineError> {
+        checks::backfill_select(job)?;
+        let name = sql::version_table(job);
+        let location = sql::version_location(job, &self.storage);
+        let template = &version.definition;
+        let sd = template.storage_descriptor().cloned().map(|sd| {
+            StorageDescriptor::builder()
+                .set_columns(Some(sd.columns().to_vec()))
+                .location(&location)
+                .set_input_format(sd.input_format().map(str::to_string))
+                .set_output_format(sd.output_format().map(str::to_string))
+                .set_serde_info(sd.serde_info().cloned())
+                .set_compressed(Some(sd.compressed()))
+                .build()
+        });
+        let mut input = as_input(template, &name, [(P_PARTS.to_string(), format!("{name}__p"))].into());
+        input.storage_descriptor = sd;
+        self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
+        self.glue.swap(&job.database, input, None).await?;
+        let partitions: Vec<Partition> = version.partitions.into_iter().map(|p| p.handle).collect();
+        self.glue.add_partitions(&job.database, &name, &partitions).await
+    }
+}
