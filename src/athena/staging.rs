@@ -2,13 +2,13 @@
 //! chunks past 100 partitions), each retried as a new attempt after removing what it left;
 //! the version table and the partitions carried over from the current version.
 
-use std::collections::BTreeSet;
+use crate::materialize::layered as policy;
 
 use aws_sdk_glue::types::{Partition, Table};
 
 use super::query::{Statement, api_message};
 use super::*;
-use crate::engine::{EngineError, Job, JobKind, Staged, StepStats, checks};
+use crate::engine::{EngineError, Job, JobKind, Staged, StepStats};
 
 /// What a failed statement leaves behind, to remove before running it again.
 #[derive(Debug, Clone, Copy)]
@@ -202,7 +202,6 @@ impl AthenaEngine {
     pub(super) async fn stage_select(
         &self,
         job: &Job,
-        partition_by: &[String],
         replaces: Option<&crate::engine::Partitions>,
     ) -> Result<Staged, EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
@@ -228,61 +227,35 @@ impl AthenaEngine {
         let name = sql::version_table(job);
         let mut emptied = Vec::new();
         if let Some(window) = replaces {
-            // An incremental run: its table holds the window; the partitions before it are
-            // read from the base, where each is registered once when it leaves the window.
-            let written = self.glue.partitions(&job.database, &name).await?;
-            checks::within_window(partition_by, window, written.iter().map(|p| p.values()))?;
-            let written: BTreeSet<Vec<String>> = written.iter().map(|p| p.values().to_vec()).collect();
-            let from = window.first().cloned().unwrap_or_default();
-            let current = self.current_version_table(job, view.as_ref()).await?;
-            if let Some(c) = &current {
-                checks::same_columns(&columns_of(c), &columns_of(&staged))?;
+            // An incremental run, in the layered layout (`materialize::layered`): its table
+            // holds the window; the partitions before it are read from the base, where each
+            // is registered once when it leaves the window.
+            let written: Vec<_> = self
+                .glue
+                .partitions(&job.database, &name)
+                .await?
+                .into_iter()
+                .map(store::stored_partition)
+                .collect();
+            let plan = policy::plan(self, job, window, &columns_of(&staged), &written).await?;
+            // Partitions after a past window are registered in this run's table as they are
+            // (their locations, not copies), and the view keeps its furthest reach.
+            let after: Vec<Partition> = plan.carried.into_iter().map(|p| p.handle).collect();
+            self.glue.put_partitions(&job.database, &name, &after).await?;
+            let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
+            if let Some(end) = reaches.filter(|e| !after.is_empty() && *e > job.window_end.as_str()) {
+                let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
+                self.glue.add_parameters(&job.database, &staged, params).await?;
             }
-            let layout = view.as_ref().and_then(layered);
-            // What readers see now, by partition: the current run table's, and (when the
-            // base is needed below) the base's before its hot window.
-            let hot: Vec<Partition> = match &current {
-                Some(c) => self.glue.partitions(&job.database, c.name()).await?,
-                None => Vec::new(),
-            };
-            let same_generation = layout.as_ref().is_some_and(|(_, cur_from)| from >= *cur_from);
-            let mut before: Vec<Partition> = Vec::new();
-            if !same_generation && let Some((base, cur_from)) = &layout {
-                // The window starts before the current one: the base's partitions from there on
-                // are replaced, so a new generation is started (a range run or a backfill's
-                // first tick: O(table) once).
-                before = self
-                    .glue
-                    .partitions(&job.database, base)
-                    .await?
-                    .into_iter()
-                    .filter(|p| p.values() < cur_from.as_slice())
-                    .collect();
-            }
-            let effective: Vec<&Partition> = before.iter().chain(hot.iter()).collect();
-            let in_window = effective.iter().filter(|p| window.contains(p.values()));
-            emptied = checks::emptied(in_window.map(|p| (p.values(), true)), &written);
-            // A window that ends before the current version's last partition (a past window
-            // run again): the partitions after it are registered in this run's table as they
-            // are (their locations, not copies), so the run changes its window only.
-            if let Some(last) = window.last() {
-                let after: Vec<Partition> =
-                    effective.iter().filter(|p| p.values() > last.as_slice()).map(|p| (*p).clone()).collect();
-                self.glue.put_partitions(&job.database, &name, &after).await?;
-                let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
-                if let Some(end) = reaches.filter(|e| !after.is_empty() && *e > job.window_end.as_str()) {
-                    let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
-                    self.glue.add_parameters(&job.database, &staged, params).await?;
-                }
-            }
-            if !same_generation {
+            if let policy::Base::New(parts) = plan.base {
+                // A new generation (a range run or a backfill's first tick: O(table) once).
                 let base = sql::base_table(job);
                 self.glue.delete_table(&job.database, &base).await?;
                 self.glue.create_table(&job.database, base_input(&staged, &base)).await?;
-                let parts: Vec<Partition> =
-                    effective.into_iter().filter(|p| p.values() < from.as_slice()).cloned().collect();
+                let parts: Vec<Partition> = parts.into_iter().map(|p| p.handle).collect();
                 self.glue.add_partitions(&job.database, &base, &parts).await?;
             }
+            emptied = plan.emptied;
         }
         Ok(Staged {
             job: job.clone(),

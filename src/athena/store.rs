@@ -9,14 +9,17 @@ use aws_sdk_glue::types::{Partition, StorageDescriptor, Table};
 use super::glue::as_input;
 use super::*;
 use crate::engine::{EngineError, Job, checks};
+use crate::materialize::layered::{Current, LayeredStore, Layout};
 use crate::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
+
+/// A Glue partition as the policy sees it (its rows unknown without reading it).
+pub(super) fn stored_partition(p: Partition) -> StoredPartition<Partition> {
+    StoredPartition { values: p.values().to_vec(), rows: None, handle: p }
+}
 
 fn stored(table: Table, partitions: Vec<Partition>) -> VersionOf<AthenaEngine> {
     let columns = columns_of(&table);
-    let partitions = partitions
-        .into_iter()
-        .map(|p| StoredPartition { values: p.values().to_vec(), rows: None, handle: p })
-        .collect();
+    let partitions = partitions.into_iter().map(stored_partition).collect();
     StoredVersion { definition: table, columns, partitions }
 }
 
@@ -78,5 +81,33 @@ impl TableStore for AthenaEngine {
         self.glue.swap(&job.database, input, None).await?;
         let partitions: Vec<Partition> = version.partitions.into_iter().map(|p| p.handle).collect();
         self.glue.add_partitions(&job.database, &name, &partitions).await
+    }
+}
+
+#[async_trait]
+impl LayeredStore for AthenaEngine {
+    /// The run table the view reads, its own partitions, and the view's layout.
+    async fn current_layered(&self, job: &Job) -> Result<Option<Current<Partition>>, EngineError> {
+        let view = self.glue.table(&job.database, &job.table).await?;
+        let Some(current) = self.current_version_table(job, view.as_ref()).await? else { return Ok(None) };
+        let layout = view.as_ref().and_then(staging::layered).map(|(base, from)| Layout { base, from });
+        let partitions = self
+            .glue
+            .partitions(&job.database, current.name())
+            .await?
+            .into_iter()
+            .map(stored_partition)
+            .collect();
+        Ok(Some(Current { columns: columns_of(&current), layout, partitions }))
+    }
+
+    async fn base_partitions(
+        &self,
+        job: &Job,
+        base: &str,
+        before: &[String],
+    ) -> Result<Vec<StoredPartition<Partition>>, EngineError> {
+        let parts = self.glue.partitions(&job.database, base).await?;
+        Ok(parts.into_iter().filter(|p| p.values() < before).map(stored_partition).collect())
     }
 }

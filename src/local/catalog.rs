@@ -368,7 +368,7 @@ impl Catalog {
     }
 
     /// The partitions of a base generation before `from`, in order.
-    fn base_partitions(
+    pub(crate) fn base_partitions(
         &self,
         db: &str,
         name: &str,

@@ -31,7 +31,7 @@ use crate::config::{Settings, Storage};
 use crate::engine::{Engine, EngineError, Job, JobKind, Partitions, QueryResult, Staged, StepStats, checks};
 use crate::ids::Layer;
 use crate::lifecycle;
-use crate::materialize::arrivals;
+use crate::materialize::{arrivals, layered};
 use crate::state::Access;
 use std::collections::BTreeSet;
 
@@ -375,61 +375,24 @@ impl LocalEngine {
                 None,
             );
         };
-        // An incremental run, in the layered layout (as on Athena): its version holds the
-        // window; the partitions before it are read from a base generation, where each is
-        // registered once when it leaves the window (at publish, in the same transaction).
-        checks::within_window(partition_by, window, manifest.partitions.iter().map(|p| p.values.as_slice()))?;
-        let from = window.first().cloned().unwrap_or_default();
-        let current = match &head {
-            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
-            None => None,
-        };
-        let mut emptied = Vec::new();
-        let mut new_base = None;
-        let base = match &current {
-            Some(c) => {
-                let current_schema = schema_from_bytes(&c.schema).map_err(query_err)?;
-                checks::same_columns(&columns_of(&current_schema), &columns_of(&written.schema))?;
-                let in_window: Vec<Partition> =
-                    c.manifest.partitions.iter().filter(|p| window.contains(&p.values)).cloned().collect();
-                emptied = emptied_partitions(&in_window, &manifest.partitions);
-                match &c.layered {
-                    Some(l) if from >= l.from => l.base.clone(),
-                    // The window starts before the current one (a range run), or the table was
-                    // published whole: a new generation from what readers see before the window.
-                    _ => {
-                        let before: Vec<Partition> =
-                            c.manifest.partitions.iter().filter(|p| p.values < from).cloned().collect();
-                        new_base = Some(before);
-                        job.version.clone()
-                    }
-                }
-            }
-            None => {
-                new_base = Some(Vec::new());
-                job.version.clone()
-            }
-        };
-        // A window that ends before the current version's last partition (a past window run
-        // again): the partitions after it stay as readers see them, carried into this version
-        // by reference (their files are not copied), so the run changes its window only.
-        let mut carried = false;
-        if let (Some(c), Some(last)) = (&current, window.last()) {
-            let after: Vec<Partition> =
-                c.manifest.partitions.iter().filter(|p| p.values > *last).cloned().collect();
-            carried = !after.is_empty();
-            manifest.partitions.extend(after);
-        }
+        // An incremental run, in the layered layout (`materialize::layered`, as on Athena).
+        let own: Vec<_> = manifest.partitions.drain(..).map(store::stored_partition).collect();
+        let plan = layered::plan(self, job, window, &columns_of(&written.schema), &own).await?;
         // The record of what a near-real-time version reflects covers its window; one that
         // carries partitions after it records nothing, so the next run reads its whole window.
-        if let Some(a) = arrivals.as_ref().filter(|_| !carried) {
+        if let Some(a) = arrivals.as_ref().filter(|_| plan.carried.is_empty()) {
             let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
             let at = self.root.join(&dir);
             std::fs::create_dir_all(&at).map_err(|e| EngineError::Io(format!("{}: {e}", at.display())))?;
             std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
                 .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
         }
-        let layered = Layered { base: base.clone(), from, own: manifest.partitions.clone() };
+        manifest.partitions = own.into_iter().chain(plan.carried).map(store::partition).collect();
+        let (base, new_base) = match plan.base {
+            layered::Base::Current(base) => (base, None),
+            layered::Base::New(parts) => (job.version.clone(), Some(parts)),
+        };
+        let layered = Layered { base: base.clone(), from: plan.from, own: manifest.partitions.clone() };
         let mut staged = self.record_staged(
             job,
             dir,
@@ -440,8 +403,10 @@ impl LocalEngine {
             Some(layered),
         )?;
         if let Some(parts) = new_base {
+            let parts: Vec<Partition> = parts.into_iter().map(store::partition).collect();
             self.catalog.create_base(&job.database, &job.table, &base, &parts)?;
         }
+        let emptied = plan.emptied;
         staged.emptied = emptied;
         Ok(staged)
     }
@@ -587,13 +552,6 @@ fn keep_previous_rows(manifest: &mut Manifest, arrivals: &Arrivals, window: &[Ve
         }
     }
     manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
-}
-
-/// Partitions with rows in `before` that have none in `after`.
-fn emptied_partitions(before: &[Partition], after: &[Partition]) -> Vec<Vec<String>> {
-    let has_rows = |p: &Partition| p.files.iter().any(|f| f.rows > 0);
-    let after = after.iter().filter(|p| has_rows(p)).map(|p| p.values.clone()).collect();
-    checks::emptied(before.iter().map(|p| (p.values.as_slice(), has_rows(p))), &after)
 }
 
 /// Audits of a staged version of the local engine: a session with it registered as

@@ -8,7 +8,18 @@ use super::catalog::{DataFile, Manifest, Partition, Version};
 use super::table::{schema_from_bytes, schema_to_bytes};
 use super::{LocalEngine, columns_of, query_err, write};
 use crate::engine::{EngineError, Job, checks};
+use crate::materialize::layered::{Current, LayeredStore, Layout};
 use crate::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
+
+/// A partition as the policy sees it.
+pub(super) fn stored_partition(p: Partition) -> StoredPartition<Vec<DataFile>> {
+    StoredPartition { rows: Some(p.files.iter().map(|f| f.rows).sum()), values: p.values, handle: p.files }
+}
+
+/// The partition the policy saw.
+pub(super) fn partition(p: StoredPartition<Vec<DataFile>>) -> Partition {
+    Partition { values: p.values, files: p.handle }
+}
 
 /// A version's schema (an Arrow IPC stream) and manifest, as the policy sees them.
 fn stored(schema: &[u8], manifest: Manifest) -> Result<VersionOf<LocalEngine>, EngineError> {
@@ -82,5 +93,34 @@ impl TableStore for LocalEngine {
             layered: None,
         };
         Ok(self.catalog.stage(&job.database, &job.table, &version)?)
+    }
+}
+
+#[async_trait]
+impl LayeredStore for LocalEngine {
+    async fn current_layered(&self, job: &Job) -> Result<Option<Current<Vec<DataFile>>>, EngineError> {
+        let Some(head) = self.catalog.head(&job.database, &job.table)? else { return Ok(None) };
+        let current = self.catalog.version(&job.database, &job.table, &head.current)?;
+        let columns = columns_of(&*schema_from_bytes(&current.schema).map_err(query_err)?);
+        // A layered version's manifest is its base before `from`, then its own partitions.
+        let layout = current.layered.map(|l| Layout { base: l.base, from: l.from });
+        let partitions = current
+            .manifest
+            .partitions
+            .into_iter()
+            .filter(|p| layout.as_ref().is_none_or(|l| p.values >= l.from))
+            .map(stored_partition)
+            .collect();
+        Ok(Some(Current { columns, layout, partitions }))
+    }
+
+    async fn base_partitions(
+        &self,
+        job: &Job,
+        base: &str,
+        before: &[String],
+    ) -> Result<Vec<StoredPartition<Vec<DataFile>>>, EngineError> {
+        let parts = self.catalog.base_partitions(&job.database, &job.table, base, before)?;
+        Ok(parts.into_iter().map(stored_partition).collect())
     }
 }

@@ -11,6 +11,7 @@
 //! and the fence let it through, and never once the stop was raised before the request.
 
 pub mod arrivals;
+pub mod layered;
 pub mod seal;
 pub mod store;
 

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use strata::engine::{EngineError, Job, JobKind, Partitions};
+use strata::materialize::layered::{Base, Current, LayeredStore, Layout};
 use strata::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
 
 /// Tables in memory: a published version with its swap token, what a backfill's windows
@@ -16,6 +17,10 @@ struct Memory {
     published: Option<(String, VersionOf<Memory>)>,
     written: Option<VersionOf<Memory>>,
     staged: Mutex<Vec<(String, VersionOf<Memory>)>>,
+    /// The published version's layout (base generation, from) when it is layered.
+    layout: Option<Layout>,
+    /// Base generations' partitions.
+    bases: Vec<(String, Vec<StoredPartition<String>>)>,
 }
 
 #[async_trait]
@@ -39,6 +44,27 @@ impl TableStore for Memory {
     async fn record_staged(&self, job: &Job, version: VersionOf<Self>) -> Result<(), EngineError> {
         self.staged.lock().unwrap().push((job.version.clone(), version));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl LayeredStore for Memory {
+    async fn current_layered(&self, _: &Job) -> Result<Option<Current<String>>, EngineError> {
+        Ok(self.published.as_ref().map(|(_, v)| Current {
+            columns: v.columns.clone(),
+            layout: self.layout.clone(),
+            partitions: v.partitions.clone(),
+        }))
+    }
+
+    async fn base_partitions(
+        &self,
+        _: &Job,
+        base: &str,
+        before: &[String],
+    ) -> Result<Vec<StoredPartition<String>>, EngineError> {
+        let parts = self.bases.iter().find(|(b, _)| b == base).map(|(_, p)| p.clone()).unwrap_or_default();
+        Ok(parts.into_iter().filter(|p| p.values.as_slice() < before).collect())
     }
 }
 
@@ -126,4 +152,79 @@ async fn a_seal_that_changes_the_columns_is_refused_and_stages_nothing() {
     let e = strata::materialize::seal(&store, &job, &window).await.unwrap_err();
     assert!(e.to_string().contains("extra"), "names the column: {e}");
     assert!(store.staged.lock().unwrap().is_empty(), "nothing staged");
+}
+
+fn values<H>(parts: &[StoredPartition<H>]) -> Vec<String> {
+    parts.iter().map(|p| p.values[0].clone()).collect()
+}
+
+/// The layered layout decided once: a window at or after the published one keeps its base
+/// generation, an earlier one starts a new generation from what readers see before it, a
+/// past window carries what follows it, and window partitions that held rows and were not
+/// written are emptied.
+#[tokio::test]
+async fn a_window_keeps_its_generation_or_starts_one_and_carries_what_follows_it() {
+    fn own<'a>(parts: &[(&'a str, u64)]) -> Vec<(&'a str, u64, &'static str)> {
+        parts.iter().map(|(d, r)| (*d, *r, "own")).collect()
+    }
+    let base_parts: Vec<StoredPartition<String>> =
+        version("b", &[], &[("1", 1, "base"), ("2", 1, "base")]).partitions;
+    let store = |layout: Option<&str>| Memory {
+        published: Some((
+            "t".into(),
+            version("v1", &["v", "dt"], &own(&[("3", 1), ("4", 2), ("5", 0), ("6", 3)])),
+        )),
+        layout: layout.map(|from| Layout { base: "b".into(), from: vec![from.into()] }),
+        bases: vec![("b".into(), base_parts.clone())],
+        ..Memory::default()
+    };
+    let columns = version("x", &["v", "dt"], &[]).columns;
+    let wrote = |parts: &[(&str, u64)]| version("w", &["v", "dt"], &own(parts)).partitions;
+
+    // A tick after the published window: the same generation, nothing carried; 4 held
+    // rows and was not written, 5 was empty.
+    let (job, window) = backfill_job(&["4", "5"]);
+    let layered = store(Some("3"));
+    let plan = strata::materialize::layered::plan(&layered, &job, &window, &columns, &[]).await.unwrap();
+    assert!(matches!(&plan.base, Base::Current(b) if b == "b"), "{:?}", plan.base);
+    assert_eq!(values(&plan.carried), vec!["6"], "what follows the window is carried");
+    assert_eq!(plan.emptied, vec![vec!["4".to_string()]]);
+
+    // A past window, before the generation's start: a new generation from what readers see
+    // before it (the base's 1, not its 2, which the window replaces), 3..6 carried.
+    let (job, window) = backfill_job(&["2"]);
+    let plan = strata::materialize::layered::plan(&layered, &job, &window, &columns, &wrote(&[("2", 7)]))
+        .await
+        .unwrap();
+    assert!(matches!(&plan.base, Base::New(p) if values(p) == ["1"]), "{:?}", plan.base);
+    assert_eq!(values(&plan.carried), vec!["3", "4", "5", "6"]);
+    assert!(plan.emptied.is_empty());
+
+    // A table published whole: every partition before the window starts the generation.
+    let whole = store(None);
+    let (job, window) = backfill_job(&["5", "6"]);
+    let plan =
+        strata::materialize::layered::plan(&whole, &job, &window, &columns, &wrote(&[("5", 1), ("6", 1)]))
+            .await
+            .unwrap();
+    assert!(matches!(&plan.base, Base::New(p) if values(p) == ["3", "4"]), "{:?}", plan.base);
+    assert!(plan.carried.is_empty() && plan.emptied.is_empty());
+
+    // Never published: a new, empty generation.
+    let plan =
+        strata::materialize::layered::plan(&Memory::default(), &job, &window, &columns, &wrote(&[("5", 1)]))
+            .await
+            .unwrap();
+    assert!(matches!(&plan.base, Base::New(p) if p.is_empty()));
+
+    // Written outside the window, or other columns: refused.
+    let e = strata::materialize::layered::plan(&layered, &job, &window, &columns, &wrote(&[("7", 1)]))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("7"), "{e}");
+    let other = version("x", &["v", "extra", "dt"], &[]).columns;
+    let e = strata::materialize::layered::plan(&layered, &job, &window, &other, &wrote(&[("5", 1)]))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("extra"), "{e}");
 }
