@@ -155,15 +155,12 @@ impl AthenaEngine {
 
     /// After the run's statement: the previous version's files of the window copied into
     /// this version's partition prefixes (and those partitions registered where the run
-    /// wrote none), and the record of what this version reflects, unless `carries`: a run
-    /// of a past window carries the partitions after it, which its record would not cover,
-    /// so it records nothing and the next run reads its whole window.
+    /// wrote none).
     pub(super) async fn keep_previous_rows(
         &self,
         job: &Job,
         arrivals: &Arrivals,
         window: &[Vec<String>],
-        carries: bool,
     ) -> Result<(), EngineError> {
         let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(()) };
         let name = sql::version_table(job);
@@ -210,9 +207,12 @@ impl AthenaEngine {
             }
             self.glue.add_partitions(&job.database, &name, &added).await?;
         }
-        if carries {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// Records what this version reflects (`<version dir>/_arrivals.json`).
+    pub(super) async fn record_arrivals(&self, job: &Job, arrivals: &Arrivals) -> Result<(), EngineError> {
+        let dir = self.version_dir(job, &job.version);
         self.put(
             &format!("{dir}{ARRIVALS_FILE}"),
             serde_json::to_vec(&arrivals.listed).expect("strings serialize"),

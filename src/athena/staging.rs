@@ -216,12 +216,7 @@ impl AthenaEngine {
         };
         let stats = self.write_result(&run, &sql::version_target(job, &self.storage), "").await?;
         if let (Some(a), Some(window)) = (&arrivals, replaces) {
-            // The published version reaches past this run's window: a past window run again.
-            let carries = view
-                .as_ref()
-                .and_then(|v| param(v, P_WINDOW_END))
-                .is_some_and(|end| end > job.window_end.as_str());
-            self.keep_previous_rows(job, a, window, carries).await?;
+            self.keep_previous_rows(job, a, window).await?;
         }
         let staged = self.version_table(job).await?;
         let name = sql::version_table(job);
@@ -238,6 +233,12 @@ impl AthenaEngine {
                 .map(store::stored_partition)
                 .collect();
             let plan = policy::plan(self, job, window, &columns_of(&staged), &written).await?;
+            // The record of what a near-real-time version reflects covers its window; one
+            // that carries partitions after it records nothing, so the next run reads its
+            // whole window (the same rule as the local engine's).
+            if let Some(a) = arrivals.as_ref().filter(|_| plan.carried.is_empty()) {
+                self.record_arrivals(job, a).await?;
+            }
             // Partitions after a past window are registered in this run's table as they are
             // (their locations, not copies), and the view keeps its furthest reach.
             let after: Vec<Partition> = plan.carried.into_iter().map(|p| p.handle).collect();
