@@ -16,7 +16,6 @@ use clap::Parser;
 
 pub use self::args::{Cli, Command, EngineArg, LogFormat, Metrics, OutputFormat, StateAction};
 pub use self::commands::render_statements;
-pub use self::print::human_bytes;
 use crate::callback::TaskCallback;
 use crate::clock::SystemClock;
 use crate::engine::EngineError;

@@ -4,20 +4,10 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{Error, Metrics, OutputFormat};
+use crate::engine::human_bytes;
 use crate::ids::ModelId;
 use crate::project::Project;
 use crate::runner::{ModelRun, Outcome};
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
 
 pub fn report(runs: &[ModelRun], metrics: Metrics, now: DateTime<Utc>) {
     print_runs(runs);

@@ -113,7 +113,7 @@ fn chart(title: &str, values: &[f64], unit: &str) -> String {
 fn format_value(v: f64, unit: &str) -> String {
     match unit {
         "USD" => format!("${v:.6}"),
-        "bytes" => crate::cli::human_bytes(v as u64),
+        "bytes" => crate::engine::human_bytes(v as u64),
         "s" => format!("{v:.1} s"),
         _ => format!("{v:.0}"),
     }
@@ -147,7 +147,7 @@ fn model_page(site: &SiteDoc, m: &ModelDoc) -> String {
             if r.outcome.chars().all(|c| !c.is_lowercase()) { "failed" } else { "ok" },
             escape(&r.outcome),
             r.rows,
-            crate::cli::human_bytes(r.bytes_scanned),
+            crate::engine::human_bytes(r.bytes_scanned),
             r.millis as f64 / 1000.0,
             r.cost_usd,
             escape(&r.task)

@@ -176,6 +176,18 @@ impl std::ops::AddAssign for StepStats {
     }
 }
 
+/// A size as people read it: `512 B`, `1.5 KiB`, `3.0 GiB` (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
 /// An ad-hoc query's answer.
 #[derive(Debug, Clone)]
 pub struct QueryResult {

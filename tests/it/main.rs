@@ -12,6 +12,7 @@ mod functions;
 mod golden;
 mod guards;
 mod infra;
+mod layering;
 mod materialize;
 mod modeltest;
 mod nrt;

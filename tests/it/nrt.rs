@@ -66,7 +66,7 @@ fn a_tick_reads_only_what_arrived_and_keeps_the_rest_of_the_window() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         bytes_read(&out),
-        strata::cli::human_bytes(size(&lake, &arrived)),
+        strata::engine::human_bytes(size(&lake, &arrived)),
         "only the new objects: {out}"
     );
     let (_, rows, _) = strata(t.path(), &["query", ROWS, "--format", "csv"]);
@@ -81,7 +81,7 @@ fn a_tick_reads_only_what_arrived_and_keeps_the_rest_of_the_window() {
     );
     assert_eq!(code, 0, "{out}\n{err}");
     let all = [vec![format!("{PREFIX}/a.json.gz")], arrived].concat();
-    assert_eq!(bytes_read(&out), strata::cli::human_bytes(size(&lake, &all)), "{out}");
+    assert_eq!(bytes_read(&out), strata::engine::human_bytes(size(&lake, &all)), "{out}");
     let (_, rows, _) = strata(t.path(), &["query", ROWS, "--format", "csv"]);
     assert_eq!(
         rows, "leg_id,hour,n\nL1,11,1\nL2,11,1\nL3,11,1\nL4,12,1\n",
@@ -130,7 +130,7 @@ async fn on_athena_a_tick_is_billed_for_what_arrived_and_publishes_what_the_loca
     let billed =
         out.lines().find(|l| l.starts_with("silver.fact_payouts:")).unwrap_or_else(|| panic!("{out}"));
     assert!(
-        billed.contains(&format!("{} scanned", strata::cli::human_bytes(size(&lake, &arrived)))),
+        billed.contains(&format!("{} scanned", strata::engine::human_bytes(size(&lake, &arrived)))),
         "{billed}; arrived {} of {}",
         size(&lake, &arrived),
         size(&lake, &[arrived.clone(), vec![format!("{PREFIX}/a.json.gz")]].concat())
