@@ -172,7 +172,9 @@ impl Engine for AthenaEngine {
                 params,
             ),
         };
-        self.glue.swap(&job.database, input, staged.expected.as_deref()).await?;
+        self.glue
+            .swap(&job.database, input, staged.expected.as_ref().map(crate::engine::SwapToken::as_str))
+            .await?;
         // A backfill's window tables: their partitions now belong to the version table.
         if let Some(prefix) = param(&target, P_PARTS) {
             for part in self.glue.tables_with_prefix(&job.database, prefix).await? {

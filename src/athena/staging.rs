@@ -8,7 +8,7 @@ use aws_sdk_glue::types::{Partition, Table};
 
 use super::query::{Statement, api_message};
 use super::*;
-use crate::engine::{EngineError, Job, JobKind, Staged, StepStats};
+use crate::engine::{EngineError, Job, JobKind, Staged, StepStats, SwapToken};
 
 /// What a failed statement leaves behind, to remove before running it again.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +172,7 @@ impl AthenaEngine {
         {
             return Ok(Staged {
                 job: job.clone(),
-                expected: t.version_id().map(str::to_string),
+                expected: t.version_id().map(SwapToken::new),
                 changed: false,
                 stats: StepStats::default(),
                 emptied: Vec::new(),
@@ -182,7 +182,7 @@ impl AthenaEngine {
         self.version_table(job).await?;
         Ok(Staged {
             job: job.clone(),
-            expected: current.and_then(|t| t.version_id().map(str::to_string)),
+            expected: current.and_then(|t| t.version_id().map(SwapToken::new)),
             changed: true,
             stats,
             emptied: Vec::new(),
@@ -260,7 +260,7 @@ impl AthenaEngine {
         }
         Ok(Staged {
             job: job.clone(),
-            expected: view.and_then(|t| t.version_id().map(str::to_string)),
+            expected: view.and_then(|t| t.version_id().map(SwapToken::new)),
             changed: true,
             stats,
             emptied,

@@ -8,7 +8,7 @@ use aws_sdk_glue::types::{Partition, StorageDescriptor, Table};
 
 use super::glue::as_input;
 use super::*;
-use crate::engine::{EngineError, Job, checks};
+use crate::engine::{EngineError, Job, SwapToken, checks};
 use crate::materialize::layered::{Current, LayeredStore, Layout};
 use crate::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
 
@@ -28,9 +28,12 @@ impl TableStore for AthenaEngine {
     type Definition = Table;
     type Partition = Partition;
 
-    async fn published(&self, job: &Job) -> Result<(Option<String>, Option<VersionOf<Self>>), EngineError> {
+    async fn published(
+        &self,
+        job: &Job,
+    ) -> Result<(Option<SwapToken>, Option<VersionOf<Self>>), EngineError> {
         let view = self.glue.table(&job.database, &job.table).await?;
-        let token = view.as_ref().and_then(|t| t.version_id().map(str::to_string));
+        let token = view.as_ref().and_then(|t| t.version_id().map(SwapToken::new));
         let Some(current) = self.current_version_table(job, view.as_ref()).await? else {
             return Ok((token, None));
         };

@@ -132,8 +132,9 @@ impl FromIterator<PartitionKey> for Partitions {
 #[derive(Debug, Clone)]
 pub struct Staged {
     pub job: Job,
-    /// The version that was current when the run planned, for the compare-and-swap.
-    pub expected: Option<String>,
+    /// What was current when the run planned, for the compare-and-swap (`None`: nothing
+    /// was published).
+    pub expected: Option<SwapToken>,
     /// `false` when the result equals what is published (nothing to publish).
     pub changed: bool,
     pub stats: StepStats,
@@ -141,6 +142,22 @@ pub struct Staged {
     /// one: publishing would replace them with nothing (input missing: a moved lake, a
     /// wrong storage root, Firehose not delivering), so the runner refuses unless asked.
     pub emptied: Vec<Vec<String>>,
+}
+
+/// The token a publish's compare-and-swap is made on: opaque to the policy, each backend
+/// knows what it holds (the local catalog's current version id, the view's Glue
+/// `VersionId` on Athena).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapToken(String);
+
+impl SwapToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Cost and size of one step, summed per model run.

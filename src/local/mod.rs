@@ -28,7 +28,9 @@ use self::bronze::{BronzeTable, ReadStats, parse_external_table};
 use self::catalog::{Catalog, Layered, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
-use crate::engine::{Engine, EngineError, Job, JobKind, Partitions, QueryResult, Staged, StepStats, checks};
+use crate::engine::{
+    Engine, EngineError, Job, JobKind, Partitions, QueryResult, Staged, StepStats, SwapToken, checks,
+};
 use crate::ids::Layer;
 use crate::lifecycle;
 use crate::materialize::{arrivals, layered};
@@ -288,7 +290,7 @@ impl LocalEngine {
             if current.ddl == ddl {
                 return Ok(Staged {
                     job: job.clone(),
-                    expected: Some(h.current.clone()),
+                    expected: Some(SwapToken::new(&h.current)),
                     changed: false,
                     stats: StepStats::default(),
                     emptied: Vec::new(),
@@ -323,7 +325,7 @@ impl LocalEngine {
         )?;
         Ok(Staged {
             job: job.clone(),
-            expected: head.map(|h| h.current),
+            expected: head.map(|h| SwapToken::new(h.current)),
             changed: true,
             stats: StepStats::default(),
             emptied: Vec::new(),
@@ -437,7 +439,7 @@ impl LocalEngine {
         self.catalog.stage(&job.database, &job.table, &version)?;
         Ok(Staged {
             job: job.clone(),
-            expected: head.map(|h| h.current),
+            expected: head.map(|h| SwapToken::new(h.current)),
             changed: true,
             stats,
             emptied: Vec::new(),
@@ -684,7 +686,9 @@ impl LocalEngine {
             .register_schema("__strata", schema)
             .map_err(query_err)?;
         let published = match &staged.expected {
-            Some(v) => Some(window_only(self.catalog.version(&job.database, &job.table, v)?).manifest.rows()),
+            Some(v) => Some(
+                window_only(self.catalog.version(&job.database, &job.table, v.as_str())?).manifest.rows(),
+            ),
             None => None,
         };
         let target = LocalAudits { ctx, table: job.table.clone(), rows: version.manifest.rows(), published };
@@ -814,7 +818,7 @@ impl Engine for LocalEngine {
         // Layered: the partitions that left the window since the current version go into
         // the base it shares with this one, in the publish's transaction.
         let new = self.catalog.version(&job.database, &job.table, &job.version)?;
-        let current = match staged.expected.as_deref() {
+        let current = match staged.expected.as_ref().map(SwapToken::as_str) {
             Some(v) => Some(self.catalog.version(&job.database, &job.table, v)?),
             None => None,
         };
@@ -829,7 +833,7 @@ impl Engine for LocalEngine {
         self.catalog.publish_with(
             &job.database,
             &job.table,
-            staged.expected.as_deref(),
+            staged.expected.as_ref().map(SwapToken::as_str),
             &job.version,
             &job.run_id,
             now,

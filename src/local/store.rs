@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::catalog::{DataFile, Manifest, Partition, Version};
 use super::table::{schema_from_bytes, schema_to_bytes};
 use super::{LocalEngine, columns_of, query_err, write};
-use crate::engine::{EngineError, Job, checks};
+use crate::engine::{EngineError, Job, SwapToken, checks};
 use crate::materialize::layered::{Current, LayeredStore, Layout};
 use crate::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
 
@@ -46,10 +46,13 @@ impl TableStore for LocalEngine {
     type Definition = Vec<u8>;
     type Partition = Vec<DataFile>;
 
-    async fn published(&self, job: &Job) -> Result<(Option<String>, Option<VersionOf<Self>>), EngineError> {
+    async fn published(
+        &self,
+        job: &Job,
+    ) -> Result<(Option<SwapToken>, Option<VersionOf<Self>>), EngineError> {
         let Some(head) = self.catalog.head(&job.database, &job.table)? else { return Ok((None, None)) };
         let current = self.catalog.version(&job.database, &job.table, &head.current)?;
-        Ok((Some(head.current), Some(stored(&current.schema, current.manifest)?)))
+        Ok((Some(SwapToken::new(head.current)), Some(stored(&current.schema, current.manifest)?)))
     }
 
     async fn parts_written(&self, job: &Job) -> Result<Option<VersionOf<Self>>, EngineError> {

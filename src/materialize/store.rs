@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{EngineError, Job, PartitionKey};
+use crate::engine::{EngineError, Job, PartitionKey, SwapToken};
 
 /// A partition of a version as the policy sees it.
 #[derive(Debug, Clone)]
@@ -53,7 +53,8 @@ pub trait TableStore: Send + Sync {
 
     /// The token a publish of the job's table swaps on (`None`: never published), then the
     /// version it points at.
-    async fn published(&self, job: &Job) -> Result<(Option<String>, Option<VersionOf<Self>>), EngineError>;
+    async fn published(&self, job: &Job)
+    -> Result<(Option<SwapToken>, Option<VersionOf<Self>>), EngineError>;
 
     /// What the job's windows wrote under its version (`Engine::stage_part`), if anything.
     async fn parts_written(&self, job: &Job) -> Result<Option<VersionOf<Self>>, EngineError>;

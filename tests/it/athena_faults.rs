@@ -350,7 +350,7 @@ async fn a_stale_glue_version_on_publish_is_a_conflict_and_changes_nothing() {
     let engine = mocked_engine(&[&get, &update]);
     let staged = Staged {
         job,
-        expected: Some("7".into()),
+        expected: Some(strata::engine::SwapToken::new("7")),
         changed: true,
         stats: StepStats::default(),
         emptied: Vec::new(),

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use strata::engine::{EngineError, Job, JobKind, Partitions};
+use strata::engine::{EngineError, Job, JobKind, Partitions, SwapToken};
 use strata::materialize::layered::{Base, Current, LayeredStore, Layout};
 use strata::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
 
@@ -14,7 +14,7 @@ use strata::materialize::store::{StoredPartition, StoredVersion, TableStore, Ver
 /// wrote, and what was staged.
 #[derive(Default)]
 struct Memory {
-    published: Option<(String, VersionOf<Memory>)>,
+    published: Option<(SwapToken, VersionOf<Memory>)>,
     written: Option<VersionOf<Memory>>,
     staged: Mutex<Vec<(String, VersionOf<Memory>)>>,
     /// The published version's layout (base generation, from) when it is layered.
@@ -30,7 +30,7 @@ impl TableStore for Memory {
     /// A partition's location.
     type Partition = String;
 
-    async fn published(&self, _: &Job) -> Result<(Option<String>, Option<VersionOf<Self>>), EngineError> {
+    async fn published(&self, _: &Job) -> Result<(Option<SwapToken>, Option<VersionOf<Self>>), EngineError> {
         Ok(match &self.published {
             Some((token, v)) => (Some(token.clone()), Some(v.clone())),
             None => (None, None),
@@ -107,14 +107,14 @@ async fn a_seal_takes_its_window_from_what_it_wrote_and_every_other_partition_fr
         &[("1", 5, "v1/1"), ("2", 5, "v1/2"), ("3", 5, "v1/3"), ("4", 0, "v1/4")],
     );
     let store = Memory {
-        published: Some(("token-7".into(), published)),
+        published: Some((SwapToken::new("token-7"), published)),
         written: Some(version("b", &["v", "dt"], &[("2", 3, "b/2")])),
         ..Memory::default()
     };
     // The backfill replaced 2..4: it wrote 2, nothing for 3 (which held rows) or 4 (empty).
     let (job, window) = backfill_job(&["2", "3", "4"]);
     let s = strata::materialize::seal(&store, &job, &window).await.unwrap();
-    assert_eq!(s.expected.as_deref(), Some("token-7"), "the publish swaps on the token read");
+    assert_eq!(s.expected, Some(SwapToken::new("token-7")), "the publish swaps on the token read");
     assert_eq!(s.emptied, vec![vec!["3".to_string()]], "only a partition that held rows is emptied");
     assert_eq!(s.stats.rows, 8, "1 kept (5 rows) and 2 written (3 rows)");
     let (definition, parts) = staged(&store);
@@ -129,7 +129,7 @@ async fn a_seal_takes_its_window_from_what_it_wrote_and_every_other_partition_fr
 #[tokio::test]
 async fn a_seal_that_wrote_nothing_keeps_the_published_definition_or_is_refused_on_a_new_table() {
     let published = version("v1", &["v", "dt"], &[("1", 5, "v1/1"), ("2", 5, "v1/2")]);
-    let store = Memory { published: Some(("t".into(), published)), ..Memory::default() };
+    let store = Memory { published: Some((SwapToken::new("t"), published)), ..Memory::default() };
     let (job, window) = backfill_job(&["2"]);
     let s = strata::materialize::seal(&store, &job, &window).await.unwrap();
     assert_eq!(s.emptied, vec![vec!["2".to_string()]]);
@@ -144,7 +144,7 @@ async fn a_seal_that_wrote_nothing_keeps_the_published_definition_or_is_refused_
 #[tokio::test]
 async fn a_seal_that_changes_the_columns_is_refused_and_stages_nothing() {
     let store = Memory {
-        published: Some(("t".into(), version("v1", &["v", "dt"], &[("1", 5, "v1/1")]))),
+        published: Some((SwapToken::new("t"), version("v1", &["v", "dt"], &[("1", 5, "v1/1")]))),
         written: Some(version("b", &["v", "extra", "dt"], &[("1", 1, "b/1")])),
         ..Memory::default()
     };
@@ -171,7 +171,7 @@ async fn a_window_keeps_its_generation_or_starts_one_and_carries_what_follows_it
         version("b", &[], &[("1", 1, "base"), ("2", 1, "base")]).partitions;
     let store = |layout: Option<&str>| Memory {
         published: Some((
-            "t".into(),
+            SwapToken::new("t"),
             version("v1", &["v", "dt"], &own(&[("3", 1), ("4", 2), ("5", 0), ("6", 3)])),
         )),
         layout: layout.map(|from| Layout { base: "b".into(), from: vec![from.into()] }),
