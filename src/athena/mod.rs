@@ -125,6 +125,11 @@ fn param<'a>(t: &'a Table, key: &str) -> Option<&'a str> {
 }
 
 impl AthenaEngine {
+    /// The engine of `settings`, with AWS clients from the standard chain.
+    pub async fn open(settings: &Settings) -> Result<Self, EngineError> {
+        Self::new(Clients::from_chain(settings).await, settings)
+    }
+
     pub fn new(clients: Clients, settings: &Settings) -> Result<Self, EngineError> {
         if !matches!(settings.storage, Storage::S3 { .. }) {
             return Err(EngineError::Io(format!(

@@ -69,6 +69,14 @@ pub fn version_location(job: &Job, storage: &Storage) -> String {
 }
 
 /// The unit a backfill window keeps, as a name part: `2025_11_05_13`.
+/// The statements a run of `job` sends, as text (what `strata render --engine athena` prints):
+/// the DDL, one CTAS into a fresh `external_location`, or past 100 partitions the result
+/// written once and the table built from it in chunks.
+pub fn statements(job: &Job, storage: &Storage) -> Result<Vec<String>, String> {
+    let target = version_target(job, storage);
+    staging(job, &target, needs_chunks(job))?.render(job, &target)
+}
+
 pub fn part_suffix(keep: &[Vec<String>]) -> String {
     keep.first().map(|v| v.join("_")).unwrap_or_default().to_lowercase().replace(['-', '/', ' '], "_")
 }

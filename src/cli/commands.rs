@@ -313,8 +313,7 @@ async fn test(ctx: &Ctx<'_>, selectors: &[String], engine: Option<EngineArg>) ->
             let mut env = ctx.env.clone();
             env.insert("STRATA_ENGINE".into(), "athena".into());
             let athena_project = load(ctx.dir, &env)?;
-            let clients = crate::athena::Clients::from_chain(&athena_project.settings).await;
-            let engine = crate::athena::AthenaEngine::new(clients, &athena_project.settings)?;
+            let engine = crate::athena::AthenaEngine::open(&athena_project.settings).await?;
             for t in &tests {
                 results.push(
                     crate::modeltest::athena::run(&athena_project, &project, &schemas, &engine, t).await,
@@ -576,9 +575,7 @@ pub fn render_statements(
         EngineKind::Athena => {
             let job = runner::job_for(project, id, window, &runner::new_id("r", now), &version, now)
                 .map_err(|e| e.to_string())?;
-            let target = crate::athena::sql::version_target(&job, &project.settings.storage);
-            let staging = crate::athena::sql::staging(&job, &target, crate::athena::sql::needs_chunks(&job))?;
-            for s in staging.render(&job, &target)? {
+            for s in crate::athena::sql::statements(&job, &project.settings.storage)? {
                 out.push_str(&s);
                 out.push_str(";\n");
             }

@@ -112,10 +112,7 @@ pub async fn backend(project: &Project) -> Result<Box<dyn Backend>, Error> {
 pub async fn backend_for(project: &Project, access: Access) -> Result<Box<dyn Backend>, Error> {
     Ok(match project.settings.engine {
         EngineKind::Local => Box::new(local_engine_for(project, access)?),
-        EngineKind::Athena => {
-            let clients = crate::athena::Clients::from_chain(&project.settings).await;
-            Box::new(crate::athena::AthenaEngine::new(clients, &project.settings)?)
-        }
+        EngineKind::Athena => Box::new(crate::athena::AthenaEngine::open(&project.settings).await?),
     })
 }
 
