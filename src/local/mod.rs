@@ -408,8 +408,7 @@ impl LocalEngine {
             let parts: Vec<Partition> = parts.into_iter().map(store::partition).collect();
             self.catalog.create_base(&job.database, &job.table, &base, &parts)?;
         }
-        let emptied = plan.emptied;
-        staged.emptied = emptied;
+        staged.emptied = plan.emptied;
         Ok(staged)
     }
 

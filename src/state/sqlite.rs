@@ -250,7 +250,11 @@ impl Db {
             match open_write(&self.path, &self.schema) {
                 Ok(c) => *conn = c,
                 Err(e) => {
-                    *conn = open_read(&self.path, &self.schema)?;
+                    // Reading goes on as before; if even that fails, the placeholder has no
+                    // tables, so every later statement fails loudly rather than reads nothing.
+                    if let Ok(c) = open_read(&self.path, &self.schema) {
+                        *conn = c;
+                    }
                     return Err(e);
                 }
             }
