@@ -59,7 +59,8 @@ def project_dir(path: Path):
 
 
 def fresh_state(path: Path):
-    for d in ["lake/silver", "lake/gold", "lake/ops", "lake/bronze/_bad", ".strata"]:
+    # The lake starts over with its catalog: its marker (lake/_strata/catalog-id) goes too.
+    for d in ["lake/silver", "lake/gold", "lake/ops", "lake/bronze/_bad", "lake/_strata", ".strata"]:
         shutil.rmtree(path / d, ignore_errors=True)
 
 

@@ -591,7 +591,7 @@ impl Engine for SimAthena {
     async fn stage_part(&self, _: &Job, _: &[Vec<String>]) -> Result<StepStats, EngineError> {
         Err(EngineError::Query("not simulated".into()))
     }
-    async fn seal(&self, _: &Job, _: &[Vec<String>]) -> Result<Staged, EngineError> {
+    async fn seal(&self, _: &Job, _: &strata::engine::Partitions) -> Result<Staged, EngineError> {
         Err(EngineError::Query("not simulated".into()))
     }
     async fn audit(&self, _: &Staged) -> Result<(), EngineError> {
