@@ -28,6 +28,9 @@ infra/lint.sh "$venv/bin/python"
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# The benchmark harness (its own package, not run here) implements the engine contract:
+# checked, so a change to the contract cannot leave it broken until the next benchmark.
+cargo clippy --locked --manifest-path bench/Cargo.toml -- -D warnings
 cargo test --locked
 # The shipped models' unit tests (sql/<layer>/<name>.tests.toml), on the embedded engine,
 # with the binary the test build made: `cargo run` would build every dependency again,
