@@ -646,6 +646,26 @@ fn plain(array: &dyn datafusion::arrow::array::Array, i: usize) -> serde_json::V
     }
 }
 
+/// Runs `work` on threads with the stack strata's own runtimes give the engine
+/// (`cli::EXEC_STACK`): reading a line at the nesting bound recurses deeper than a debug
+/// build's frames fit in tokio's default 2 MiB.
+fn on_engine_stack<F: Future<Output = ()> + 'static>(work: fn() -> F) {
+    const STACK: usize = 256 << 20;
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_stack_size(STACK)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(work())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 /// The local reader against the port of Trino's OpenX reader (`tests/athena_standin/openx.py`,
 /// written from the Java source and checked against it), line by line: hand-picked lines
 /// real producers send or that Trino's tests pin, and a few thousand mutations of an
@@ -655,20 +675,7 @@ fn plain(array: &dyn datafusion::arrow::array::Array, i: usize) -> serde_json::V
 /// own runtimes have (`cli::EXEC_STACK`).
 #[test]
 fn odd_lines_read_as_trinos_openx_reader_reads_them() {
-    const STACK: usize = 256 << 20;
-    std::thread::Builder::new()
-        .stack_size(STACK)
-        .spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .thread_stack_size(STACK)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(odd_lines())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    on_engine_stack(odd_lines);
 }
 
 async fn odd_lines() {
@@ -1284,20 +1291,7 @@ async fn a_line_with_many_keys_reads_in_time_linear_in_its_length() {
 /// 1000, which fails Trino's query).
 #[test]
 fn lines_that_hid_their_depth_from_the_check_are_null_rows_and_lines_at_the_bound_are_read() {
-    const STACK: usize = 256 << 20;
-    std::thread::Builder::new()
-        .stack_size(STACK)
-        .spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .thread_stack_size(STACK)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(deep_lines())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    on_engine_stack(deep_lines);
 }
 
 async fn deep_lines() {

@@ -117,13 +117,10 @@ pub fn sqlglot_parses(texts: &[(String, String)]) {
     assert!(parsed >= texts.len(), "sqlglot parsed {parsed} statements for {} models", texts.len());
 }
 
-/// A two-month `--from` rendered about 1,500 ORed hours and overflowed the stack. The
-/// window predicate is constant-size now; it must select exactly the window's partitions,
-/// across days, months, years and leap days, for windows of any length and alignment.
-#[tokio::test]
-async fn window_predicates_are_small_and_select_exactly_the_windows_partitions() {
-    use strata::window::{Grain, Window};
-    let t = TestProject::with_files(&[
+/// A project of two incremental models whose SQL is only their window predicate: hourly
+/// (`silver.h`) and daily (`silver.d`).
+fn hourly_and_daily() -> TestProject {
+    TestProject::with_files(&[
         (
             "sql/silver/h.sql",
             "{{ config(materialized='incremental', partitioned_by=['dt', 'hour'], window='hour') }}\nSELECT dt, hour FROM u WHERE {{ window_partitions() }}\n",
@@ -132,7 +129,16 @@ async fn window_predicates_are_small_and_select_exactly_the_windows_partitions()
             "sql/silver/d.sql",
             "{{ config(materialized='incremental', partitioned_by=['dt'], window='day') }}\nSELECT dt FROM u WHERE {{ window_partitions(grain='day') }}\n",
         ),
-    ]);
+    ])
+}
+
+/// A two-month `--from` rendered about 1,500 ORed hours and overflowed the stack. The
+/// window predicate is constant-size now; it must select exactly the window's partitions,
+/// across days, months, years and leap days, for windows of any length and alignment.
+#[tokio::test]
+async fn window_predicates_are_small_and_select_exactly_the_windows_partitions() {
+    use strata::window::{Grain, Window};
+    let t = hourly_and_daily();
     let project = t.project();
     let ctx = datafusion::prelude::SessionContext::new();
     // Every hour from 2024-02-26 to 2025-01-03 (a leap day, months, a year's end).
@@ -200,16 +206,7 @@ async fn window_predicates_are_small_and_select_exactly_the_windows_partitions()
 #[test]
 fn window_predicates_of_the_widest_range_name_only_its_ends() {
     use strata::window::{Grain, Window};
-    let t = TestProject::with_files(&[
-        (
-            "sql/silver/h.sql",
-            "{{ config(materialized='incremental', partitioned_by=['dt', 'hour'], window='hour') }}\nSELECT dt, hour FROM u WHERE {{ window_partitions() }}\n",
-        ),
-        (
-            "sql/silver/d.sql",
-            "{{ config(materialized='incremental', partitioned_by=['dt'], window='day') }}\nSELECT dt FROM u WHERE {{ window_partitions(grain='day') }}\n",
-        ),
-    ]);
+    let t = hourly_and_daily();
     let project = t.project();
     let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
     let (from, at) = (instant(strata::clock::EARLIEST), instant(strata::clock::LATEST));
