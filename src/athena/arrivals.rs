@@ -1,31 +1,28 @@
-//! Near-real-time reads on Athena (`reads='arrived'`): a run reads only the Bronze objects
-//! that arrived since the published version, selected with a `"$path"` predicate (Trino's
-//! Hive connector applies it when it creates splits, so the other objects are neither read
-//! nor billed), and keeps the published version's rows of the window by copying its files
-//! into its own version's partition prefixes (S3 copies, not Athena scans). What the
-//! version reflects is recorded as `<version dir>/_arrivals.json`, so a run that dies before
-//! its publish simply leaves the next one to read the same objects again.
+//! Athena's staging primitives (`materialize::stage::StagingStore`): a SELECT written by a
+//! CTAS into the version's own prefix; a near-real-time source limited to the objects a run
+//! reads with a `"$path"` predicate (Trino's Hive connector applies it when it creates
+//! splits, so the other objects are neither read nor billed); a published partition lent by
+//! copying its files into the version's partition prefix (S3 copies, not Athena scans);
+//! what a version reflects recorded as `<version dir>/_arrivals.json`, so a run that dies
+//! before its publish simply leaves the next one to read the same objects again; the
+//! layered layout registered in Glue (partitions carried by reference, a base generation).
 
 use std::collections::BTreeSet;
 
-use aws_sdk_glue::types::{Partition, StorageDescriptor, Table};
+use async_trait::async_trait;
+use aws_sdk_glue::types::Partition;
 
 use super::query::api_message;
+use super::store::{at_location, stored_partition};
 use super::*;
-use crate::engine::{ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind};
-use crate::materialize::arrivals;
+use crate::engine::{ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind, Partitions, StepStats, SwapToken};
+use crate::materialize::layered::Base;
+use crate::materialize::stage::{Layered, StagingStore};
+use crate::materialize::store::{StoredPartition, StoredVersion, VersionOf};
 
 /// The longest `"$path"` list strata puts in a statement; past it the run reads the whole
 /// window (Athena refuses statements over 262,144 bytes).
 const MAX_PATH_LIST_BYTES: usize = 150_000;
-
-/// What a near-real-time run reads and keeps.
-pub(super) struct Arrivals {
-    /// Every object of the window's Bronze partitions now, sorted.
-    pub(super) listed: Vec<String>,
-    /// The published run table whose rows of the window this run keeps.
-    pub(super) previous: Option<Table>,
-}
 
 fn split_uri(uri: &str) -> Option<(&str, &str)> {
     uri.strip_prefix("s3://")?.split_once('/')
@@ -54,88 +51,7 @@ impl AthenaEngine {
         self.storage.uri(&format!("{}/{}/{version}/", job.model.layer.as_str(), job.table))
     }
 
-    /// Lists the window's source objects, subtracts those the published version reflects
-    /// (same generation, recorded), and returns the job with its source limited to the rest.
-    pub(super) async fn arrivals(
-        &self,
-        job: &Job,
-        source: &ArrivedSource,
-        window: &crate::engine::Partitions,
-        view: Option<&Table>,
-    ) -> Result<(Job, Arrivals), EngineError> {
-        let JobKind::Select { partition_by, .. } = &job.kind else {
-            unreachable!("an incremental job selects")
-        };
-        // A source not in Glue: the statement says so (the whole window, as rendered).
-        let Some(bronze) = self.glue.table(&source.database, &source.table).await? else {
-            return Ok((job.clone(), Arrivals { listed: Vec::new(), previous: None }));
-        };
-        let location = bronze
-            .storage_descriptor()
-            .and_then(|sd| sd.location())
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        let keys: Vec<String> = bronze.partition_keys().iter().map(|c| c.name().to_string()).collect();
-        let template = param(&bronze, "storage.location.template").map(str::to_string).unwrap_or_else(|| {
-            let parts: Vec<String> = keys.iter().map(|k| format!("{k}=${{{k}}}")).collect();
-            format!("{location}/{}", parts.join("/"))
-        });
-        let mut listed = Vec::new();
-        for values in window {
-            // The template up to the first partition column the window does not fix.
-            let mut prefix = template.clone();
-            for (c, v) in partition_by.iter().zip(values) {
-                prefix = prefix.replace(&format!("${{{c}}}"), v);
-            }
-            let prefix = prefix.split("${").next().unwrap_or_default().to_string();
-            listed.extend(self.list_uris(&prefix).await?);
-        }
-        listed.sort();
-        listed.dedup();
-        let from = window.first().cloned().unwrap_or_default();
-        let lends = |v: &&Table| staging::layered(v).is_some_and(|(_, f)| arrivals::lends_rows(&from, &f));
-        let previous = match view.filter(lends) {
-            Some(v) => self
-                .current_version_table(job, Some(v))
-                .await?
-                .map(|t| (t, param(v, P_VERSION).unwrap_or_default().to_string())),
-            None => None,
-        };
-        let recorded = match &previous {
-            Some((_, version)) => {
-                self.read_arrivals(&format!("{}{ARRIVALS_FILE}", self.version_dir(job, version))).await?
-            }
-            None => None,
-        };
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let fits =
-            |new: &[&String]| new.iter().map(|o| quote(o).len() + 2).sum::<usize>() <= MAX_PATH_LIST_BYTES;
-        let (limited, previous) = match arrivals::decide(&listed, recorded.as_ref(), fits) {
-            // Nothing recorded (the first run, a new generation), or too many new objects
-            // for one statement: the whole window, as rendered.
-            arrivals::Read::Window => {
-                if recorded.is_some() {
-                    tracing::info!(model = %job.model, "too many new objects for one statement: reading the whole window");
-                }
-                (None, None)
-            }
-            arrivals::Read::Arrived(new) if new.is_empty() => {
-                (Some(format!("(SELECT * FROM {} WHERE false)", source.relation)), previous.map(|(t, _)| t))
-            }
-            arrivals::Read::Arrived(new) => {
-                let list: Vec<String> = new.iter().map(|o| quote(o)).collect();
-                let limited =
-                    format!("(SELECT * FROM {} WHERE \"$path\" IN ({}))", source.relation, list.join(", "));
-                (Some(limited), previous.map(|(t, _)| t))
-            }
-        };
-        let mut job = job.clone();
-        if let (Some(limited), JobKind::Select { sql, .. }) = (limited, &mut job.kind) {
-            *sql = sql.replace(&source.relation, &limited);
-        }
-        Ok((job, Arrivals { listed, previous }))
-    }
-
+    /// What a published version recorded it reflects (`None`: no record).
     async fn read_arrivals(&self, uri: &str) -> Result<Option<BTreeSet<String>>, EngineError> {
         let Some((bucket, key)) = split_uri(uri) else { return Ok(None) };
         match self.s3.get_object().bucket(bucket).key(key).send().await {
@@ -151,73 +67,6 @@ impl AthenaEngine {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(EngineError::Aws(format!("S3 GetObject {uri}: {}", api_message(&e)))),
         }
-    }
-
-    /// After the run's statement: the previous version's files of the window copied into
-    /// this version's partition prefixes (and those partitions registered where the run
-    /// wrote none).
-    pub(super) async fn keep_previous_rows(
-        &self,
-        job: &Job,
-        arrivals: &Arrivals,
-        window: &[Vec<String>],
-    ) -> Result<(), EngineError> {
-        let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(()) };
-        let name = sql::version_table(job);
-        let dir = self.version_dir(job, &job.version);
-        if let Some(previous) = &arrivals.previous {
-            let written: BTreeSet<Vec<String>> = self
-                .glue
-                .partitions(&job.database, &name)
-                .await?
-                .iter()
-                .map(|p| p.values().to_vec())
-                .collect();
-            let template = self.version_table(job).await?;
-            let mut added = Vec::new();
-            for p in self.glue.partitions(&job.database, previous.name()).await? {
-                if !window.contains(&p.values().to_vec()) {
-                    continue;
-                }
-                let Some(from) = p.storage_descriptor().and_then(|sd| sd.location()) else { continue };
-                let sub: Vec<String> =
-                    partition_by.iter().zip(p.values()).map(|(c, v)| format!("{c}={v}")).collect();
-                let to = format!("{dir}{}/", sub.join("/"));
-                for object in self.list_uris(from).await? {
-                    let file = object.rsplit('/').next().unwrap_or_default();
-                    self.copy(&object, &format!("{to}{file}")).await?;
-                }
-                if !written.contains(p.values()) {
-                    let sd = template.storage_descriptor().cloned().map(|sd| {
-                        StorageDescriptor::builder()
-                            .set_columns(Some(sd.columns().to_vec()))
-                            .location(&to)
-                            .set_input_format(sd.input_format().map(str::to_string))
-                            .set_output_format(sd.output_format().map(str::to_string))
-                            .set_serde_info(sd.serde_info().cloned())
-                            .build()
-                    });
-                    added.push(
-                        Partition::builder()
-                            .set_values(Some(p.values().to_vec()))
-                            .set_storage_descriptor(sd)
-                            .build(),
-                    );
-                }
-            }
-            self.glue.add_partitions(&job.database, &name, &added).await?;
-        }
-        Ok(())
-    }
-
-    /// Records what this version reflects (`<version dir>/_arrivals.json`).
-    pub(super) async fn record_arrivals(&self, job: &Job, arrivals: &Arrivals) -> Result<(), EngineError> {
-        let dir = self.version_dir(job, &job.version);
-        self.put(
-            &format!("{dir}{ARRIVALS_FILE}"),
-            serde_json::to_vec(&arrivals.listed).expect("strings serialize"),
-        )
-        .await
     }
 
     /// Copies an object into this run's own version directory (never elsewhere).
@@ -250,5 +99,153 @@ impl AthenaEngine {
             .await
             .map(drop)
             .map_err(|e| EngineError::Aws(format!("S3 PutObject {uri}: {}", api_message(&e))))
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[async_trait]
+impl StagingStore for AthenaEngine {
+    async fn token(&self, job: &Job) -> Result<Option<SwapToken>, EngineError> {
+        let view = self.glue.table(&job.database, &job.table).await?;
+        Ok(view.and_then(|t| t.version_id().map(SwapToken::new)))
+    }
+
+    /// The window's objects under the source's storage location template (a source not in
+    /// Glue: `None`, and the statement says so).
+    async fn source_objects(
+        &self,
+        job: &Job,
+        source: &ArrivedSource,
+        window: &Partitions,
+    ) -> Result<Option<Vec<String>>, EngineError> {
+        let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(None) };
+        let Some(bronze) = self.glue.table(&source.database, &source.table).await? else { return Ok(None) };
+        let location = bronze
+            .storage_descriptor()
+            .and_then(|sd| sd.location())
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let keys: Vec<String> = bronze.partition_keys().iter().map(|c| c.name().to_string()).collect();
+        let template = param(&bronze, "storage.location.template").map(str::to_string).unwrap_or_else(|| {
+            let parts: Vec<String> = keys.iter().map(|k| format!("{k}=${{{k}}}")).collect();
+            format!("{location}/{}", parts.join("/"))
+        });
+        let mut listed = Vec::new();
+        for values in window {
+            // The template up to the first partition column the window does not fix.
+            let mut prefix = template.clone();
+            for (c, v) in partition_by.iter().zip(values) {
+                prefix = prefix.replace(&format!("${{{c}}}"), v);
+            }
+            let prefix = prefix.split("${").next().unwrap_or_default().to_string();
+            listed.extend(self.list_uris(&prefix).await?);
+        }
+        listed.sort();
+        listed.dedup();
+        Ok(Some(listed))
+    }
+
+    async fn recorded_objects(&self, job: &Job, version: &str) -> Result<Option<BTreeSet<String>>, EngineError> {
+        self.read_arrivals(&format!("{}{ARRIVALS_FILE}", self.version_dir(job, version))).await
+    }
+
+    /// A `"$path"` list fits in a statement (Athena refuses statements over 262,144 bytes).
+    fn can_limit(&self, objects: &[&String]) -> bool {
+        objects.iter().map(|o| quote(o).len() + 2).sum::<usize>() <= MAX_PATH_LIST_BYTES
+    }
+
+    async fn write_select(
+        &self,
+        job: &Job,
+        only: Option<&[String]>,
+    ) -> Result<(VersionOf<Self>, StepStats), EngineError> {
+        let mut run = job.clone();
+        if let (Some(only), Some(source), JobKind::Select { sql, .. }) = (only, &job.arrived, &mut run.kind) {
+            let limited = if only.is_empty() {
+                format!("(SELECT * FROM {} WHERE false)", source.relation)
+            } else {
+                let list: Vec<String> = only.iter().map(|o| quote(o)).collect();
+                format!("(SELECT * FROM {} WHERE \"$path\" IN ({}))", source.relation, list.join(", "))
+            };
+            *sql = sql.replace(&source.relation, &limited);
+        }
+        let stats = self.write_result(&run, &sql::version_target(job, &self.storage), "").await?;
+        let table = self.version_table(job).await?;
+        let incremental = matches!(&job.kind, JobKind::Select { replaces: Some(_), .. });
+        let partitions = match incremental {
+            true => self.glue.partitions(&job.database, table.name()).await?,
+            false => Vec::new(),
+        };
+        let columns = columns_of(&table);
+        let partitions = partitions.into_iter().map(stored_partition).collect();
+        Ok((StoredVersion { definition: table, columns, partitions }, stats))
+    }
+
+    /// The published partition's files are copied into the version's partition prefix, and
+    /// the partition registered in the version table when the run wrote none for it.
+    async fn lend(
+        &self,
+        job: &Job,
+        version: &VersionOf<Self>,
+        lent: StoredPartition<Partition>,
+        own: Option<StoredPartition<Partition>>,
+    ) -> Result<StoredPartition<Partition>, EngineError> {
+        let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(lent) };
+        let sub: Vec<String> = partition_by.iter().zip(&lent.values).map(|(c, v)| format!("{c}={v}")).collect();
+        let to = format!("{}{}/", self.version_dir(job, &job.version), sub.join("/"));
+        if let Some(from) = lent.handle.storage_descriptor().and_then(|sd| sd.location()) {
+            for object in self.list_uris(from).await? {
+                let file = object.rsplit('/').next().unwrap_or_default();
+                self.copy(&object, &format!("{to}{file}")).await?;
+            }
+        }
+        if let Some(own) = own {
+            return Ok(own);
+        }
+        let p = Partition::builder()
+            .set_values(Some(lent.values.clone()))
+            .set_storage_descriptor(at_location(&version.definition, &to))
+            .build();
+        self.glue.add_partitions(&job.database, version.definition.name(), std::slice::from_ref(&p)).await?;
+        Ok(stored_partition(p))
+    }
+
+    async fn record_objects(&self, job: &Job, listed: &[String]) -> Result<(), EngineError> {
+        let dir = self.version_dir(job, &job.version);
+        self.put(&format!("{dir}{ARRIVALS_FILE}"), serde_json::to_vec(listed).expect("strings serialize")).await
+    }
+
+    /// Partitions after a past window are registered in the run's table as they are (their
+    /// locations, not copies), and the view keeps its furthest reach; a new base generation
+    /// is a table of its own (a range run or a backfill's first tick: O(table) once).
+    async fn record_run(
+        &self,
+        job: &Job,
+        version: VersionOf<Self>,
+        layered: Option<Layered<Partition>>,
+    ) -> Result<(), EngineError> {
+        let Some(layered) = layered else { return Ok(()) };
+        let staged = &version.definition;
+        let after: Vec<Partition> = layered.carried.into_iter().map(|p| p.handle).collect();
+        if !after.is_empty() {
+            self.glue.put_partitions(&job.database, staged.name(), &after).await?;
+            let view = self.glue.table(&job.database, &job.table).await?;
+            let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
+            if let Some(end) = reaches.filter(|e| *e > job.window_end.as_str()) {
+                let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
+                self.glue.add_parameters(&job.database, staged, params).await?;
+            }
+        }
+        if let Base::New(parts) = layered.base {
+            let base = sql::base_table(job);
+            self.glue.delete_table(&job.database, &base).await?;
+            self.glue.create_table(&job.database, staging::base_input(staged, &base)).await?;
+            let parts: Vec<Partition> = parts.into_iter().map(|p| p.handle).collect();
+            self.glue.add_partitions(&job.database, &base, &parts).await?;
+        }
+        Ok(())
     }
 }

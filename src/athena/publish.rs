@@ -92,7 +92,7 @@ impl Engine for AthenaEngine {
     async fn stage(&self, job: &Job) -> Result<Staged, EngineError> {
         match &job.kind {
             JobKind::External { ddl } => self.stage_external(job, ddl).await,
-            JobKind::Select { replaces, .. } => self.stage_select(job, replaces.as_ref()).await,
+            JobKind::Select { .. } => crate::materialize::stage::select(self, job).await,
         }
     }
 

@@ -2,9 +2,7 @@
 //! chunks past 100 partitions), each retried as a new attempt after removing what it left;
 //! the version table and the partitions carried over from the current version.
 
-use crate::materialize::layered as policy;
-
-use aws_sdk_glue::types::{Partition, Table};
+use aws_sdk_glue::types::Table;
 
 use super::query::{Statement, api_message};
 use super::*;
@@ -33,7 +31,7 @@ pub(super) fn layered(view: &Table) -> Option<(String, Vec<String>)> {
 
 /// A base table: the run table's definition (columns, partition keys, format) under another
 /// name, with no partitions of its own yet.
-fn base_input(run_table: &Table, name: &str) -> aws_sdk_glue::types::TableInput {
+pub(super) fn base_input(run_table: &Table, name: &str) -> aws_sdk_glue::types::TableInput {
     let mut params = run_table.parameters().cloned().unwrap_or_default();
     params.retain(|k, _| !k.starts_with("strata_"));
     aws_sdk_glue::types::TableInput::builder()
@@ -196,74 +194,6 @@ impl AthenaEngine {
                 "{}: Athena reported success but Glue has no table {}.{name}",
                 job.model, job.database
             ))
-        })
-    }
-
-    pub(super) async fn stage_select(
-        &self,
-        job: &Job,
-        replaces: Option<&crate::engine::Partitions>,
-    ) -> Result<Staged, EngineError> {
-        let view = self.glue.table(&job.database, &job.table).await?;
-        // A near-real-time run: its source limited to the objects that arrived since the
-        // published version, whose rows of the window it keeps.
-        let (run, arrivals) = match (&job.arrived, replaces) {
-            (Some(source), Some(window)) => {
-                let (run, a) = self.arrivals(job, source, window, view.as_ref()).await?;
-                (run, Some(a))
-            }
-            _ => (job.clone(), None),
-        };
-        let stats = self.write_result(&run, &sql::version_target(job, &self.storage), "").await?;
-        if let (Some(a), Some(window)) = (&arrivals, replaces) {
-            self.keep_previous_rows(job, a, window).await?;
-        }
-        let staged = self.version_table(job).await?;
-        let name = sql::version_table(job);
-        let mut emptied = Vec::new();
-        if let Some(window) = replaces {
-            // An incremental run, in the layered layout (`materialize::layered`): its table
-            // holds the window; the partitions before it are read from the base, where each
-            // is registered once when it leaves the window.
-            let written: Vec<_> = self
-                .glue
-                .partitions(&job.database, &name)
-                .await?
-                .into_iter()
-                .map(store::stored_partition)
-                .collect();
-            let plan = policy::plan(self, job, window, &columns_of(&staged), &written).await?;
-            // The record of what a near-real-time version reflects covers its window; one
-            // that carries partitions after it records nothing, so the next run reads its
-            // whole window (the same rule as the local engine's).
-            if let Some(a) = arrivals.as_ref().filter(|_| plan.carried.is_empty()) {
-                self.record_arrivals(job, a).await?;
-            }
-            // Partitions after a past window are registered in this run's table as they are
-            // (their locations, not copies), and the view keeps its furthest reach.
-            let after: Vec<Partition> = plan.carried.into_iter().map(|p| p.handle).collect();
-            self.glue.put_partitions(&job.database, &name, &after).await?;
-            let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
-            if let Some(end) = reaches.filter(|e| !after.is_empty() && *e > job.window_end.as_str()) {
-                let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
-                self.glue.add_parameters(&job.database, &staged, params).await?;
-            }
-            if let policy::Base::New(parts) = plan.base {
-                // A new generation (a range run or a backfill's first tick: O(table) once).
-                let base = sql::base_table(job);
-                self.glue.delete_table(&job.database, &base).await?;
-                self.glue.create_table(&job.database, base_input(&staged, &base)).await?;
-                let parts: Vec<Partition> = parts.into_iter().map(|p| p.handle).collect();
-                self.glue.add_partitions(&job.database, &base, &parts).await?;
-            }
-            emptied = plan.emptied;
-        }
-        Ok(Staged {
-            job: job.clone(),
-            expected: view.and_then(|t| t.version_id().map(SwapToken::new)),
-            changed: true,
-            stats,
-            emptied,
         })
     }
 

@@ -17,6 +17,21 @@ pub(super) fn stored_partition(p: Partition) -> StoredPartition<Partition> {
     StoredPartition { values: p.values().to_vec(), rows: None, handle: p }
 }
 
+/// The storage descriptor of `template` (a version table) at another location: a partition
+/// of it, or a version sealed from its windows.
+pub(super) fn at_location(template: &Table, location: &str) -> Option<StorageDescriptor> {
+    template.storage_descriptor().map(|sd| {
+        StorageDescriptor::builder()
+            .set_columns(Some(sd.columns().to_vec()))
+            .location(location)
+            .set_input_format(sd.input_format().map(str::to_string))
+            .set_output_format(sd.output_format().map(str::to_string))
+            .set_serde_info(sd.serde_info().cloned())
+            .set_compressed(Some(sd.compressed()))
+            .build()
+    })
+}
+
 fn stored(table: Table, partitions: Vec<Partition>) -> VersionOf<AthenaEngine> {
     let columns = columns_of(&table);
     let partitions = partitions.into_iter().map(stored_partition).collect();
@@ -68,16 +83,7 @@ impl TableStore for AthenaEngine {
         let name = sql::version_table(job);
         let location = sql::version_location(job, &self.storage);
         let template = &version.definition;
-        let sd = template.storage_descriptor().cloned().map(|sd| {
-            StorageDescriptor::builder()
-                .set_columns(Some(sd.columns().to_vec()))
-                .location(&location)
-                .set_input_format(sd.input_format().map(str::to_string))
-                .set_output_format(sd.output_format().map(str::to_string))
-                .set_serde_info(sd.serde_info().cloned())
-                .set_compressed(Some(sd.compressed()))
-                .build()
-        });
+        let sd = at_location(template, &location);
         let mut input = as_input(template, &name, [(P_PARTS.to_string(), format!("{name}__p"))].into());
         input.storage_descriptor = sd;
         self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
@@ -101,7 +107,8 @@ impl LayeredStore for AthenaEngine {
             .into_iter()
             .map(stored_partition)
             .collect();
-        Ok(Some(Current { columns: columns_of(&current), layout, partitions }))
+        let version = view.as_ref().and_then(|v| param(v, P_VERSION)).unwrap_or_default().to_string();
+        Ok(Some(Current { version, columns: columns_of(&current), layout, partitions }))
     }
 
     async fn base_partitions(

@@ -8,6 +8,7 @@ pub mod bronze;
 pub mod catalog;
 mod depth;
 pub mod functions;
+mod staging;
 mod store;
 pub(crate) mod table;
 mod write;
@@ -25,7 +26,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use self::bronze::{BronzeTable, ReadStats, parse_external_table};
-use self::catalog::{Catalog, Layered, Manifest, Partition, Version};
+use self::catalog::{Catalog, Manifest, Partition, Version};
 use self::table::{ManifestTable, schema_from_bytes, schema_to_bytes};
 use crate::config::{Settings, Storage};
 use crate::engine::{
@@ -33,7 +34,6 @@ use crate::engine::{
 };
 use crate::ids::Layer;
 use crate::lifecycle;
-use crate::materialize::{arrivals, layered};
 use crate::state::Access;
 use std::collections::BTreeSet;
 
@@ -331,228 +331,6 @@ impl LocalEngine {
             emptied: Vec::new(),
         })
     }
-
-    async fn stage_select(
-        &self,
-        job: &Job,
-        sql: &str,
-        partition_by: &[String],
-        compression: &str,
-        replaces: Option<&Partitions>,
-    ) -> Result<Staged, EngineError> {
-        depth::check(sql)?;
-        let head = self.catalog.head(&job.database, &job.table)?;
-        let (ctx, stats) = self.session();
-        let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
-        // A near-real-time run reads only the Bronze objects that arrived since the
-        // published version, through a Bronze table limited to them.
-        let arrivals = match (&job.arrived, replaces) {
-            (Some(source), Some(window)) => {
-                Some(self.arrivals(&ctx, job, source, window, head.as_ref(), &stats)?)
-            }
-            _ => None,
-        };
-        let sql = match (&arrivals, &job.arrived) {
-            (Some(_), Some(source)) => {
-                sql.replace(&source.relation, &format!("\"{ARRIVED}\".\"{}\"", source.table))
-            }
-            _ => sql.to_string(),
-        };
-        let (written, _) = write::write_select(&ctx, &sql, &self.root, &dir, partition_by, compression)
-            .await
-            .map_err(query_err)?;
-        let written_stats = written_stats(&written, &stats);
-        let mut manifest = written.manifest;
-        if let Some(a) = &arrivals {
-            keep_previous_rows(&mut manifest, a, replaces.map(Partitions::as_slice).unwrap_or_default());
-        }
-        let Some(window) = replaces else {
-            return self.record_staged(
-                job,
-                dir,
-                schema_to_bytes(&written.schema),
-                manifest,
-                head,
-                written_stats,
-                None,
-            );
-        };
-        // An incremental run, in the layered layout (`materialize::layered`, as on Athena).
-        let own: Vec<_> = manifest.partitions.drain(..).map(store::stored_partition).collect();
-        let plan = layered::plan(self, job, window, &columns_of(&written.schema), &own).await?;
-        // The record of what a near-real-time version reflects covers its window; one that
-        // carries partitions after it records nothing, so the next run reads its whole window.
-        if let Some(a) = arrivals.as_ref().filter(|_| plan.carried.is_empty()) {
-            let path = self.root.join(&dir).join(crate::engine::ARRIVALS_FILE);
-            let at = self.root.join(&dir);
-            std::fs::create_dir_all(&at).map_err(|e| EngineError::Io(format!("{}: {e}", at.display())))?;
-            std::fs::write(&path, serde_json::to_vec(&a.listed).expect("strings serialize"))
-                .map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
-        }
-        manifest.partitions = own.into_iter().chain(plan.carried).map(store::partition).collect();
-        let (base, new_base) = match plan.base {
-            layered::Base::Current(base) => (base, None),
-            layered::Base::New(parts) => (job.version.clone(), Some(parts)),
-        };
-        let layered = Layered { base: base.clone(), from: plan.from, own: manifest.partitions.clone() };
-        let mut staged = self.record_staged(
-            job,
-            dir,
-            schema_to_bytes(&written.schema),
-            manifest,
-            head,
-            written_stats,
-            Some(layered),
-        )?;
-        if let Some(parts) = new_base {
-            let parts: Vec<Partition> = parts.into_iter().map(store::partition).collect();
-            self.catalog.create_base(&job.database, &job.table, &base, &parts)?;
-        }
-        staged.emptied = plan.emptied;
-        Ok(staged)
-    }
-
-    /// Records a managed version as staged (invisible to readers until published).
-    #[allow(clippy::too_many_arguments)]
-    fn record_staged(
-        &self,
-        job: &Job,
-        location: String,
-        schema: Vec<u8>,
-        manifest: Manifest,
-        head: Option<catalog::TableHead>,
-        stats: StepStats,
-        layered: Option<Layered>,
-    ) -> Result<Staged, EngineError> {
-        let version = Version {
-            version: job.version.clone(),
-            kind: "managed".into(),
-            location,
-            ddl: String::new(),
-            schema,
-            manifest,
-            run_id: job.run_id.clone(),
-            created_at: job.now.clone(),
-            layered,
-        };
-        self.catalog.stage(&job.database, &job.table, &version)?;
-        Ok(Staged {
-            job: job.clone(),
-            expected: head.map(|h| SwapToken::new(h.current)),
-            changed: true,
-            stats,
-            emptied: Vec::new(),
-        })
-    }
-}
-
-/// The schema a near-real-time run's Bronze source is registered under, limited to the
-/// objects it reads.
-const ARRIVED: &str = "__arrived";
-
-/// What a near-real-time run reads and keeps.
-struct Arrivals {
-    /// Every object of the window's Bronze partitions now (relative to the lake), sorted:
-    /// what the version records it reflects.
-    listed: Vec<String>,
-    /// The published version whose rows of the window this run keeps (`None`: it reads the
-    /// whole window).
-    previous: Option<Version>,
-}
-
-impl LocalEngine {
-    /// Lists the source's objects in the window, subtracts those the published version
-    /// reflects (when it is of the same generation and recorded them), and registers the
-    /// source limited to the rest in `ctx`.
-    fn arrivals(
-        &self,
-        ctx: &SessionContext,
-        job: &Job,
-        source: &crate::engine::ArrivedSource,
-        window: &Partitions,
-        head: Option<&catalog::TableHead>,
-        stats: &Arc<ReadStats>,
-    ) -> Result<Arrivals, EngineError> {
-        let bronze = self.catalog.current(&source.database, &source.table)?.ok_or_else(|| {
-            EngineError::Query(format!(
-                "{}: its source {}.{} is not published",
-                job.model, source.database, source.table
-            ))
-        })?;
-        let table = parse_external_table(&bronze.ddl).map_err(|e| EngineError::Query(e.to_string()))?;
-        let dir = if bronze.location.is_empty() {
-            local_path(table.location.as_deref().unwrap_or_default())
-        } else {
-            self.root.join(&bronze.location)
-        };
-        let quarantine = self.root.join("bronze").join("_bad");
-        let all =
-            BronzeTable::new(&table, dir.clone(), quarantine.clone(), stats.clone()).map_err(query_err)?;
-        // The window's partitions, as a filter on the source's partition columns of the same names.
-        use datafusion::prelude::{col, lit};
-        let JobKind::Select { partition_by, .. } = &job.kind else {
-            unreachable!("an incremental job selects")
-        };
-        let filter = window
-            .iter()
-            .map(|values| {
-                partition_by
-                    .iter()
-                    .zip(values)
-                    .map(|(c, v)| col(c.as_str()).eq(lit(v.as_str())))
-                    .reduce(|a, b| a.and(b))
-                    .unwrap_or(lit(true))
-            })
-            .reduce(|a, b| a.or(b))
-            .unwrap_or(lit(false));
-        let files = all.list_files(&ctx.state(), &[filter]).map_err(query_err)?;
-        let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned();
-        let mut listed: Vec<String> = files.iter().map(|f| relative(&f.path)).collect();
-        listed.sort();
-        // The published version, if its rows of the window can be kept: the same base
-        // generation (the window did not start before its window) and a record of what it read.
-        let from = window.first().cloned().unwrap_or_default();
-        let previous = match head {
-            Some(h) => Some(self.catalog.version(&job.database, &job.table, &h.current)?),
-            None => None,
-        };
-        let recorded: Option<BTreeSet<String>> = previous
-            .as_ref()
-            .filter(|p| p.layered.as_ref().is_some_and(|l| arrivals::lends_rows(&from, &l.from)))
-            .and_then(|p| std::fs::read(self.root.join(&p.location).join(crate::engine::ARRIVALS_FILE)).ok())
-            .and_then(|bytes| serde_json::from_slice::<Vec<String>>(&bytes).ok())
-            .map(|read| read.into_iter().collect());
-        let (new, previous): (BTreeSet<PathBuf>, Option<Version>) =
-            match arrivals::decide(&listed, recorded.as_ref(), |_| true) {
-                arrivals::Read::Arrived(new) => {
-                    let new: BTreeSet<String> = new.into_iter().collect();
-                    let paths = files.iter().filter(|f| new.contains(&relative(&f.path)));
-                    (paths.map(|f| f.path.clone()).collect(), previous)
-                }
-                arrivals::Read::Window => (files.iter().map(|f| f.path.clone()).collect(), None),
-            };
-        let limited = BronzeTable::new(&table, dir, quarantine, stats.clone()).map_err(query_err)?.only(new);
-        let schema = Arc::new(MemorySchemaProvider::new());
-        schema.register_table(source.table.clone(), Arc::new(limited)).map_err(query_err)?;
-        ctx.catalog("datafusion")
-            .expect("default catalog")
-            .register_schema(ARRIVED, schema)
-            .map_err(query_err)?;
-        Ok(Arrivals { listed, previous })
-    }
-}
-
-/// Adds the previous version's rows of the window (its files, not copied) to what this
-/// near-real-time run wrote: the window's partitions then reflect every object read so far.
-fn keep_previous_rows(manifest: &mut Manifest, arrivals: &Arrivals, window: &[Vec<String>]) {
-    let Some(previous) = arrivals.previous.as_ref().and_then(|p| p.layered.as_ref()) else { return };
-    for old in previous.own.iter().filter(|p| window.contains(&p.values)) {
-        match manifest.partitions.iter_mut().find(|p| p.values == old.values) {
-            Some(p) => p.files.extend(old.files.iter().cloned()),
-            None => manifest.partitions.push(old.clone()),
-        }
-    }
-    manifest.partitions.sort_by(|a, b| a.values.cmp(&b.values));
 }
 
 /// Audits of a staged version of the local engine: a session with it registered as
@@ -655,9 +433,7 @@ impl LocalEngine {
     async fn stage_here(&self, job: &Job) -> Result<Staged, EngineError> {
         match &job.kind {
             JobKind::External { ddl } => self.stage_external(job, ddl).await,
-            JobKind::Select { sql, partition_by, compression, replaces } => {
-                self.stage_select(job, sql, partition_by, compression, replaces.as_ref()).await
-            }
+            JobKind::Select { .. } => crate::materialize::stage::select(self, job).await,
         }
     }
 

@@ -114,7 +114,7 @@ impl LayeredStore for LocalEngine {
             .filter(|p| layout.as_ref().is_none_or(|l| p.values >= l.from))
             .map(stored_partition)
             .collect();
-        Ok(Some(Current { columns, layout, partitions }))
+        Ok(Some(Current { version: head.current, columns, layout, partitions }))
     }
 
     async fn base_partitions(

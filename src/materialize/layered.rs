@@ -33,6 +33,8 @@ pub struct Layout {
 /// The published version of an incremental table, as the layered policy sees it.
 #[derive(Debug, Clone)]
 pub struct Current<H> {
+    /// The version's id (what its records are kept under).
+    pub version: String,
     pub columns: Vec<(String, String)>,
     /// `None`: the version is not layered (published whole): it holds every partition.
     pub layout: Option<Layout>,

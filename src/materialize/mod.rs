@@ -5,7 +5,8 @@
 //! publish) and the outcomes it ends in, shared by `runner` (a run, a tick) and `backfill`
 //! (a range sealed into one version), so both report a stop, a refusal or a lost race the
 //! same way; the near-real-time decision of what a run reads (`arrivals`); a backfill's
-//! seal (`seal`), against the narrow table store each backend implements (`store`).
+//! seal (`seal`), a SELECT model's run staged (`stage`), against the narrow table store
+//! each backend implements (`store`, `layered::LayeredStore`, `stage::StagingStore`).
 //!
 //! Invariant: a staged version is published only by [`complete`], after its audits passed
 //! and the fence let it through, and never once the stop was raised before the request.
@@ -13,6 +14,7 @@
 pub mod arrivals;
 pub mod layered;
 pub mod seal;
+pub mod stage;
 pub mod store;
 
 pub use self::seal::seal;

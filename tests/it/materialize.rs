@@ -50,7 +50,8 @@ impl TableStore for Memory {
 #[async_trait]
 impl LayeredStore for Memory {
     async fn current_layered(&self, _: &Job) -> Result<Option<Current<String>>, EngineError> {
-        Ok(self.published.as_ref().map(|(_, v)| Current {
+        Ok(self.published.as_ref().map(|(token, v)| Current {
+            version: token.as_str().to_string(),
             columns: v.columns.clone(),
             layout: self.layout.clone(),
             partitions: v.partitions.clone(),
