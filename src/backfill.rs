@@ -285,10 +285,16 @@ async fn one(
         return fail(result, why);
     }
     let replaces: crate::engine::Partitions = all.iter().flat_map(|w| kept(w).to_vec()).collect();
-    let Ok(template) = job_for(project, id, *all.last().expect("at least one window"), run_id, &version, now)
+    let Ok(mut template) =
+        job_for(project, id, *all.last().expect("at least one window"), run_id, &version, now)
     else {
         return fail(result, "cannot render the model".into());
     };
+    // The sealed version replaces the whole range (its publish lays it out from the range's
+    // first partition), not the last window's.
+    if let crate::engine::JobKind::Select { replaces: r @ Some(_), .. } = &mut template.kind {
+        *r = Some(replaces.clone());
+    }
     // Published: the next backfill of this range is a new one, not a resumption.
     let finished = async |mut r: ModelBackfill| {
         if let Err(e) = state.backfill_clear(key, &model_key).await {

@@ -15,7 +15,9 @@ use aws_sdk_glue::types::Partition;
 use super::query::api_message;
 use super::store::{at_location, stored_partition};
 use super::*;
-use crate::engine::{ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind, Partitions, StepStats, SwapToken};
+use crate::engine::{
+    ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind, Partitions, StepStats, SwapToken,
+};
 use crate::materialize::layered::Base;
 use crate::materialize::stage::{Layered, StagingStore};
 use crate::materialize::store::{StoredPartition, StoredVersion, VersionOf};
@@ -148,7 +150,11 @@ impl StagingStore for AthenaEngine {
         Ok(Some(listed))
     }
 
-    async fn recorded_objects(&self, job: &Job, version: &str) -> Result<Option<BTreeSet<String>>, EngineError> {
+    async fn recorded_objects(
+        &self,
+        job: &Job,
+        version: &str,
+    ) -> Result<Option<BTreeSet<String>>, EngineError> {
         self.read_arrivals(&format!("{}{ARRIVALS_FILE}", self.version_dir(job, version))).await
     }
 
@@ -194,7 +200,8 @@ impl StagingStore for AthenaEngine {
         own: Option<StoredPartition<Partition>>,
     ) -> Result<StoredPartition<Partition>, EngineError> {
         let JobKind::Select { partition_by, .. } = &job.kind else { return Ok(lent) };
-        let sub: Vec<String> = partition_by.iter().zip(&lent.values).map(|(c, v)| format!("{c}={v}")).collect();
+        let sub: Vec<String> =
+            partition_by.iter().zip(&lent.values).map(|(c, v)| format!("{c}={v}")).collect();
         let to = format!("{}{}/", self.version_dir(job, &job.version), sub.join("/"));
         if let Some(from) = lent.handle.storage_descriptor().and_then(|sd| sd.location()) {
             for object in self.list_uris(from).await? {
@@ -215,7 +222,8 @@ impl StagingStore for AthenaEngine {
 
     async fn record_objects(&self, job: &Job, listed: &[String]) -> Result<(), EngineError> {
         let dir = self.version_dir(job, &job.version);
-        self.put(&format!("{dir}{ARRIVALS_FILE}"), serde_json::to_vec(listed).expect("strings serialize")).await
+        self.put(&format!("{dir}{ARRIVALS_FILE}"), serde_json::to_vec(listed).expect("strings serialize"))
+            .await
     }
 
     /// Partitions after a past window are registered in the run's table as they are (their

@@ -52,7 +52,15 @@ impl TableStore for AthenaEngine {
         let Some(current) = self.current_version_table(job, view.as_ref()).await? else {
             return Ok((token, None));
         };
-        let partitions = self.glue.partitions(&job.database, current.name()).await?;
+        let mut partitions = self.glue.partitions(&job.database, current.name()).await?;
+        // A layered view reads its base before its window, the run table from it.
+        if let Some((base, from)) = view.as_ref().and_then(staging::layered) {
+            partitions.retain(|p| p.values() >= from.as_slice());
+            let mut before: Vec<Partition> = self.glue.partitions(&job.database, &base).await?;
+            before.retain(|p| p.values() < from.as_slice());
+            before.append(&mut partitions);
+            partitions = before;
+        }
         Ok((token, Some(stored(current, partitions))))
     }
 
@@ -77,9 +85,11 @@ impl TableStore for AthenaEngine {
     }
 
     /// The version table: the definition at the version's location, its windows' tables
-    /// named in a parameter (gc deletes them with it), then its partitions.
+    /// named in a parameter (gc deletes them with it), then its partitions from the range's
+    /// first one on: the version is published layered from there (`publish`), its base
+    /// generation read before it and this table from it, whole.
     async fn record_staged(&self, job: &Job, version: VersionOf<Self>) -> Result<(), EngineError> {
-        checks::backfill_select(job)?;
+        let from = checks::backfill_select(job)?.window.first().cloned().unwrap_or_default();
         let name = sql::version_table(job);
         let location = sql::version_location(job, &self.storage);
         let template = &version.definition;
@@ -88,7 +98,8 @@ impl TableStore for AthenaEngine {
         input.storage_descriptor = sd;
         self.glue.delete_table(&job.database, &name).await?; // an interrupted seal's
         self.glue.swap(&job.database, input, None).await?;
-        let partitions: Vec<Partition> = version.partitions.into_iter().map(|p| p.handle).collect();
+        let partitions: Vec<Partition> =
+            version.partitions.into_iter().filter(|p| p.values >= from).map(|p| p.handle).collect();
         self.glue.add_partitions(&job.database, &name, &partitions).await
     }
 }

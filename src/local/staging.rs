@@ -14,7 +14,9 @@ use super::bronze::{BronzeTable, ReadStats, parse_external_table};
 use super::catalog::{DataFile, Layered, Manifest, Partition, Version};
 use super::table::schema_to_bytes;
 use super::{LocalEngine, columns_of, depth, local_path, query_err, store, write, written_stats};
-use crate::engine::{ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind, Partitions, StepStats, SwapToken};
+use crate::engine::{
+    ARRIVALS_FILE, ArrivedSource, EngineError, Job, JobKind, Partitions, StepStats, SwapToken,
+};
 use crate::materialize::layered::Base;
 use crate::materialize::stage::{self, StagingStore};
 use crate::materialize::store::{StoredPartition, StoredVersion, VersionOf};
@@ -93,7 +95,11 @@ impl StagingStore for LocalEngine {
         Ok(Some(listed))
     }
 
-    async fn recorded_objects(&self, job: &Job, version: &str) -> Result<Option<BTreeSet<String>>, EngineError> {
+    async fn recorded_objects(
+        &self,
+        job: &Job,
+        version: &str,
+    ) -> Result<Option<BTreeSet<String>>, EngineError> {
         let v = self.catalog.version(&job.database, &job.table, version)?;
         Ok(std::fs::read(self.root.join(&v.location).join(ARRIVALS_FILE))
             .ok()
@@ -107,7 +113,10 @@ impl StagingStore for LocalEngine {
         only: Option<&[String]>,
     ) -> Result<(VersionOf<Self>, StepStats), EngineError> {
         let JobKind::Select { sql, partition_by, compression, .. } = &job.kind else {
-            return Err(EngineError::Query(format!("internal error: {} is not a SELECT model (a bug)", job.model)));
+            return Err(EngineError::Query(format!(
+                "internal error: {} is not a SELECT model (a bug)",
+                job.model
+            )));
         };
         depth::check(sql)?;
         let (ctx, stats) = self.session();
@@ -156,7 +165,8 @@ impl StagingStore for LocalEngine {
         let at = self.root.join(Self::version_dir(job));
         std::fs::create_dir_all(&at).map_err(|e| io(&at, e))?;
         let path = at.join(ARRIVALS_FILE);
-        std::fs::write(&path, serde_json::to_vec(listed).expect("strings serialize")).map_err(|e| io(&path, e))
+        std::fs::write(&path, serde_json::to_vec(listed).expect("strings serialize"))
+            .map_err(|e| io(&path, e))
     }
 
     async fn record_run(

@@ -49,7 +49,11 @@ pub trait StagingStore: LayeredStore {
     ) -> Result<Option<Vec<String>>, EngineError>;
 
     /// The objects that version `version` of the job's table recorded it reflects.
-    async fn recorded_objects(&self, job: &Job, version: &str) -> Result<Option<BTreeSet<String>>, EngineError>;
+    async fn recorded_objects(
+        &self,
+        job: &Job,
+        version: &str,
+    ) -> Result<Option<BTreeSet<String>>, EngineError>;
 
     /// Whether one run can have its source limited to `objects` (on Athena: a statement's
     /// size); past it, the run reads its window as rendered.
@@ -144,7 +148,10 @@ async fn reading<S: StagingStore + ?Sized>(
 /// Stages a SELECT model's run as a new version (see the module's documentation).
 pub async fn select<S: StagingStore + ?Sized>(store: &S, job: &Job) -> Result<Staged, EngineError> {
     let JobKind::Select { replaces, .. } = &job.kind else {
-        return Err(EngineError::Query(format!("internal error: {} is not a SELECT model (a bug)", job.model)));
+        return Err(EngineError::Query(format!(
+            "internal error: {} is not a SELECT model (a bug)",
+            job.model
+        )));
     };
     let expected = store.token(job).await?;
     let reading = match (&job.arrived, replaces) {

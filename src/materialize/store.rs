@@ -52,7 +52,8 @@ pub trait TableStore: Send + Sync {
     type Partition: Clone + Send + Sync;
 
     /// The token a publish of the job's table swaps on (`None`: never published), then the
-    /// version it points at.
+    /// version it points at as readers see it: every partition, those a layered version
+    /// reads from its base generation included.
     async fn published(&self, job: &Job)
     -> Result<(Option<SwapToken>, Option<VersionOf<Self>>), EngineError>;
 

@@ -866,7 +866,7 @@ async fn sigterm_stops_the_queries_in_flight_publishes_nothing_and_exits_within_
 // The publish conformance checks of `tests/it/publish.rs`, run on Athena: readers query
 // the published view, which the stand-in resolves and runs.
 
-async fn engine(standin: &StandIn) -> Arc<AthenaEngine> {
+pub(crate) async fn engine(standin: &StandIn) -> Arc<AthenaEngine> {
     let aws = standin.clients();
     provision(&aws, false).await;
     let config = QueryConfig {

@@ -7,6 +7,7 @@ mod bronze;
 mod callback;
 mod cli;
 mod common;
+mod conformance;
 mod docs;
 mod functions;
 mod golden;
