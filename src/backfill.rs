@@ -319,7 +319,7 @@ async fn one(
     let staged =
         match unless_stopped(engine, stop, engine.seal(&template, &replaces), StepStats::default()).await {
             Ok(s) => s,
-            Err(f) => return fail(result, f.error),
+            Err(f) => return fail(result, f.error.to_string()),
         };
     let after = |step: Step| match step {
         Step::Staged => failpoint(project, "backfill-sealed"),
@@ -334,7 +334,7 @@ async fn one(
             result.outcome = outcome;
             return result;
         }
-        Err(f) => return fail(result, f.error),
+        Err(f) => return fail(result, f.error.to_string()),
     }
     result.stats.rows = staged.stats.rows;
     finished(result).await

@@ -137,7 +137,11 @@ async fn check_model(
     }
     let plan = match ctx.state().create_logical_plan(&sql).await {
         Ok(p) => p,
-        Err(e) => return (vec![diag(locate(model, &sql, &e.to_string()), sql_error(&e.to_string()))], None),
+        Err(e) => {
+            let e = crate::local::statement_error(&e);
+            let line = locate(model, &sql, e.position.map(|p| p.line), e.unresolved.as_deref());
+            return (vec![diag(line, sql_error(&e.message))], None);
+        }
     };
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     let mut diags = Vec::new();

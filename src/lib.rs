@@ -3,6 +3,7 @@
 
 pub mod athena;
 pub mod backend;
+pub mod backends;
 pub mod backfill;
 pub mod callback;
 pub mod check;

@@ -290,19 +290,29 @@ impl ModelRun {
     }
 }
 
-/// A SQL error of the model's statement, at the line of its file it points to.
-pub fn located(project: &Project, id: &ModelId, job: &Job, error: String) -> String {
-    let JobKind::Select { sql, .. } = &job.kind else { return error };
-    if error == STOPPED
-        || !(error.contains("Line: ")
-            || error.contains("No field named")
-            || error.contains("Invalid function"))
-    {
-        return error;
+/// An error of the model's statement, at the line of its file the engine points to (its
+/// position, or where the name it could not resolve is written); any other error as it is.
+pub fn located(project: &Project, id: &ModelId, job: &Job, error: &EngineError) -> String {
+    let (JobKind::Select { sql, .. }, EngineError::Statement(e)) = (&job.kind, error) else {
+        return error.to_string();
+    };
+    // The position's line in the model's SQL: in a statement around it (a CTAS), counted
+    // from where the SQL starts in it.
+    let lead = sql[..sql.len() - sql.trim_start().len()].matches('\n').count();
+    let line = e.position.and_then(|p| match &e.statement {
+        None => Some(p.line),
+        Some(st) => st
+            .find(sql.trim())
+            .map(|at| st[..at].matches('\n').count())
+            .and_then(|before| (p.line + lead).checked_sub(before))
+            .filter(|l| *l > lead),
+    });
+    if line.is_none() && e.unresolved.is_none() {
+        return error.to_string();
     }
     let model = &project.models[id];
-    let line = crate::project::locate(model, sql, &error);
-    format!("{}:{line}: {}", model.path.display(), crate::project::sql_error(&error))
+    let line = crate::project::locate(model, sql, line, e.unresolved.as_deref());
+    format!("{}:{line}: {}", model.path.display(), crate::project::sql_error(&e.message))
 }
 
 /// Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process at that step
@@ -366,7 +376,7 @@ async fn run_one(
     failpoint(project, "before-stage", Some(id));
     let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())
         .await
-        .map_err(|f| (located(project, id, &job, f.error), f.stats))?;
+        .map_err(|f| (located(project, id, &job, &f.error), f.stats))?;
     let after = |step: Step| {
         let name = match step {
             Step::Staged => "after-stage",
@@ -381,5 +391,5 @@ async fn run_one(
     // the publish is in flight, for a signal to arrive then.
     crate::materialize::complete(&completion, &staged, pause_point(project, "during-publish", id))
         .await
-        .map_err(|f| (f.error, f.stats))
+        .map_err(|f| (f.error.to_string(), f.stats))
 }

@@ -151,6 +151,40 @@ pub fn classify(execution: &QueryExecution) -> Failure {
     Failure::Permanent(detail)
 }
 
+/// The fields of a failed query's `AthenaError`: its category and type, and from its
+/// message the error's name and position. Trino's messages start with the error code's
+/// name (`HIVE_TOO_MANY_OPEN_PARTITIONS: ...`, `COLUMN_NOT_FOUND: line 3:8: ...`) and give a
+/// position as `line L:C: ` (Trino's `ErrorCodeSupplier` names, and the `line %s:%s: `
+/// prefix of `ParsingException` / `SemanticException` messages).
+pub fn statement_error(execution: &QueryExecution) -> crate::engine::StatementError {
+    let error = execution.status().and_then(|s| s.athena_error());
+    let message = error.and_then(|e| e.error_message()).unwrap_or_default();
+    let code = message
+        .split_once(':')
+        .map(|(name, _)| name.trim())
+        .filter(|n| {
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_string);
+    let position = message.match_indices("line ").find_map(|(at, _)| {
+        if message[..at].chars().next_back().is_some_and(char::is_alphanumeric) {
+            return None; // "pipeline 3:4"
+        }
+        let (line, rest) = message[at + 5..].split_once(':')?;
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some(crate::engine::SqlPosition { line: line.parse().ok()?, column: column.parse().ok()? })
+    });
+    crate::engine::StatementError {
+        message: message.to_string(),
+        position,
+        statement: None,
+        unresolved: None,
+        code,
+        category: error.and_then(|e| e.error_category()),
+        error_type: error.and_then(|e| e.error_type()),
+    }
+}
+
 /// An AWS error as one line: its code and message.
 pub fn api_message<E, R>(e: &SdkError<E, R>) -> String
 where
@@ -270,12 +304,15 @@ impl Statements {
                 _ => classify(&execution),
             };
             let context = |what: &str, detail: &str| {
-                EngineError::Query(format!(
+                let mut e = statement_error(&execution);
+                e.statement = Some(st.sql.to_string());
+                e.message = format!(
                     "{}: Athena query {id} {what}: {detail}\n-- statement {}:\n{}",
                     st.model,
                     st.index + 1,
                     st.sql
-                ))
+                );
+                EngineError::from(e)
             };
             match failure {
                 Failure::Transient(detail) if attempt + 1 < cfg.max_attempts => {

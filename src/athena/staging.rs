@@ -94,7 +94,9 @@ impl AthenaEngine {
         self.check_workgroup().await?;
         let chunked = sql::needs_chunks(job);
         match self.try_write(job, target, clean, chunked).await {
-            Err(EngineError::Query(e)) if !chunked && e.contains("TOO_MANY_OPEN_PARTITIONS") => {
+            Err(EngineError::Statement(e))
+                if !chunked && e.code.as_deref() == Some("HIVE_TOO_MANY_OPEN_PARTITIONS") =>
+            {
                 tracing::info!(model = %job.model, "more than {} partitions: writing the result once, then the table in chunks", sql::MAX_PARTITIONS_PER_STATEMENT);
                 self.glue.delete_table(&job.database, &target.table).await?;
                 self.delete_version_objects(job, clean).await?;

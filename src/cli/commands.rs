@@ -313,12 +313,7 @@ async fn test(ctx: &Ctx<'_>, selectors: &[String], engine: Option<EngineArg>) ->
             let mut env = ctx.env.clone();
             env.insert("STRATA_ENGINE".into(), "athena".into());
             let athena_project = load(ctx.dir, &env)?;
-            let engine = crate::athena::AthenaEngine::open(&athena_project.settings).await?;
-            for t in &tests {
-                results.push(
-                    crate::modeltest::athena::run(&athena_project, &project, &schemas, &engine, t).await,
-                );
-            }
+            results = crate::modeltest::athena::run_all(&athena_project, &project, &schemas, &tests).await?;
         }
         _ => {
             for t in &tests {
@@ -352,8 +347,8 @@ async fn docs(ctx: &Ctx<'_>, out: Option<std::path::PathBuf>, publish: Option<St
                 }
             }
         };
-        let clients = crate::athena::Clients::from_chain(&project.settings).await;
-        let n = crate::docs::publish(&clients.s3, &out, &files, &target).await.map_err(Error::Infra)?;
+        let n =
+            crate::docs::publish_to(&project.settings, &out, &files, &target).await.map_err(Error::Infra)?;
         println!("published {n} files to {target}");
     }
     Ok(EXIT_OK)
@@ -562,7 +557,6 @@ pub fn render_statements(
 ) -> Result<String, String> {
     let model = &project.models[id];
     let window = runner::window_for(project, id, opts);
-    let body = project.render(id, project.settings.engine, window).map_err(|d| d.to_string())?;
     let version = runner::new_id("v", now);
     let mut out = format!(
         "-- {id} ({}) window [{}, {}) engine {}\n",
@@ -571,19 +565,11 @@ pub fn render_statements(
         crate::window::fmt_ts(window.end),
         project.settings.engine.as_str()
     );
-    match project.settings.engine {
-        EngineKind::Athena => {
-            let job = runner::job_for(project, id, window, &runner::new_id("r", now), &version, now)
-                .map_err(|e| e.to_string())?;
-            for s in crate::athena::sql::statements(&job, &project.settings.storage)? {
-                out.push_str(&s);
-                out.push_str(";\n");
-            }
-        }
-        EngineKind::Local => {
-            out.push_str(body.trim());
-            out.push('\n');
-        }
+    let job = runner::job_for(project, id, window, &runner::new_id("r", now), &version, now)
+        .map_err(|e| e.to_string())?;
+    for s in crate::backends::statements(project, &job)? {
+        out.push_str(&s);
+        out.push_str(if project.settings.engine == EngineKind::Athena { ";\n" } else { "\n" });
     }
     Ok(out)
 }

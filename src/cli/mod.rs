@@ -79,9 +79,11 @@ impl From<EngineError> for Error {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Aws(_) | EngineError::Io(_) | EngineError::Catalog(_) => Self::Infra(e.to_string()),
-            EngineError::Query(_) | EngineError::Audit { .. } | EngineError::Conflict(_) => {
-                Self::Failed(e.into())
-            }
+            EngineError::Query(_)
+            | EngineError::Statement(_)
+            | EngineError::Audit { .. }
+            | EngineError::Conflict(_)
+            | EngineError::Stopped => Self::Failed(e.into()),
             EngineError::NotReadOnly(_) => Self::Usage(e.into()),
         }
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::Error;
 use crate::backend::Backend;
 use crate::clock::{Clock, parse_instant};
-use crate::config::{EngineKind, Settings};
+use crate::config::Settings;
 use crate::ids::ModelId;
 use crate::local::LocalEngine;
 use crate::project::{Project, select};
@@ -90,11 +90,7 @@ pub fn load_local_by_default(project_dir: &Path, env: &HashMap<String, String>) 
 
 /// The embedded engine, its queries on the executor runtime when there is one.
 pub fn local_engine(project: &Project) -> Result<LocalEngine, Error> {
-    local_engine_for(project, Access::Write)
-}
-
-fn local_engine_for(project: &Project, access: Access) -> Result<LocalEngine, Error> {
-    let engine = LocalEngine::open(&project.settings, access)?;
+    let engine = LocalEngine::open(&project.settings, Access::Write)?;
     Ok(match EXECUTOR.get() {
         Some(exec) => engine.with_executor(exec.clone()),
         None => engine,
@@ -110,10 +106,7 @@ pub async fn backend(project: &Project) -> Result<Box<dyn Backend>, Error> {
 /// The same, for a command that only reads (status, query, runs, docs) or reads before it
 /// writes (gc): on the local engine nothing is written to open it (see [`Access::Read`]).
 pub async fn backend_for(project: &Project, access: Access) -> Result<Box<dyn Backend>, Error> {
-    Ok(match project.settings.engine {
-        EngineKind::Local => Box::new(local_engine_for(project, access)?),
-        EngineKind::Athena => Box::new(crate::athena::AthenaEngine::open(&project.settings).await?),
-    })
+    Ok(crate::backends::open(project, access, EXECUTOR.get().cloned()).await?)
 }
 
 /// The models dbt-style selectors name, in DAG order.

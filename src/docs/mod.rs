@@ -213,6 +213,18 @@ pub async fn gather(
     })
 }
 
+/// Uploads the site written under `dir` to `target` (`s3://bucket/prefix/`) with an S3
+/// client from the standard chain and the project's AWS settings.
+pub async fn publish_to(
+    settings: &crate::config::Settings,
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    target: &str,
+) -> Result<usize, String> {
+    let clients = crate::athena::Clients::from_chain(settings).await;
+    publish(&clients.s3, dir, files, target).await
+}
+
 /// Uploads the site written under `dir` to `s3://bucket/prefix/`, each file with its
 /// content type, `index.html` last (so the entry page never links to pages not there yet).
 pub async fn publish(

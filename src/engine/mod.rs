@@ -232,11 +232,58 @@ impl From<QueryResult> for QueryStream {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Where in a statement an engine points: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlPosition {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A statement an engine could not run, with what the engine said of it as fields (each
+/// backend fills them from its own errors, once, where they arise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StatementError {
+    /// The whole message as a user reads it.
+    pub message: String,
+    /// Where in the statement the engine points, when it does.
+    pub position: Option<SqlPosition>,
+    /// The statement as the engine received it, when it is not the model's SQL itself (a
+    /// CTAS around it on Athena): `position` is in it.
+    pub statement: Option<String>,
+    /// The column, table or function the engine could not resolve, when it names one.
+    pub unresolved: Option<String>,
+    /// The engine's name of the error (Trino's error code on Athena:
+    /// `HIVE_TOO_MANY_OPEN_PARTITIONS`, `COLUMN_NOT_FOUND`).
+    pub code: Option<String>,
+    /// Athena's `AthenaError`: `ErrorCategory` (1 system, 2 user, 3 other) and `ErrorType`.
+    pub category: Option<i32>,
+    pub error_type: Option<i32>,
+}
+
+impl StatementError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), ..Self::default() }
+    }
+}
+
+impl From<StatementError> for EngineError {
+    fn from(e: StatementError) -> Self {
+        Self::Statement(Box::new(e))
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     /// The SQL or the data is wrong: retrying will not help.
     #[error("{0}")]
     Query(String),
+    /// A statement the engine refused or failed, with the engine's fields.
+    #[error("{0}")]
+    Statement(Box<StatementError>),
+    /// The run's stop signal was raised before it published (see `materialize::Stop`).
+    #[error("stopped before publishing")]
+    Stopped,
     #[error("audit {audit} failed: {detail}")]
     Audit { audit: String, detail: String },
     /// The local catalog failed (its SQLite file).

@@ -83,7 +83,40 @@ fn writable(root: &Path) -> Result<(), EngineError> {
 }
 
 fn query_err(e: DataFusionError) -> EngineError {
-    EngineError::Query(e.to_string())
+    statement_error(&e).into()
+}
+
+/// A DataFusion error as a statement error with its fields: the position of a parser
+/// error (sqlparser's `ParserError` holds only a message, ending in ` at Line: L, Column:
+/// C` when it has one: `Location`'s `Display` in sqlparser's `tokenizer.rs`), and the
+/// column, table or function planning could not resolve.
+pub fn statement_error(e: &DataFusionError) -> crate::engine::StatementError {
+    use datafusion::common::SchemaError;
+    let mut out = crate::engine::StatementError::new(e.to_string());
+    match e.find_root() {
+        DataFusionError::SQL(p, _) => {
+            let text = p.to_string();
+            out.position = text.rsplit_once(" at Line: ").and_then(|(_, at)| {
+                let (line, column) = at.split_once(", Column: ")?;
+                let digits =
+                    |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok();
+                Some(crate::engine::SqlPosition { line: digits(line)?, column: digits(column)? })
+            });
+        }
+        DataFusionError::SchemaError(s, _) => {
+            if let SchemaError::FieldNotFound { field, .. } = s.as_ref() {
+                out.unresolved = Some(field.name().to_string());
+            }
+        }
+        DataFusionError::Plan(m) => {
+            out.unresolved = ["Invalid function '", "table '", "column '"]
+                .iter()
+                .find_map(|marker| m.split_once(marker))
+                .and_then(|(_, rest)| rest.split_once('\'').map(|(name, _)| name.to_string()));
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Resolves tables of one database to their published versions, at planning time.

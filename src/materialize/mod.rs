@@ -76,7 +76,7 @@ impl Outcome {
     }
 }
 
-/// What a stop leaves of a model run.
+/// What a stop leaves of a model run (`EngineError::Stopped` says it).
 pub const STOPPED: &str = "stopped before publishing";
 
 /// The stop signal of a run: once raised, no model starts, and a model in flight is
@@ -120,9 +120,9 @@ pub enum Step {
 }
 
 /// How a protocol ended without an outcome: why, and what was spent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Failure {
-    pub error: String,
+    pub error: EngineError,
     pub stats: StepStats,
 }
 
@@ -135,10 +135,10 @@ pub async fn unless_stopped<T>(
     stats: StepStats,
 ) -> Result<T, Failure> {
     tokio::select! {
-        r = work => r.map_err(|e| Failure { error: e.to_string(), stats }),
+        r = work => r.map_err(|error| Failure { error, stats }),
         () = stop.wait() => {
             engine.cancel().await;
-            Err(Failure { error: STOPPED.to_string(), stats })
+            Err(Failure { error: EngineError::Stopped, stats })
         }
     }
 }
@@ -177,14 +177,14 @@ pub async fn complete(
     }
     // The last safe point: once the publish request is sent, it completes.
     if c.stop.raised() {
-        return Err(Failure { error: STOPPED.to_string(), stats });
+        return Err(Failure { error: EngineError::Stopped, stats });
     }
     let published_at = crate::clock::stamp(c.clock.now());
     let (published, ()) = tokio::join!(c.engine.publish(staged, &published_at), during_publish);
     match published {
         Ok(()) => {}
         Err(e @ EngineError::Conflict(_)) => return Ok((Outcome::Conflict(e.to_string()), stats)),
-        Err(e) => return Err(Failure { error: e.to_string(), stats }),
+        Err(error) => return Err(Failure { error, stats }),
     }
     (c.after)(Step::Published);
     Ok((Outcome::Published(staged.job.version.clone()), stats))

@@ -18,7 +18,7 @@ use super::spec::{Input, ModelTest};
 use super::{Scratch, TestResult, Verdict, judge, literal, publish, test_project, write_lines};
 use crate::athena::AthenaEngine;
 use crate::config::EngineKind;
-use crate::engine::{Engine, JobKind};
+use crate::engine::{Engine, EngineError, JobKind};
 use crate::ids::ModelId;
 use crate::local::LocalEngine;
 use crate::project::{Materialization, Project};
@@ -27,6 +27,21 @@ use crate::runner::{RunOptions, job_for, window_for};
 
 /// Runs one test on Athena. `project` is configured for Athena, `local` for the embedded
 /// engine (which reads Bronze lines and knows the output types).
+/// Runs `tests` on Athena (the project's `[athena]` settings), one after the other.
+pub async fn run_all(
+    project: &Project,
+    local: &Project,
+    schemas: &BTreeMap<ModelId, SchemaRef>,
+    tests: &[ModelTest],
+) -> Result<Vec<TestResult>, EngineError> {
+    let engine = AthenaEngine::open(&project.settings).await?;
+    let mut results = Vec::new();
+    for t in tests {
+        results.push(run(project, local, schemas, &engine, t).await);
+    }
+    Ok(results)
+}
+
 pub async fn run(
     project: &Project,
     local: &Project,

@@ -152,7 +152,7 @@ async fn run_local_inner(
     }
     let window = window_for(&p, &test.model, &opts);
     let job = job_for(&p, &test.model, window, "test", &version(2), test.at).map_err(|e| e.to_string())?;
-    publish(&engine, &job).await.map_err(|e| crate::runner::located(&p, &test.model, &job, e.to_string()))?;
+    publish(&engine, &job).await.map_err(|e| crate::runner::located(&p, &test.model, &job, &e))?;
     let relation = p.relation(&test.model);
     let result = engine.query(&format!("SELECT * FROM {relation}")).await.map_err(|e| e.to_string())?;
     let out = Output::from_batches(&result.batches)?;

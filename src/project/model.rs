@@ -136,28 +136,16 @@ pub fn sql_error(text: &str) -> String {
         .replace("\")", "")
 }
 
-/// The line of the model's file an error of its rendered SQL points at: the line of a
-/// parser error's position, or where the column, table or function it names is written.
-pub fn locate(model: &Model, rendered: &str, error: &str) -> usize {
-    let position = error.split("Line: ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next());
-    if let Some(line) = position.and_then(|l| l.parse::<usize>().ok()) {
+/// The line of the model's file an error of its rendered SQL points at: the source line of
+/// the rendered `line` the engine points to, or where the column, table or function it
+/// could not resolve (`unresolved`, possibly qualified) is written; else its SELECT.
+pub fn locate(model: &Model, rendered: &str, line: Option<usize>, unresolved: Option<&str>) -> usize {
+    if let Some(line) = line {
         return source_line(model, rendered, line);
     }
-    for marker in ["No field named ", "Invalid function '", "table '", "column '", "field named "] {
-        if let Some(rest) = error.split(marker).nth(1) {
-            let name: String = rest
-                .trim_start_matches(['"', '\''])
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
-            let name = name.trim_end_matches('.');
-            let last = name.rsplit('.').next().unwrap_or(name);
-            if !last.is_empty()
-                && let Some(line) = line_of(&model.source, last)
-            {
-                return line;
-            }
-        }
+    let last = unresolved.map(|n| n.trim_end_matches('.')).map(|n| n.rsplit('.').next().unwrap_or(n));
+    if let Some(line) = last.filter(|l| !l.is_empty()).and_then(|l| line_of(&model.source, l)) {
+        return line;
     }
     model.line_of("SELECT")
 }

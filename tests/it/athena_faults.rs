@@ -460,3 +460,69 @@ async fn glue_throttling_is_retried_by_the_sdk_and_fails_after_eight_attempts() 
     );
     assert_eq!(always.num_calls(), 8, "the policy's 8 attempts, no more");
 }
+
+/// A FAILED query's `AthenaError` reaches the runner as fields, not as text searched later:
+/// its ErrorCategory and ErrorType (Athena error catalog,
+/// https://docs.aws.amazon.com/athena/latest/ug/error-reference.html: category 1 system,
+/// 2 user, 3 other), the error's name and its position from the message (Trino's
+/// `TrinoException#getMessage` and `ParsingException#getMessage` put the position first as
+/// `line %s:%s: `; Athena prefixes the error code's name, as in
+/// `HIVE_TOO_MANY_OPEN_PARTITIONS: ...`). The position is in the CTAS strata sent, and the
+/// runner reports it at the model file's line.
+#[test]
+fn an_athena_failure_carries_its_fields_and_is_reported_at_the_models_line() {
+    use strata::athena::query::statement_error;
+    let failed = |message: &str| {
+        QueryExecution::builder()
+            .status(
+                QueryExecutionStatus::builder()
+                    .state(QueryExecutionState::Failed)
+                    .athena_error(
+                        AthenaError::builder()
+                            .error_category(2)
+                            .error_type(1006)
+                            .retryable(false)
+                            .error_message(message)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let e = statement_error(&failed(
+        "HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of 100 open writers for partitions/buckets",
+    ));
+    assert_eq!(e.code.as_deref(), Some("HIVE_TOO_MANY_OPEN_PARTITIONS"));
+    assert_eq!((e.category, e.error_type, e.position), (Some(2), Some(1006), None));
+    let e = statement_error(&failed("the pipeline 3:4 stalled: Internal error"));
+    assert_eq!((e.code, e.position), (None, None), "no name, and no position inside a word");
+
+    // A column the model reads that does not exist, at line 28 of its file.
+    let t = crate::common::TestProject::shipped();
+    let mut env = t.env();
+    env.insert("STRATA_ENGINE".into(), "athena".into());
+    let settings = strata::config::Settings::load(t.path(), &env).unwrap();
+    let project = strata::project::Project::load(settings).unwrap();
+    let id = ModelId::parse("silver.fact_payouts").unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2025-11-06T15:00:00Z").unwrap().to_utc();
+    let window = strata::runner::window_for(&project, &id, &strata::runner::RunOptions { at, from: None });
+    let job =
+        strata::runner::job_for(&project, &id, window, "r1", "v20251106T150000000Z-000001", at).unwrap();
+    let ctas = strata::backends::statements(&project, &job).unwrap().remove(0);
+    let line =
+        1 + ctas.lines().position(|l| l.contains("AS failure_reason")).expect("the CTAS holds the model");
+    assert!(line > 1 + ctas.lines().position(|l| l.contains("SELECT DISTINCT")).unwrap());
+    let mut e = statement_error(&failed(&format!(
+        "COLUMN_NOT_FOUND: line {line}:5: Column 'reason' cannot be resolved or requester is not authorized to access requested resources"
+    )));
+    assert_eq!(e.code.as_deref(), Some("COLUMN_NOT_FOUND"));
+    assert_eq!(e.position.map(|p| (p.line, p.column)), Some((line, 5)));
+    e.statement = Some(ctas.clone());
+    let reported = strata::runner::located(&project, &id, &job, &EngineError::from(e));
+    let source = std::fs::read_to_string(t.path().join("sql/silver/fact_payouts.sql")).unwrap();
+    let expected = 1 + source.lines().position(|l| l.contains("AS failure_reason")).unwrap();
+    assert!(
+        reported.starts_with(&format!("sql/silver/fact_payouts.sql:{expected}: COLUMN_NOT_FOUND")),
+        "{reported}"
+    );
+}

@@ -30,7 +30,7 @@ use strata::lifecycle::{self, GcTable, Lifecycle, Published, Recorded, StoredDir
 use strata::materialize::layered::{Base, Current, LayeredStore, Layout};
 use strata::materialize::stage::{self, StagingStore};
 use strata::materialize::store::{StoredPartition, StoredVersion, TableStore, VersionOf};
-use strata::materialize::{Completion, Outcome, STOPPED, Step, Stop};
+use strata::materialize::{Completion, Outcome, Step, Stop};
 
 use crate::athena::StandIn;
 use crate::common::TestProject;
@@ -68,6 +68,13 @@ fn seen(runs: &[(u64, &[u32])], n: u64) -> Seen {
     out
 }
 
+/// Where a subject's Bronze source objects go.
+enum Objects {
+    Memory,
+    Lake(std::path::PathBuf),
+    S3(aws_sdk_s3::Client),
+}
+
 /// A backend under test.
 struct Subject {
     engine: Arc<dyn Engine>,
@@ -75,35 +82,124 @@ struct Subject {
     /// The fake reads its memory; the engines answer a query.
     fake: Option<Arc<Fake>>,
     clock: ManualClock,
+    objects: Objects,
     _keep: Box<dyn std::any::Any + Send>,
 }
+
+/// The Bronze source of the near-real-time scenario: gzip JSON lines under `dt=` prefixes.
+const SOURCE: &str = "conformance_events";
+const SOURCE_RELATION: &str = "\"rastup_bronze\".\"conformance_events\"";
 
 impl Subject {
     fn local() -> Self {
         let t = TestProject::shipped();
         let engine = Arc::new(t.engine(&t.project()));
-        Self::of(engine.clone(), engine, None, Box::new(t))
+        let objects = Objects::Lake(t.lake());
+        Self::of(engine.clone(), engine, None, objects, Box::new(t))
     }
 
     async fn athena() -> Self {
         let standin = StandIn::start();
         let engine = crate::athena::engine(&standin).await;
-        Self::of(engine.clone(), engine, None, Box::new(standin))
+        let objects = Objects::S3(standin.clients().s3);
+        Self::of(engine.clone(), engine, None, objects, Box::new(standin))
     }
 
     fn fake() -> Self {
         let fake = Arc::new(Fake::default());
-        Self::of(fake.clone(), fake.clone(), Some(fake), Box::new(()))
+        Self::of(fake.clone(), fake.clone(), Some(fake), Objects::Memory, Box::new(()))
     }
 
     fn of(
         engine: Arc<dyn Engine>,
         lifecycle: Arc<dyn Lifecycle>,
         fake: Option<Arc<Fake>>,
+        objects: Objects,
         keep: Box<dyn std::any::Any + Send>,
     ) -> Self {
         let clock = ManualClock::at("2025-01-10T00:00:00Z".parse().unwrap());
-        Self { engine, lifecycle, fake, clock, _keep: keep }
+        Self { engine, lifecycle, fake, clock, objects, _keep: keep }
+    }
+
+    /// Publishes the Bronze source table (an external table over `dt=` prefixes, read by
+    /// the OpenX SerDe as Athena reads Firehose's objects).
+    async fn publish_source(&self) {
+        let location = match &self.objects {
+            Objects::Memory => return,
+            Objects::Lake(lake) => format!("file://{}/bronze/{SOURCE}", lake.display()),
+            Objects::S3(_) => format!("s3://rastup-data/bronze/{SOURCE}"),
+        };
+        let days: Vec<String> = (1..10).map(day).collect();
+        let ddl = format!(
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `rastup_bronze`.`{SOURCE}` (\n  `v` bigint,\n  `i` bigint\n)\n\
+             PARTITIONED BY (`dt` string)\n\
+             ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n\
+             LOCATION '{location}/'\n\
+             TBLPROPERTIES (\n  'projection.enabled' = 'true',\n  'projection.dt.type' = 'enum',\n  \
+             'projection.dt.values' = '{}',\n  'storage.location.template' = '{location}/dt=${{dt}}'\n)",
+            days.join(",")
+        );
+        let job = Job {
+            model: ModelId::parse(&format!("bronze.{SOURCE}")).unwrap(),
+            database: "rastup_bronze".into(),
+            table: SOURCE.into(),
+            run_id: "r0".into(),
+            version: "v20250101T000000000Z-0000ff".into(),
+            now: "2025-01-01T00:00:00.000Z".into(),
+            window_end: "2025-01-01T00:00:00.000Z".into(),
+            kind: JobKind::External { ddl },
+            audits: Vec::new(),
+            arrived: None,
+        };
+        let staged = self.engine.stage(&job).await.unwrap();
+        self.engine.publish(&staged, "2025-01-01T00:00:00.000Z").await.unwrap();
+    }
+
+    /// Lands (or, to probe what a run reads, overwrites) source object `name` of `day(d)`.
+    async fn land(&self, name: &str, d: u32, rows: &[Row]) {
+        let key = format!("bronze/{SOURCE}/dt={}/{name}.json.gz", day(d));
+        let lines: Vec<String> = rows.iter().map(|(v, i, _)| format!(r#"{{"v":{v},"i":{i}}}"#)).collect();
+        match &self.objects {
+            Objects::Memory => {
+                let fake = self.fake.as_ref().expect("the fake");
+                fake.0.lock().unwrap().sources.insert(key, (day(d), rows.to_vec()));
+            }
+            Objects::Lake(lake) => crate::common::write_gz(&lake.join(&key), &lines),
+            Objects::S3(s3) => {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("o.json.gz");
+                crate::common::write_gz(&file, &lines);
+                let body = std::fs::read(&file).unwrap();
+                s3.put_object().bucket("rastup-data").key(&key).body(body.into()).send().await.unwrap();
+            }
+        }
+    }
+
+    /// A near-real-time run `k` of `days`: the SELECT over the source, which it reads by
+    /// arrival.
+    async fn tick(&self, k: u64, days: &[u32]) -> Outcome {
+        let mut job = self.job(k, &[], Some(window(days)));
+        let names: Vec<String> = days.iter().map(|d| day(*d)).collect();
+        let sql = match &self.fake {
+            Some(_) => format!("{FAKE_SQL}{}", serde_json::json!({ "source": names })),
+            None => {
+                let list: Vec<String> = names.iter().map(|d| format!("'{d}'")).collect();
+                format!(
+                    "SELECT CAST(v AS BIGINT) AS v, CAST(i AS BIGINT) AS i, dt FROM {SOURCE_RELATION} WHERE dt IN ({})",
+                    list.join(", ")
+                )
+            }
+        };
+        if let JobKind::Select { sql: s, .. } = &mut job.kind {
+            *s = sql;
+        }
+        job.arrived = Some(ArrivedSource {
+            database: "rastup_bronze".into(),
+            table: SOURCE.into(),
+            relation: SOURCE_RELATION.into(),
+        });
+        let staged = self.engine.stage(&job).await.unwrap();
+        self.complete(&staged, false, &Stop::never()).await.unwrap().0
     }
 
     /// A SELECT returning `rows`: a VALUES list on the engines, the rows themselves for the
@@ -170,8 +266,8 @@ impl Subject {
         replaces: Option<Partitions>,
         allow_empty_window: bool,
         stop: &Stop,
-    ) -> Result<(Outcome, Vec<Step>), String> {
-        let staged = self.engine.stage(&self.job(k, rows, replaces)).await.map_err(|e| e.to_string())?;
+    ) -> Result<(Outcome, Vec<Step>), EngineError> {
+        let staged = self.engine.stage(&self.job(k, rows, replaces)).await?;
         self.complete(&staged, allow_empty_window, stop).await
     }
 
@@ -180,7 +276,7 @@ impl Subject {
         staged: &Staged,
         allow_empty_window: bool,
         stop: &Stop,
-    ) -> Result<(Outcome, Vec<Step>), String> {
+    ) -> Result<(Outcome, Vec<Step>), EngineError> {
         let steps = Mutex::new(Vec::new());
         let after = |s: Step| steps.lock().unwrap().push(s);
         let c = Completion {
@@ -275,7 +371,8 @@ async fn a_lost_swap_or_a_stop_changes_nothing(s: &Subject) {
     let (raise, stop) = Stop::new();
     let c = s.engine.stage(&s.job(4, &rows(4, &[2], n), Some(window(&[2])))).await.unwrap();
     raise.send(true).unwrap();
-    assert_eq!(s.complete(&c, false, &stop).await, Err(STOPPED.to_string()));
+    let stopped = s.complete(&c, false, &stop).await;
+    assert!(matches!(stopped, Err(EngineError::Stopped)), "{stopped:?}");
     assert_eq!(s.read().await, seen(&[(2, &[1, 2])], n), "a stopped run publishes nothing");
     assert!(!s.engine.was_published(&c.job).await.unwrap());
 }
@@ -402,6 +499,38 @@ async fn rollback_and_gc_keep_what_readers_read(s: &Subject) {
     assert_eq!(s.read().await, expected);
 }
 
+/// A near-real-time run reads only the source objects that arrived since the published
+/// version and keeps that version's rows of its window; when its window starts before the
+/// published one's (another base generation) it reads its whole window. What it read is
+/// probed by overwriting an object already read: a run that reads by arrival does not see
+/// the change, one that reads its window does.
+async fn a_near_real_time_run_reads_what_arrived_and_keeps_what_it_read(s: &Subject) {
+    s.publish_source().await;
+    s.land("a", 1, &rows(1, &[1], 2)).await;
+    s.land("b", 2, &rows(1, &[2], 2)).await;
+    assert!(matches!(s.tick(1, &[1, 2]).await, Outcome::Published(_)));
+    assert_eq!(s.read().await, seen(&[(1, &[1, 2])], 2));
+    // c arrives in day 2; a is overwritten (a probe: already read, so not read again).
+    s.land("c", 2, &rows(2, &[2], 3)).await;
+    s.land("a", 1, &rows(7, &[1], 4)).await;
+    assert!(matches!(s.tick(2, &[1, 2]).await, Outcome::Published(_)));
+    let mut expected = seen(&[(1, &[1])], 2);
+    expected.insert(day(2), (5, 2 + 2 * 3));
+    assert_eq!(s.read().await, expected, "day 2 gained c's rows; day 1 kept what was read");
+    // The window moves on: d arrives in day 3; day 2 keeps its rows, day 1 leaves.
+    s.land("d", 3, &rows(3, &[3], 1)).await;
+    assert!(matches!(s.tick(3, &[2, 3]).await, Outcome::Published(_)));
+    expected.insert(day(3), (1, 3));
+    assert_eq!(s.read().await, expected);
+    // Nothing arrived: the same rows.
+    assert!(matches!(s.tick(4, &[2, 3]).await, Outcome::Published(_)));
+    assert_eq!(s.read().await, expected);
+    // A past window (before the published one's): its whole window, as it is now.
+    assert!(matches!(s.tick(5, &[1]).await, Outcome::Published(_)));
+    expected.insert(day(1), (4, 7 * 4));
+    assert_eq!(s.read().await, expected, "day 1 read again, whole");
+}
+
 /// The run checks (`engine::checks`) hold on every backend: an incremental result outside
 /// its window, or with other columns than the published ones, is refused before anything
 /// is published.
@@ -444,6 +573,7 @@ conformance!(
     a_backfill_seals_its_windows_into_one_version,
     rollback_and_gc_keep_what_readers_read,
     the_run_checks_refuse_what_may_not_be_published,
+    a_near_real_time_run_reads_what_arrived_and_keeps_what_it_read,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -479,6 +609,8 @@ struct Memory {
     /// Rows by version directory, then partition (a backfill's windows under `<v>/_parts`).
     files: BTreeMap<String, BTreeMap<String, Vec<Row>>>,
     recorded_objects: BTreeMap<String, Vec<String>>,
+    /// Source objects: their day and rows.
+    sources: BTreeMap<String, (String, Vec<Row>)>,
 }
 
 #[derive(Default)]
@@ -490,14 +622,27 @@ fn columns() -> Vec<(String, String)> {
     COLUMNS.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()
 }
 
-fn fake_rows(job: &Job) -> Result<Vec<Row>, EngineError> {
+/// What the fake's "SQL" returns: its rows, or the rows of the source objects of some days
+/// (limited to `only`).
+fn fake_rows(job: &Job, m: &Memory, only: Option<&[String]>) -> Result<Vec<Row>, EngineError> {
     let JobKind::Select { sql, .. } = &job.kind else {
         return Err(EngineError::Query("not a SELECT".into()));
     };
     let json = sql
         .strip_prefix(FAKE_SQL)
         .ok_or_else(|| EngineError::Query(format!("the fake runs no SQL: {sql}")))?;
-    serde_json::from_str(json).map_err(|e| EngineError::Query(e.to_string()))
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| EngineError::Query(e.to_string()))?;
+    let Some(days) = value.get("source") else {
+        return serde_json::from_value(value).map_err(|e| EngineError::Query(e.to_string()));
+    };
+    let days: Vec<String> =
+        serde_json::from_value(days.clone()).map_err(|e| EngineError::Query(e.to_string()))?;
+    Ok(m.sources
+        .iter()
+        .filter(|(o, (d, _))| days.contains(d) && only.is_none_or(|only| only.contains(o)))
+        .flat_map(|(_, (d, rows))| rows.iter().map(|(v, i, _)| (*v, *i, d.clone())))
+        .collect())
 }
 
 impl Memory {
@@ -678,9 +823,11 @@ impl StagingStore for Fake {
         &self,
         _: &Job,
         _: &ArrivedSource,
-        _: &Partitions,
+        window: &Partitions,
     ) -> Result<Option<Vec<String>>, EngineError> {
-        Ok(None)
+        let m = self.0.lock().unwrap();
+        let inside = |d: &String| window.contains(std::slice::from_ref(d));
+        Ok(Some(m.sources.iter().filter(|(_, (d, _))| inside(d)).map(|(o, _)| o.clone()).collect()))
     }
 
     async fn recorded_objects(
@@ -695,11 +842,12 @@ impl StagingStore for Fake {
     async fn write_select(
         &self,
         job: &Job,
-        _: Option<&[String]>,
+        only: Option<&[String]>,
     ) -> Result<(VersionOf<Self>, StepStats), EngineError> {
-        let rows = fake_rows(job)?;
+        let mut m = self.0.lock().unwrap();
+        let rows = fake_rows(job, &m, only)?;
         let stats = StepStats { rows: rows.len() as u64, ..StepStats::default() };
-        let partitions = self.0.lock().unwrap().write(&job.version, rows);
+        let partitions = m.write(&job.version, rows);
         Ok((StoredVersion { definition: (), columns: columns(), partitions }, stats))
     }
 
@@ -753,7 +901,7 @@ impl Engine for Fake {
     /// Writes the window's rows under `<version>/_parts`, replacing its kept partitions.
     async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
         let select = checks::backfill_select(job)?;
-        let rows = fake_rows(job)?;
+        let rows = fake_rows(job, &self.0.lock().unwrap(), None)?;
         checks::within_window(
             select.partition_by,
             select.window,
