@@ -26,6 +26,8 @@ pub struct BackfillSpec {
     pub parallel: usize,
     /// Forget the progress of an interrupted attempt and start over.
     pub restart: bool,
+    /// Publish even when partitions that held data would be emptied (`--allow-empty-window`).
+    pub allow_empty_window: bool,
 }
 
 /// The windows a model's backfill computes: one per grain unit in `[from, to)`; a model
@@ -47,7 +49,7 @@ pub fn windows(project: &Project, id: &ModelId, spec: &BackfillSpec) -> Vec<Wind
                 grain: c.grain,
             })
             .collect(),
-        _ => vec![crate::runner::window_for(project, id, &RunOptions { at: spec.to, from: None })],
+        _ => vec![crate::runner::window_for(project, id, &RunOptions::new(spec.to, None))],
     }
 }
 
@@ -229,7 +231,8 @@ async fn one(
 
     let incremental = project.models[id].config.materialized == Materialization::Incremental;
     if !incremental {
-        let opts = RunOptions { at: spec.to, from: None };
+        let opts =
+            RunOptions { allow_empty_window: spec.allow_empty_window, ..RunOptions::new(spec.to, None) };
         let runs = crate::runner::run(project, engine, clock, std::slice::from_ref(id), &opts).await;
         progress.finish(id);
         let r = runs.into_iter().next().expect("one model ran");
@@ -326,8 +329,8 @@ async fn one(
         Step::Audited => {}
         Step::Published => failpoint(project, "backfill-published"),
     };
-    let allow_empty_window = project.settings.allow_empty_window;
-    let completion = Completion { engine, stop, allow_empty_window, clock, after: &after };
+    let completion =
+        Completion { engine, stop, allow_empty_window: spec.allow_empty_window, clock, after: &after };
     match crate::materialize::complete(&completion, &staged, async {}).await {
         Ok((Outcome::Published(_), _)) => {}
         Ok((outcome, _)) => {

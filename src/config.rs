@@ -168,9 +168,6 @@ pub struct Settings {
     pub retention: Retention,
     /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
     pub failpoint: Option<String>,
-    /// Publish a window that replaces partitions holding data with nothing (`run` and
-    /// `backfill --allow-empty-window`; never from the file or a scheduled tick).
-    pub allow_empty_window: bool,
     /// Read whole windows even for `reads='arrived'` models (`strata run --from`: a range is
     /// recomputed from all its objects).
     pub read_whole_windows: bool,
@@ -356,7 +353,6 @@ impl Settings {
                 }
             },
             failpoint: env.get("STRATA_FAILPOINT").cloned(),
-            allow_empty_window: false,
             read_whole_windows: false,
             aws_endpoint_url: env.get("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()).cloned(),
         })

@@ -15,13 +15,22 @@ use crate::window::{Grain, Window, fmt_ts};
 use crate::materialize::{Completion, Step, unless_stopped};
 pub use crate::materialize::{Outcome, STOPPED, Stop};
 
-/// When a run happens and, for a backfill, from when.
+/// When a run happens and, for a backfill, from when; and what the invocation allows.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     /// The logical time the run is for (windows end here).
     pub at: DateTime<Utc>,
     /// Incremental models recompute every partition from here to `at`.
     pub from: Option<DateTime<Utc>>,
+    /// Publish a window that replaces partitions holding data with nothing (`run
+    /// --allow-empty-window`; never from the file or a scheduled tick).
+    pub allow_empty_window: bool,
+}
+
+impl RunOptions {
+    pub fn new(at: DateTime<Utc>, from: Option<DateTime<Utc>>) -> Self {
+        Self { at, from, allow_empty_window: false }
+    }
 }
 
 /// One model's run.
@@ -217,7 +226,7 @@ pub async fn run_planned(
                         Ok(()) => {
                             let span = tracing::info_span!("model", model = %p.id, run_id = %run_id);
                             let work = tracing::Instrument::instrument(
-                                run_one(project, engine, clock, &p.id, window, &run_id, stop),
+                                run_one(project, engine, clock, p, window, &run_id, stop),
                                 span,
                             );
                             let (o, s) = match work.await {
@@ -352,11 +361,12 @@ async fn run_one(
     project: &Project,
     engine: &dyn Engine,
     clock: &dyn Clock,
-    id: &ModelId,
+    planned: &Planned,
     window: Window,
     run_id: &str,
     stop: &Stop,
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
+    let (id, allow_empty_window) = (&planned.id, planned.opts.allow_empty_window);
     let computes = project.models[id].config.materialized != Materialization::External;
     if computes && window.units().is_empty() {
         // A window of no unit (lookback 0 at a unit's boundary: the command line refuses an
@@ -385,7 +395,6 @@ async fn run_one(
         };
         failpoint(project, name, Some(id));
     };
-    let allow_empty_window = project.settings.allow_empty_window;
     let completion = Completion { engine, stop, allow_empty_window, clock, after: &after };
     // Test hook: `during-publish:<model>=pause` holds the outcome for a few seconds while
     // the publish is in flight, for a signal to arrive then.

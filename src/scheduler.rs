@@ -58,7 +58,7 @@ pub async fn plan_tick(
                 if firings > 1 {
                     tracing::info!(model = %id, firings, "catching up missed firings in one run");
                 }
-                plan.due.push(Planned { id: id.clone(), opts: RunOptions { at, from } });
+                plan.due.push(Planned { id: id.clone(), opts: RunOptions::new(at, from) });
             }
             Decision::NotDue { next } => plan
                 .not_due

@@ -220,7 +220,7 @@ async fn silver(project: &Path, from: &str, to: &str, chunk_hours: i64) -> serde
     let (from, to) = (parse_ts(from), parse_ts(to));
     let clock = SystemClock;
     let bronze =
-        runner::run(&project, &engine, &clock, &[id("bronze.events")], &RunOptions { at: to, from: None })
+        runner::run(&project, &engine, &clock, &[id("bronze.events")], &RunOptions::new(to, None))
             .await;
     check(&bronze);
     let models = [id("silver.fact_payouts"), id("silver.fact_search_impressions")];
@@ -230,7 +230,7 @@ async fn silver(project: &Path, from: &str, to: &str, chunk_hours: i64) -> serde
     while start < to {
         let end = if chunk_hours > 0 { (start + chrono::Duration::hours(chunk_hours)).min(to) } else { to };
         let runs =
-            runner::run(&project, &engine, &clock, &models, &RunOptions { at: end, from: Some(start) }).await;
+            runner::run(&project, &engine, &clock, &models, &RunOptions::new(end, Some(start))).await;
         check(&runs);
         for r in runs {
             let e = per.entry(r.model.to_string()).or_default();
@@ -430,7 +430,7 @@ async fn nrt(
         &engine,
         &clock,
         &warm,
-        &RunOptions { at: start, from: Some(start - chrono::Duration::hours(25)) },
+        &RunOptions::new(start, Some(start - chrono::Duration::hours(25))),
     )
     .await;
     check(&runs);
@@ -548,7 +548,7 @@ fn plan(dir: &Path, n: usize, repeat: usize) -> serde_json::Value {
         let project = Project::load(settings).unwrap_or_else(|e| panic!("project:\n{e}"));
         let t1 = Instant::now();
         for m in &project.dag.order {
-            let w = runner::window_for(&project, m, &RunOptions { at: now, from: None });
+            let w = runner::window_for(&project, m, &RunOptions::new(now, None));
             project.render(m, project.settings.engine, w).expect("render");
         }
         let t2 = Instant::now();
@@ -633,7 +633,7 @@ async fn dag(dir: &Path, n: usize, cap: usize, min_ms: u64, max_ms: u64, seed: u
     let engine = SimAthena { latency, running: AtomicUsize::new(0), peak: AtomicUsize::new(0) };
     let at = parse_ts("2026-11-20T12:15:00Z");
     let plan: Vec<Planned> =
-        models.iter().map(|m| Planned { id: m.clone(), opts: RunOptions { at, from: None } }).collect();
+        models.iter().map(|m| Planned { id: m.clone(), opts: RunOptions::new(at, None) }).collect();
     let clock = Arc::new(SystemClock);
     let t = Instant::now();
     let runs =

@@ -122,7 +122,7 @@ async fn demo(
         .map_err(|e| Error::Infra(format!("{e:#}")))?;
     print::demo_summary(&summary, &engine.root().join("bronze/events"));
     // Recorded like a manual run: the models' run state and run history.
-    let opts = RunOptions { at, from: Some(at - Duration::days(days as i64 + 1)) };
+    let opts = RunOptions::new(at, Some(at - Duration::days(days as i64 + 1)));
     let plan: Vec<runner::Planned> =
         project.dag.order.iter().map(|id| runner::Planned { id: id.clone(), opts }).collect();
     let record = crate::scheduler::RecordSuccess {
@@ -150,14 +150,18 @@ async fn run(
     let from = from.as_deref().map(|f| at_or_now(Some(f), ctx.clock, "--from")).transpose()?;
     super::resolve::range(from, at)?;
     let mut project = load(ctx.dir, ctx.env)?;
-    project.settings.allow_empty_window = allow_empty_window;
     // A range is recomputed from all its objects, near-real-time models included.
     project.settings.read_whole_windows = from.is_some();
     let models = selected(&project, selectors)?;
     let backend = backend(&project).await?;
     let stop = stop_on_signals();
-    let plan: Vec<runner::Planned> =
-        models.iter().map(|id| runner::Planned { id: id.clone(), opts: RunOptions { at, from } }).collect();
+    let plan: Vec<runner::Planned> = models
+        .iter()
+        .map(|id| runner::Planned {
+            id: id.clone(),
+            opts: RunOptions { allow_empty_window, ..RunOptions::new(at, from) },
+        })
+        .collect();
     let record = crate::scheduler::RecordSuccess {
         project: &project,
         state: backend.run_state(),
@@ -246,8 +250,7 @@ async fn backfill(ctx: &Ctx<'_>, selectors: &[String], a: BackfillArgs) -> Resul
             crate::clock::stamp(to)
         )));
     }
-    let mut project = load(ctx.dir, ctx.env)?;
-    project.settings.allow_empty_window = a.allow_empty_window;
+    let project = load(ctx.dir, ctx.env)?;
     let mut models = selected(&project, selectors)?;
     if a.downstream {
         let mut all = std::collections::BTreeSet::new();
@@ -257,7 +260,14 @@ async fn backfill(ctx: &Ctx<'_>, selectors: &[String], a: BackfillArgs) -> Resul
         models = project.dag.order.iter().filter(|id| all.contains(*id)).cloned().collect();
     }
     models.retain(|id| project.models[id].config.materialized != crate::project::Materialization::External);
-    let spec = crate::backfill::BackfillSpec { models, from, to, parallel: a.parallel, restart: a.restart };
+    let spec = crate::backfill::BackfillSpec {
+        models,
+        from,
+        to,
+        parallel: a.parallel,
+        restart: a.restart,
+        allow_empty_window: a.allow_empty_window,
+    };
     if a.dry_run {
         print::backfill_windows(&project, &spec);
         return Ok(EXIT_OK);
@@ -296,7 +306,7 @@ fn render(
     }
     let project = load(ctx.dir, &env)?;
     let id = one_model(&project, model, "render")?;
-    let text = render_statements(&project, &id, &RunOptions { at, from }, ctx.clock.now())
+    let text = render_statements(&project, &id, &RunOptions::new(at, from), ctx.clock.now())
         .map_err(|e| Error::usage(anyhow::Error::msg(e)))?;
     print!("{text}");
     Ok(EXIT_OK)

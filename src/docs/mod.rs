@@ -151,7 +151,7 @@ pub async fn gather(
         let m = &project.models[id];
         let c = &m.config;
         let db = project.database(id);
-        let window = window_for(project, id, &RunOptions { at: now, from: None });
+        let window = window_for(project, id, &RunOptions::new(now, None));
         let sql = |engine| {
             project.render(id, engine, window).unwrap_or_else(|d| format!("-- does not render: {d}"))
         };

@@ -90,7 +90,7 @@ async fn run_inner(
         ctes.push(format!("{} AS (\n{body}\n)", cte_name(up)));
         relations.by_id.insert(up.to_string(), cte_name(up));
     }
-    let window = window_for(project, &test.model, &RunOptions { at: test.at, from: test.from });
+    let window = window_for(project, &test.model, &RunOptions::new(test.at, test.from));
     let mut p_settings = project.settings.clone();
     for (k, v) in &test.vars {
         p_settings.vars.insert(k.clone(), v.clone());
@@ -144,7 +144,7 @@ async fn read_lines(local: &Project, test: &ModelTest, up: &ModelId) -> Result<V
     let scratch = Scratch::new().map_err(|e| e.to_string())?;
     let p = test_project(local, test, &scratch.0);
     let engine = LocalEngine::for_settings(&p.settings).map_err(|e| e.to_string())?;
-    let opts = RunOptions { at: test.at, from: test.from };
+    let opts = RunOptions { allow_empty_window: true, ..RunOptions::new(test.at, test.from) };
     let job = job_for(&p, up, window_for(&p, up, &opts), "test", &super::version(1), test.at)
         .map_err(|e| e.to_string())?;
     if let JobKind::External { ddl } = &job.kind {

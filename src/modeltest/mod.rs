@@ -100,7 +100,6 @@ fn test_project(project: &Project, test: &ModelTest, root: &Path) -> Project {
     settings.engine = EngineKind::Local;
     settings.storage = Storage::Local(root.join("lake"));
     settings.state_dir = root.join("state");
-    settings.allow_empty_window = true;
     for (k, v) in &test.vars {
         settings.vars.insert(k.clone(), v.clone());
     }
@@ -129,7 +128,8 @@ async fn run_local_inner(
     let scratch = Scratch::new().map_err(|e| format!("a temporary directory: {e}"))?;
     let p = test_project(project, test, &scratch.0);
     let engine = LocalEngine::for_settings(&p.settings).map_err(|e| e.to_string())?;
-    let opts = RunOptions { at: test.at, from: test.from };
+    // A test's inputs may leave partitions of its window empty: that is what it checks.
+    let opts = RunOptions { allow_empty_window: true, ..RunOptions::new(test.at, test.from) };
     for up in p.dag.upstream(&test.model) {
         let given = test.given.iter().find(|(g, _)| g == up).map(|(_, i)| i);
         let upstream = &p.models[up];

@@ -505,7 +505,7 @@ fn an_athena_failure_carries_its_fields_and_is_reported_at_the_models_line() {
     let project = strata::project::Project::load(settings).unwrap();
     let id = ModelId::parse("silver.fact_payouts").unwrap();
     let at = chrono::DateTime::parse_from_rfc3339("2025-11-06T15:00:00Z").unwrap().to_utc();
-    let window = strata::runner::window_for(&project, &id, &strata::runner::RunOptions { at, from: None });
+    let window = strata::runner::window_for(&project, &id, &strata::runner::RunOptions::new(at, None));
     let job =
         strata::runner::job_for(&project, &id, window, "r1", "v20251106T150000000Z-000001", at).unwrap();
     let ctas = strata::backends::statements(&project, &job).unwrap().remove(0);

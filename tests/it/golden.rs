@@ -17,8 +17,7 @@ async fn run_fixture(t: &TestProject) -> strata::local::LocalEngine {
     let from = Utc.with_ymd_and_hms(2025, 11, 5, 0, 0, 0).unwrap();
     let clock = ManualClock::at(at);
     let runs =
-        runner::run(&project, &engine, &clock, &project.dag.order, &RunOptions { at, from: Some(from) })
-            .await;
+        runner::run(&project, &engine, &clock, &project.dag.order, &RunOptions::new(at, Some(from))).await;
     for r in &runs {
         assert!(matches!(r.outcome, Outcome::Published(_)), "{} did not publish: {:?}", r.model, r.outcome);
     }

@@ -357,19 +357,14 @@ async fn an_incremental_run_replaces_only_its_window_and_readers_see_all_hours_a
             &engine,
             &clock,
             &sel,
-            &strata::runner::RunOptions { at, from: Some(at - chrono::Duration::days(2)) },
+            &strata::runner::RunOptions::new(at, Some(at - chrono::Duration::days(2))),
         )
         .await;
         // A 5-minute refresh at 12:05 recomputes only hours 11 and 12 of 11-06.
         let at = at + chrono::Duration::minutes(5);
-        let runs = strata::runner::run(
-            &project,
-            &engine,
-            &clock,
-            &sel,
-            &strata::runner::RunOptions { at, from: None },
-        )
-        .await;
+        let runs =
+            strata::runner::run(&project, &engine, &clock, &sel, &strata::runner::RunOptions::new(at, None))
+                .await;
         let payouts = runs.iter().find(|r| r.model.name == "fact_payouts").unwrap();
         assert_eq!(payouts.window.hours().len(), 2);
         engine

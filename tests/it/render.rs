@@ -45,8 +45,7 @@ fn athena_statements_are_pinned() {
     let t = TestProject::shipped();
     let project = athena_project(&t);
     for id in &project.dag.order {
-        let text =
-            render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).expect("renders");
+        let text = render_statements(&project, id, &RunOptions::new(at(), None), at()).expect("renders");
         insta::assert_snapshot!(format!("athena__{id}"), stable(&text));
     }
 }
@@ -60,7 +59,7 @@ fn a_run_past_100_partitions_writes_its_result_once_then_the_table_in_chunks() {
     let project = athena_project(&t);
     let id = strata::ids::ModelId::parse("silver.fact_payouts").unwrap();
     let from = at() - chrono::Duration::hours(250);
-    let text = render_statements(&project, &id, &RunOptions { at: at(), from: Some(from) }, at()).unwrap();
+    let text = render_statements(&project, &id, &RunOptions::new(at(), Some(from)), at()).unwrap();
     let statements: Vec<&str> = text.split(";\n").filter(|s| !s.trim().is_empty()).collect();
     assert_eq!(statements.len(), 4, "{text}");
     assert!(
@@ -86,7 +85,7 @@ fn every_athena_statement_parses_with_sqlglot() {
     for id in &project.dag.order {
         all.push((
             id.to_string(),
-            render_statements(&project, id, &RunOptions { at: at(), from: None }, at()).unwrap(),
+            render_statements(&project, id, &RunOptions::new(at(), None), at()).unwrap(),
         ));
     }
     sqlglot_parses(&all);

@@ -377,7 +377,7 @@ proptest! {
                 if from.is_some_and(|f| f >= at) {
                     continue; // refused by the command line (an_inverted_range_is_a_usage_error)
                 }
-                let opts = strata::runner::RunOptions { at, from };
+                let opts = strata::runner::RunOptions::new(at, from);
                 let plan: Vec<_> = all.iter().map(|id| strata::runner::Planned { id: id.clone(), opts }).collect();
                 let guard = strata::scheduler::RecordSuccess {
                     project: &project,

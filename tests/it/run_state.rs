@@ -513,7 +513,7 @@ async fn a_publish_that_loses_to_a_run_of_the_same_window_is_superseded_not_fail
     let plan = |at: &str| {
         vec![Planned {
             id: model.clone(),
-            opts: RunOptions { at: strata::clock::parse_instant(at).unwrap(), from: None },
+            opts: RunOptions::new(strata::clock::parse_instant(at).unwrap(), None),
         }]
     };
     let guard = |run_id: &str| strata::scheduler::RecordSuccess {
@@ -525,7 +525,7 @@ async fn a_publish_that_loses_to_a_run_of_the_same_window_is_superseded_not_fail
     };
     // Everything else published first, so both runs read the same Silver.
     let others: Vec<_> = p.dag.order.iter().filter(|m| **m != model).cloned().collect();
-    let opts = RunOptions { at: strata::clock::Clock::now(&clock), from: None };
+    let opts = RunOptions::new(strata::clock::Clock::now(&clock), None);
     let ups = strata::runner::run(&p, &t.engine(&p), &clock, &others, &opts).await;
     assert!(ups.iter().all(|r| r.outcome.is_success()), "{ups:?}");
 
