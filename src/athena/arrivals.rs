@@ -242,7 +242,8 @@ impl StagingStore for AthenaEngine {
             self.glue.put_partitions(&job.database, staged.name(), &after).await?;
             let view = self.glue.table(&job.database, &job.table).await?;
             let reaches = view.as_ref().and_then(|v| param(v, P_WINDOW_END));
-            if let Some(end) = reaches.filter(|e| *e > job.window_end.as_str()) {
+            let window_end = crate::clock::stamp(job.window_end);
+            if let Some(end) = reaches.filter(|e| *e > window_end.as_str()) {
                 let params = [(P_REACHES.to_string(), end.to_string())].into_iter().collect();
                 self.glue.add_parameters(&job.database, staged, params).await?;
             }

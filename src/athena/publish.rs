@@ -139,7 +139,10 @@ impl Engine for AthenaEngine {
             // A past window run again: the data still reaches as far as before.
             (
                 P_WINDOW_END,
-                param(&target, P_REACHES).unwrap_or_default().max(job.window_end.as_str()).to_string(),
+                param(&target, P_REACHES)
+                    .unwrap_or_default()
+                    .max(crate::clock::stamp(job.window_end).as_str())
+                    .to_string(),
             ),
             ("strata_bytes_scanned", staged.stats.bytes_read.to_string()),
             ("strata_statements", staged.stats.statements.to_string()),

@@ -24,10 +24,10 @@ pub struct Job {
     pub run_id: String,
     /// Never reused: names the version's directory and catalog entry.
     pub version: String,
-    /// When the run staged it (RFC 3339, from the run's clock).
-    pub now: String,
-    /// The end of the run's logical window (RFC 3339): how far the published data reaches.
-    pub window_end: String,
+    /// When the run staged it (from the run's clock).
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// The end of the run's logical window: how far the published data reaches.
+    pub window_end: chrono::DateTime<chrono::Utc>,
     pub kind: JobKind,
     pub audits: Vec<Audit>,
     /// A near-real-time model (`reads='arrived'`): read only the objects of this Bronze

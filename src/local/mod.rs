@@ -352,7 +352,7 @@ impl LocalEngine {
                 schema: schema_to_bytes(&schema),
                 manifest: Manifest::default(),
                 run_id: job.run_id.clone(),
-                created_at: job.now.clone(),
+                created_at: crate::clock::stamp(job.now),
                 layered: None,
             },
         )?;

@@ -197,7 +197,7 @@ impl StagingStore for LocalEngine {
             schema: version.definition,
             manifest: Manifest { partition_columns: partition_by.clone(), partitions },
             run_id: job.run_id.clone(),
-            created_at: job.now.clone(),
+            created_at: crate::clock::stamp(job.now),
             layered,
         };
         self.catalog.stage(&job.database, &job.table, &record)?;

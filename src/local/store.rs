@@ -92,7 +92,7 @@ impl TableStore for LocalEngine {
             schema: version.definition,
             manifest,
             run_id: job.run_id.clone(),
-            created_at: job.now.clone(),
+            created_at: crate::clock::stamp(job.now),
             layered: None,
         };
         Ok(self.catalog.stage(&job.database, &job.table, &version)?)

@@ -239,8 +239,8 @@ fn rows_job(
         table: m.table.clone(),
         run_id: "test".into(),
         version: version(1),
-        now: "2000-01-01T00:00:00.000Z".into(),
-        window_end: "2000-01-01T00:00:00.000Z".into(),
+        now: chrono::DateTime::UNIX_EPOCH,
+        window_end: chrono::DateTime::UNIX_EPOCH,
         kind: JobKind::Select {
             sql,
             partition_by: m.config.partitioned_by.clone(),

@@ -319,8 +319,8 @@ async fn a_stale_glue_version_on_publish_is_a_conflict_and_changes_nothing() {
         table: "board".into(),
         run_id: "r2".into(),
         version: "v20251106T120000000Z-00abcd".into(),
-        now: "2025-11-06T12:00:00.000Z".into(),
-        window_end: "2025-11-06T12:00:00.000Z".into(),
+        now: "2025-11-06T12:00:00Z".parse().unwrap(),
+        window_end: "2025-11-06T12:00:00Z".parse().unwrap(),
         kind: JobKind::Select {
             sql: "SELECT 1 AS n".into(),
             partition_by: vec![],

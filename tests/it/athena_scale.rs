@@ -270,8 +270,8 @@ fn job_at(k: usize, t: chrono::NaiveDateTime) -> Job {
         table: "facts".into(),
         run_id: format!("r{k}"),
         version: format!("v{stamp}-{k:06x}"),
-        now: t.and_utc().format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
-        window_end: t.and_utc().format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+        now: t.and_utc(),
+        window_end: t.and_utc(),
         kind: JobKind::Select {
             sql: format!(
                 "SELECT CAST({k} AS BIGINT) AS v, dt, hour FROM (VALUES {}) AS t(dt, hour)",

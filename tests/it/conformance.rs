@@ -44,6 +44,10 @@ type Row = (u64, u64, String);
 /// What a reader sees per partition: rows, and the sum of `v` (which runs wrote them).
 type Seen = BTreeMap<String, (u64, u64)>;
 
+fn instant(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
 fn day(d: u32) -> String {
     format!("2025-01-{d:02}")
 }
@@ -145,8 +149,8 @@ impl Subject {
             table: SOURCE.into(),
             run_id: "r0".into(),
             version: "v20250101T000000000Z-0000ff".into(),
-            now: "2025-01-01T00:00:00.000Z".into(),
-            window_end: "2025-01-01T00:00:00.000Z".into(),
+            now: instant("2025-01-01T00:00:00Z"),
+            window_end: instant("2025-01-01T00:00:00Z"),
             kind: JobKind::External { ddl },
             audits: Vec::new(),
             arrived: None,
@@ -227,8 +231,8 @@ impl Subject {
             table: TABLE.into(),
             run_id: format!("r{k}"),
             version: format!("v2025010{}T000000000Z-{k:06x}", 1 + k % 9),
-            now: "2025-01-01T00:00:00.000Z".into(),
-            window_end: format!("{}T00:00:00.000Z", day(20 + k as u32 % 10)),
+            now: instant("2025-01-01T00:00:00Z"),
+            window_end: instant(&format!("{}T00:00:00Z", day(20 + k as u32 % 10))),
             kind: JobKind::Select {
                 sql: self.sql(rows),
                 partition_by: vec!["dt".into()],

@@ -27,8 +27,8 @@ pub fn job(k: u64, audits: Vec<Audit>) -> Job {
         table: "board".into(),
         run_id: format!("r{k}"),
         version: format!("v20250101T000000000Z-{k:06x}"),
-        now: "2025-01-01T00:00:00.000Z".into(),
-        window_end: "2025-01-01T00:00:00.000Z".into(),
+        now: "2025-01-01T00:00:00Z".parse().unwrap(),
+        window_end: "2025-01-01T00:00:00Z".parse().unwrap(),
         kind: JobKind::Select {
             // Plain SQL both engines run: a VALUES list rather than a table function.
             sql: format!(
