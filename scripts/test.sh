@@ -26,8 +26,9 @@ fi
 export STRATA_INFRA_COMMANDS="$PWD/target/infra-commands.json"
 infra/lint.sh "$venv/bin/python"
 
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo fmt --all --check
+# The workspace: strata and its core (crates/core).
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # The benchmark harness (its own package, not run here) implements the engine contract:
 # checked, so a change to the contract cannot leave it broken until the next benchmark.
 cargo clippy --locked --manifest-path bench/Cargo.toml -- -D warnings

@@ -1,29 +1,21 @@
 //! strata: renders templated SQL for an Athena + Glue lakehouse, runs it on Athena or an
 //! embedded engine, audits the staged result and publishes it with one atomic change.
+//!
+//! The core (`strata-core`, `crates/core/`) is re-exported here, so `strata::engine`,
+//! `strata::runner` and the rest name the same modules inside and outside this crate.
+
+pub use strata_core::{
+    backend, backfill, clock, config, engine, ids, lifecycle, materialize, planner, project, render, runner,
+    schedule, scheduler, state, window,
+};
 
 pub mod athena;
-pub mod backend;
 pub mod backends;
-pub mod backfill;
 pub mod callback;
 pub mod check;
 pub mod cli;
-pub mod clock;
-pub mod config;
 pub mod demo;
 pub mod docs;
-pub mod engine;
-pub mod ids;
-pub mod lifecycle;
 pub mod local;
-pub mod materialize;
 pub mod metrics;
 pub mod modeltest;
-pub mod planner;
-pub mod project;
-pub mod render;
-pub mod runner;
-pub mod schedule;
-pub mod scheduler;
-pub mod state;
-pub mod window;

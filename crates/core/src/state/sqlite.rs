@@ -236,13 +236,13 @@ impl Db {
     }
 
     /// The connection, to read.
-    pub(crate) fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().expect("sqlite connection lock")
     }
 
     /// The connection, to write: reopened for writing the first time if it was opened to
     /// read (the reading one closed first: it may hold the file's lock).
-    pub(crate) fn write(&self) -> Result<std::sync::MutexGuard<'_, Connection>, OpenError> {
+    pub fn write(&self) -> Result<std::sync::MutexGuard<'_, Connection>, OpenError> {
         use std::sync::atomic::Ordering;
         let mut conn = self.read();
         if !self.writable.load(Ordering::Acquire) {
