@@ -383,9 +383,9 @@ async fn nrt(
     slot_minutes: i64,
     whole_windows: bool,
 ) -> serde_json::Value {
-    let (mut project, engine) = load(project);
+    let (project, engine) = load(project);
     // Before near-real-time reads: every tick rereads its whole window.
-    project.settings.read_whole_windows = whole_windows;
+    let flags = strata::runner::Flags { read_whole_windows: whole_windows, ..Default::default() };
     let lake = engine.root().to_path_buf();
     let all = bronze_files(staging, &[String::new()]);
     let mut pending: Vec<(DateTime<Utc>, PathBuf, u64)> = all
@@ -453,7 +453,7 @@ async fn nrt(
         let clock = ManualClock::at(now);
         let t = Instant::now();
         let (_, runs) =
-            strata::scheduler::tick(&project, &engine, state.clone(), &clock, &stop).await.expect("tick");
+            strata::scheduler::tick(&project, &engine, state.clone(), &clock, &stop, &flags).await.expect("tick");
         let secs = t.elapsed().as_secs_f64();
         check(&runs);
         let (mut silver, mut ops, mut other) = (0u64, 0u64, 0u64);

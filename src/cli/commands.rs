@@ -36,6 +36,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The invocation's flags: what the command line asks, and the failpoint test hook
+    /// (`STRATA_FAILPOINT`).
+    fn flags(&self, allow_empty_window: bool, read_whole_windows: bool) -> runner::Flags {
+        runner::Flags {
+            allow_empty_window,
+            read_whole_windows,
+            failpoint: self.env.get("STRATA_FAILPOINT").cloned(),
+        }
+    }
+
     /// Answers a waiting Step Functions task with the runs' summary.
     async fn answer(&self, command: &'static str, runs: &[ModelRun]) -> Result<(), Error> {
         match self.callback {
@@ -124,7 +134,7 @@ async fn demo(
     // Recorded like a manual run: the models' run state and run history.
     let opts = RunOptions::new(at, Some(at - Duration::days(days as i64 + 1)));
     let plan: Vec<runner::Planned> =
-        project.dag.order.iter().map(|id| runner::Planned { id: id.clone(), opts }).collect();
+        project.dag.order.iter().map(|id| runner::Planned { id: id.clone(), opts: opts.clone() }).collect();
     let record = crate::scheduler::RecordSuccess {
         project: &project,
         state: Backend::run_state(&engine),
@@ -149,18 +159,15 @@ async fn run(
     let at = ctx.at(at.as_deref(), "--at")?;
     let from = from.as_deref().map(|f| at_or_now(Some(f), ctx.clock, "--from")).transpose()?;
     super::resolve::range(from, at)?;
-    let mut project = load(ctx.dir, ctx.env)?;
+    let project = load(ctx.dir, ctx.env)?;
     // A range is recomputed from all its objects, near-real-time models included.
-    project.settings.read_whole_windows = from.is_some();
+    let flags = ctx.flags(allow_empty_window, from.is_some());
     let models = selected(&project, selectors)?;
     let backend = backend(&project).await?;
     let stop = stop_on_signals();
     let plan: Vec<runner::Planned> = models
         .iter()
-        .map(|id| runner::Planned {
-            id: id.clone(),
-            opts: RunOptions { allow_empty_window, ..RunOptions::new(at, from) },
-        })
+        .map(|id| runner::Planned { id: id.clone(), opts: RunOptions::new(at, from).with(&flags) })
         .collect();
     let record = crate::scheduler::RecordSuccess {
         project: &project,
@@ -179,13 +186,15 @@ async fn run(
 
 /// One scheduling round at `clock`'s time on `backend`.
 async fn one_tick(
+    ctx: &Ctx<'_>,
     project: &Project,
     backend: &dyn Backend,
     clock: &dyn Clock,
     stop: &runner::Stop,
 ) -> Result<(crate::scheduler::TickPlan, Vec<ModelRun>), Error> {
     backend.reconcile(project, &crate::clock::stamp(clock.now())).await?;
-    Ok(crate::scheduler::tick(project, backend, backend.run_state(), clock, stop).await?)
+    let flags = ctx.flags(false, false);
+    Ok(crate::scheduler::tick(project, backend, backend.run_state(), clock, stop, &flags).await?)
 }
 
 async fn daemon(ctx: &Ctx<'_>) -> Result<u8, Error> {
@@ -193,7 +202,7 @@ async fn daemon(ctx: &Ctx<'_>) -> Result<u8, Error> {
     let backend = backend(&project).await?;
     let stop = stop_on_signals();
     loop {
-        let (_, runs) = one_tick(&project, &*backend, ctx.clock, &stop).await?;
+        let (_, runs) = one_tick(ctx, &project, &*backend, ctx.clock, &stop).await?;
         if !runs.is_empty() {
             print::report(&runs, ctx.metrics, ctx.clock.now());
         }
@@ -217,7 +226,7 @@ async fn tick(ctx: &Ctx<'_>, at: Option<String>) -> Result<u8, Error> {
     let backend = backend(&project).await?;
     let stop = stop_on_signals();
     let fixed = crate::clock::ManualClock::at(at);
-    let (plan, runs) = one_tick(&project, &*backend, &fixed, &stop).await?;
+    let (plan, runs) = one_tick(ctx, &project, &*backend, &fixed, &stop).await?;
     if runs.is_empty() {
         println!("nothing due at {}", crate::clock::stamp(at));
     } else {
@@ -266,7 +275,7 @@ async fn backfill(ctx: &Ctx<'_>, selectors: &[String], a: BackfillArgs) -> Resul
         to,
         parallel: a.parallel,
         restart: a.restart,
-        allow_empty_window: a.allow_empty_window,
+        flags: ctx.flags(a.allow_empty_window, false),
     };
     if a.dry_run {
         print::backfill_windows(&project, &spec);

@@ -144,7 +144,8 @@ async fn read_lines(local: &Project, test: &ModelTest, up: &ModelId) -> Result<V
     let scratch = Scratch::new().map_err(|e| e.to_string())?;
     let p = test_project(local, test, &scratch.0);
     let engine = LocalEngine::for_settings(&p.settings).map_err(|e| e.to_string())?;
-    let opts = RunOptions { allow_empty_window: true, ..RunOptions::new(test.at, test.from) };
+    let opts = RunOptions::new(test.at, test.from)
+        .with(&crate::runner::Flags { allow_empty_window: true, ..Default::default() });
     let job = job_for(&p, up, window_for(&p, up, &opts), "test", &super::version(1), test.at)
         .map_err(|e| e.to_string())?;
     if let JobKind::External { ddl } = &job.kind {

@@ -129,7 +129,8 @@ async fn run_local_inner(
     let p = test_project(project, test, &scratch.0);
     let engine = LocalEngine::for_settings(&p.settings).map_err(|e| e.to_string())?;
     // A test's inputs may leave partitions of its window empty: that is what it checks.
-    let opts = RunOptions { allow_empty_window: true, ..RunOptions::new(test.at, test.from) };
+    let opts = RunOptions::new(test.at, test.from)
+        .with(&crate::runner::Flags { allow_empty_window: true, ..Default::default() });
     for up in p.dag.upstream(&test.model) {
         let given = test.given.iter().find(|(g, _)| g == up).map(|(_, i)| i);
         let upstream = &p.models[up];

@@ -378,7 +378,7 @@ proptest! {
                     continue; // refused by the command line (an_inverted_range_is_a_usage_error)
                 }
                 let opts = strata::runner::RunOptions::new(at, from);
-                let plan: Vec<_> = all.iter().map(|id| strata::runner::Planned { id: id.clone(), opts }).collect();
+                let plan: Vec<_> = all.iter().map(|id| strata::runner::Planned { id: id.clone(), opts: opts.clone() }).collect();
                 let guard = strata::scheduler::RecordSuccess {
                     project: &project,
                     state: state.clone(),

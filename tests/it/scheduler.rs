@@ -85,7 +85,10 @@ async fn an_upstream_failure_skips_downstream_and_they_run_on_the_next_tick() {
     let p = t_.project();
     let engine = t_.engine(&p);
     let clock = ManualClock::at(t(6, 12, 1));
-    let (_, runs) = strata::scheduler::tick(&p, &engine, t_.state(&p), &clock, &Stop::never()).await.unwrap();
+    let (_, runs) =
+        strata::scheduler::tick(&p, &engine, t_.state(&p), &clock, &Stop::never(), &Default::default())
+            .await
+            .unwrap();
     let outcome = |m: &str| runs.iter().find(|r| r.model == id(m)).map(|r| r.outcome.clone());
     assert!(matches!(outcome("silver.fact_payouts"), Some(Outcome::Failed(_))));
     assert_eq!(
@@ -101,7 +104,10 @@ async fn an_upstream_failure_skips_downstream_and_they_run_on_the_next_tick() {
     std::fs::write(t_.path().join("sql/silver/fact_payouts.sql"), good).unwrap();
     let p = t_.project();
     clock.set(t(6, 12, 6));
-    let (_, runs) = strata::scheduler::tick(&p, &engine, t_.state(&p), &clock, &Stop::never()).await.unwrap();
+    let (_, runs) =
+        strata::scheduler::tick(&p, &engine, t_.state(&p), &clock, &Stop::never(), &Default::default())
+            .await
+            .unwrap();
     for m in ["silver.fact_payouts", "ops.payout_backlog"] {
         let r = runs.iter().find(|r| r.model == id(m)).unwrap();
         assert!(matches!(r.outcome, Outcome::Published(_)), "{m}: {:?}", r.outcome);

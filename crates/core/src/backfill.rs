@@ -26,8 +26,8 @@ pub struct BackfillSpec {
     pub parallel: usize,
     /// Forget the progress of an interrupted attempt and start over.
     pub restart: bool,
-    /// Publish even when partitions that held data would be emptied (`--allow-empty-window`).
-    pub allow_empty_window: bool,
+    /// What the invocation asks (`--allow-empty-window`, the failpoint test hook).
+    pub flags: crate::runner::Flags,
 }
 
 /// The windows a model's backfill computes: one per grain unit in `[from, to)`; a model
@@ -231,8 +231,7 @@ async fn one(
 
     let incremental = project.models[id].config.materialized == Materialization::Incremental;
     if !incremental {
-        let opts =
-            RunOptions { allow_empty_window: spec.allow_empty_window, ..RunOptions::new(spec.to, None) };
+        let opts = RunOptions::new(spec.to, None).with(&spec.flags);
         let runs = crate::runner::run(project, engine, clock, std::slice::from_ref(id), &opts).await;
         progress.finish(id);
         let r = runs.into_iter().next().expect("one model ran");
@@ -273,7 +272,7 @@ async fn one(
                 result.computed += 1;
                 result.stats += stats;
                 progress.window_done(id, w);
-                failpoint(project, &format!("backfill-window:{}", done.len() + result.computed));
+                failpoint(&spec.flags, &format!("backfill-window:{}", done.len() + result.computed));
             }
             Err(e) => return fail(result, format!("window [{}, {}): {e}", fmt_ts(w.start), fmt_ts(w.end))),
         }
@@ -325,12 +324,12 @@ async fn one(
             Err(f) => return fail(result, f.error.to_string()),
         };
     let after = |step: Step| match step {
-        Step::Staged => failpoint(project, "backfill-sealed"),
+        Step::Staged => failpoint(&spec.flags, "backfill-sealed"),
         Step::Audited => {}
-        Step::Published => failpoint(project, "backfill-published"),
+        Step::Published => failpoint(&spec.flags, "backfill-published"),
     };
     let completion =
-        Completion { engine, stop, allow_empty_window: spec.allow_empty_window, clock, after: &after };
+        Completion { engine, stop, allow_empty_window: spec.flags.allow_empty_window, clock, after: &after };
     match crate::materialize::complete(&completion, &staged, async {}).await {
         Ok((Outcome::Published(_), _)) => {}
         Ok((outcome, _)) => {
@@ -345,6 +344,6 @@ async fn one(
 
 /// Test hook: `STRATA_FAILPOINT=<step>` aborts the process at that step of a backfill
 /// (`<step>=hang`: stops there for good).
-fn failpoint(project: &Project, step: &str) {
-    crate::runner::failpoint(project, step, None);
+fn failpoint(flags: &crate::runner::Flags, step: &str) {
+    crate::runner::failpoint(flags, step, None);
 }

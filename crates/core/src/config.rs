@@ -166,11 +166,6 @@ pub struct Settings {
     pub athena: AthenaSettings,
     pub max_concurrency: usize,
     pub retention: Retention,
-    /// Test hook: abort the process at this step of a run (`STRATA_FAILPOINT`).
-    pub failpoint: Option<String>,
-    /// Read whole windows even for `reads='arrived'` models (`strata run --from`: a range is
-    /// recomputed from all its objects).
-    pub read_whole_windows: bool,
     /// `AWS_ENDPOINT_URL`: every AWS client talks to this endpoint (a test server), and S3
     /// uses path-style addressing.
     pub aws_endpoint_url: Option<String>,
@@ -352,8 +347,6 @@ impl Settings {
                     orphan_grace: r.orphan_grace_minutes.map_or(d.orphan_grace, chrono::Duration::minutes),
                 }
             },
-            failpoint: env.get("STRATA_FAILPOINT").cloned(),
-            read_whole_windows: false,
             aws_endpoint_url: env.get("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()).cloned(),
         })
     }

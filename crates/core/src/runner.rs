@@ -15,21 +15,40 @@ use crate::window::{Grain, Window, fmt_ts};
 use crate::materialize::{Completion, Step, unless_stopped};
 pub use crate::materialize::{Outcome, STOPPED, Stop};
 
-/// When a run happens and, for a backfill, from when; and what the invocation allows.
-#[derive(Debug, Clone, Copy)]
+/// What one invocation (a run, a tick, a backfill) asks beside its windows: set by the
+/// command line, never by the project's file (`config::Settings` holds only what the file,
+/// the profile and the environment say of the deployment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Publish a window that replaces partitions holding data with nothing
+    /// (`--allow-empty-window`; never a scheduled tick).
+    pub allow_empty_window: bool,
+    /// Read whole windows even for `reads='arrived'` models (`run --from`: a range is
+    /// recomputed from all its objects).
+    pub read_whole_windows: bool,
+    /// Test hook: stop, hang or pause the process at a step (`STRATA_FAILPOINT`, see
+    /// [`failpoint`]).
+    pub failpoint: Option<String>,
+}
+
+/// When a run happens and, for a backfill, from when; and the invocation's flags.
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The logical time the run is for (windows end here).
     pub at: DateTime<Utc>,
     /// Incremental models recompute every partition from here to `at`.
     pub from: Option<DateTime<Utc>>,
-    /// Publish a window that replaces partitions holding data with nothing (`run
-    /// --allow-empty-window`; never from the file or a scheduled tick).
-    pub allow_empty_window: bool,
+    pub flags: Flags,
 }
 
 impl RunOptions {
     pub fn new(at: DateTime<Utc>, from: Option<DateTime<Utc>>) -> Self {
-        Self { at, from, allow_empty_window: false }
+        Self { at, from, flags: Flags::default() }
+    }
+
+    /// The same, with the invocation's `flags`.
+    pub fn with(self, flags: &Flags) -> Self {
+        Self { flags: flags.clone(), ..self }
     }
 }
 
@@ -90,7 +109,7 @@ pub fn job_for(
         },
     };
     // A near-real-time model reads its one Bronze source by arrival.
-    let arrived = if model.config.reads_arrived && !project.settings.read_whole_windows {
+    let arrived = if model.config.reads_arrived {
         let sources: Vec<&ModelId> = project
             .dag
             .upstream(id)
@@ -133,7 +152,8 @@ pub async fn run(
     selected: &[ModelId],
     opts: &RunOptions,
 ) -> Vec<ModelRun> {
-    let plan: Vec<Planned> = selected.iter().map(|id| Planned { id: id.clone(), opts: *opts }).collect();
+    let plan: Vec<Planned> =
+        selected.iter().map(|id| Planned { id: id.clone(), opts: opts.clone() }).collect();
     run_planned(project, engine, clock, &plan, 1, &Stop::never(), &NoGuard).await
 }
 
@@ -326,8 +346,8 @@ pub fn located(project: &Project, id: &ModelId, job: &Job, error: &EngineError) 
 
 /// Test hook: `STRATA_FAILPOINT=<step>` or `<step>:<model>` aborts the process at that step
 /// (a crash); with `=hang` appended it stops there for good instead, for the test to kill.
-pub fn failpoint(project: &Project, step: &str, model: Option<&ModelId>) {
-    let Some(f) = project.settings.failpoint.as_deref() else { return };
+pub fn failpoint(flags: &Flags, step: &str, model: Option<&ModelId>) {
+    let Some(f) = flags.failpoint.as_deref() else { return };
     let (f, hang) = match f.strip_suffix("=hang") {
         Some(f) => (f, true),
         None => (f, false),
@@ -347,8 +367,8 @@ pub fn failpoint(project: &Project, step: &str, model: Option<&ModelId>) {
 
 /// Test hook: with `STRATA_FAILPOINT=<step>[:<model>]=pause`, waits three seconds at that
 /// step (the work around it goes on).
-async fn pause_point(project: &Project, step: &str, model: &ModelId) {
-    let Some(f) = project.settings.failpoint.as_deref().and_then(|f| f.strip_suffix("=pause")) else {
+async fn pause_point(flags: &Flags, step: &str, model: &ModelId) {
+    let Some(f) = flags.failpoint.as_deref().and_then(|f| f.strip_suffix("=pause")) else {
         return;
     };
     if f == step || f == format!("{step}:{model}") {
@@ -366,7 +386,7 @@ async fn run_one(
     run_id: &str,
     stop: &Stop,
 ) -> Result<(Outcome, StepStats), (String, StepStats)> {
-    let (id, allow_empty_window) = (&planned.id, planned.opts.allow_empty_window);
+    let (id, flags) = (&planned.id, &planned.opts.flags);
     let computes = project.models[id].config.materialized != Materialization::External;
     if computes && window.units().is_empty() {
         // A window of no unit (lookback 0 at a unit's boundary: the command line refuses an
@@ -381,9 +401,12 @@ async fn run_one(
     }
     let now = clock.now();
     let version = new_id("v", now);
-    let job = job_for(project, id, window, run_id, &version, now)
+    let mut job = job_for(project, id, window, run_id, &version, now)
         .map_err(|e| (e.to_string(), StepStats::default()))?;
-    failpoint(project, "before-stage", Some(id));
+    if flags.read_whole_windows {
+        job.arrived = None; // a range: every object of its windows
+    }
+    failpoint(flags, "before-stage", Some(id));
     let staged = unless_stopped(engine, stop, engine.stage(&job), StepStats::default())
         .await
         .map_err(|f| (located(project, id, &job, &f.error), f.stats))?;
@@ -393,12 +416,13 @@ async fn run_one(
             Step::Audited => "after-audit",
             Step::Published => "after-publish",
         };
-        failpoint(project, name, Some(id));
+        failpoint(flags, name, Some(id));
     };
-    let completion = Completion { engine, stop, allow_empty_window, clock, after: &after };
+    let completion =
+        Completion { engine, stop, allow_empty_window: flags.allow_empty_window, clock, after: &after };
     // Test hook: `during-publish:<model>=pause` holds the outcome for a few seconds while
     // the publish is in flight, for a signal to arrive then.
-    crate::materialize::complete(&completion, &staged, pause_point(project, "during-publish", id))
+    crate::materialize::complete(&completion, &staged, pause_point(flags, "during-publish", id))
         .await
         .map_err(|f| (f.error.to_string(), f.stats))
 }

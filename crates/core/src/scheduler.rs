@@ -348,9 +348,13 @@ pub async fn tick(
     state: Arc<dyn RunState>,
     clock: &dyn Clock,
     stop: &Stop,
+    flags: &crate::runner::Flags,
 ) -> Result<(TickPlan, Vec<ModelRun>), StateError> {
     let now = clock.now();
-    let plan = plan_tick(project, &*state, now).await?;
+    let mut plan = plan_tick(project, &*state, now).await?;
+    for p in &mut plan.due {
+        p.opts.flags = flags.clone();
+    }
     let task = task_id();
     let guard = TickGuard {
         project,
