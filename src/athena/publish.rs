@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_glue::types::Partition;
 use chrono::Utc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -30,13 +29,8 @@ impl AthenaEngine {
             return Err(EngineError::Aws(format!("{}: the base table staging made is gone", job.model)));
         };
         if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
-            let leaving: Vec<Partition> = self
-                .glue
-                .partitions(&job.database, current.name())
-                .await?
-                .into_iter()
-                .filter(|p| p.values() >= cur_from.as_slice() && p.values() < from)
-                .collect();
+            let own = self.glue.partitions(&job.database, current.name()).await?;
+            let leaving = crate::materialize::layered::leaving(own, |p| p.values(), &cur_from, from);
             self.glue.put_partitions(&job.database, &base, &leaving).await?;
         }
         Ok(base)

@@ -633,7 +633,7 @@ impl Engine for LocalEngine {
         let leaving: Option<(String, Vec<Partition>)> = match (&new.layered, current.and_then(|c| c.layered))
         {
             (Some(n), Some(c)) if n.base == c.base => {
-                let parts = c.own.into_iter().filter(|p| p.values >= c.from && p.values < n.from).collect();
+                let parts = crate::materialize::layered::leaving(c.own, |p| &p.values, &c.from, &n.from);
                 Some((n.base.clone(), parts))
             }
             _ => None,

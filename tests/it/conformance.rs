@@ -736,8 +736,8 @@ impl Fake {
             if let (Some(cl), Some(nl)) = (&c.layout, &n.layout)
                 && cl.base == nl.base
             {
-                let gone: Vec<_> =
-                    c.partitions.into_iter().filter(|p| p.values >= cl.from && p.values < nl.from).collect();
+                let gone =
+                    strata::materialize::layered::leaving(c.partitions, |p| &p.values, &cl.from, &nl.from);
                 let base = m.bases.entry(nl.base.clone()).or_default();
                 base.retain(|p| !gone.iter().any(|g| g.values == p.values));
                 base.extend(gone);

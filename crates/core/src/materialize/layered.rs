@@ -55,6 +55,20 @@ pub trait LayeredStore: TableStore {
     ) -> Result<Vec<StoredPartition<Self::Partition>>, EngineError>;
 }
 
+/// What a publish moves into the base generation two versions share: the partitions the
+/// current version held itself (from its window's start, `current_from`) that the new
+/// version's window no longer covers (before `next_from`). Registered in the base with the
+/// swap, so readers switch to the new version and its base at once. `key` gives an item's
+/// partition values.
+pub fn leaving<T>(
+    current_own: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> &[String],
+    current_from: &[String],
+    next_from: &[String],
+) -> Vec<T> {
+    current_own.into_iter().filter(|p| key(p) >= current_from && key(p) < next_from).collect()
+}
+
 /// The base generation a run's version reads before its window.
 #[derive(Debug, Clone)]
 pub enum Base<H> {
