@@ -450,14 +450,18 @@ async fn gc(ctx: &Ctx<'_>, dry_run: bool, format: OutputFormat) -> Result<u8, Er
     // The project's models, and every other table the backend holds versions of in a
     // managed layer (a model removed from the project still has versions to collect).
     // A model whose lease a run holds may be writing a version now, whatever its age.
+    // A backfill's version is kept until the backfill is published or restarted.
     let state = backend.run_state();
+    let backfilling = state.backfill_versions().await?;
     let mut tables = Vec::new();
     for id in &project.dag.order {
+        let model = id.to_string();
         tables.push(lifecycle::GcTable {
             layer: id.layer,
             database: project.database(id).to_string(),
             table: project.models[id].table.clone(),
-            leased: state.lease(&id.to_string()).await?.is_some(),
+            leased: state.lease(&model).await?.is_some(),
+            in_flight: backfilling.iter().filter(|(m, _)| *m == model).map(|(_, v)| v.clone()).collect(),
         });
     }
     let managed: Vec<String> = [Layer::Silver, Layer::Gold, Layer::Ops]
@@ -467,7 +471,13 @@ async fn gc(ctx: &Ctx<'_>, dry_run: bool, format: OutputFormat) -> Result<u8, Er
     for (db, table) in backend.managed_tables(&managed).await? {
         let Some(layer) = project.settings.layer_of(&db) else { continue };
         if !tables.iter().any(|t| t.database == db && t.table == table) {
-            tables.push(lifecycle::GcTable { layer, database: db, table, leased: false });
+            tables.push(lifecycle::GcTable {
+                layer,
+                database: db,
+                table,
+                leased: false,
+                in_flight: Vec::new(),
+            });
         }
     }
     match lifecycle::gc(&*backend, &tables, project.settings.retention, ctx.clock.now(), dry_run).await {

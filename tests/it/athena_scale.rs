@@ -219,6 +219,7 @@ async fn a_week_of_ticks_with_daily_gc_stays_bounded_and_keeps_everything_read()
         database: "rastup_silver".into(),
         table: "facts".into(),
         leased: false,
+        in_flight: Vec::new(),
     }];
     let mut ticks = 0;
     for day in 0..7 {

@@ -476,7 +476,7 @@ async fn rollback_and_gc_keep_what_readers_read(s: &Subject) {
     let tv = s.versions().await;
     assert_eq!(tv.current.version, rolled);
 
-    let tables = [GcTable { layer, database: db, table: TABLE.into(), leased: false }];
+    let tables = [GcTable { layer, database: db, table: TABLE.into(), leased: false, in_flight: Vec::new() }];
     let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
     let items = lifecycle::gc(s.lifecycle.as_ref(), &tables, retention, now, false).await.unwrap();
     let deleted: BTreeSet<&str> =

@@ -298,6 +298,7 @@ async fn gc_deletes_only_unreferenced_versions_under_the_tables_own_prefix() {
         database: "rastup_ops".into(),
         table: "board".into(),
         leased: false,
+        in_flight: Vec::new(),
     }];
     let planned = strata::lifecycle::gc(&engine, &table, retention, now, true).await.unwrap();
     let doomed: Vec<&str> = planned.iter().filter(|i| i.deletes_dir).map(|i| i.version.as_str()).collect();
@@ -449,6 +450,7 @@ async fn local_incremental_versions_record_their_window_and_the_base_takes_what_
         database: "rastup_silver".into(),
         table: "facts".into(),
         leased: false,
+        in_flight: Vec::new(),
     }];
     strata::lifecycle::gc(&engine, &tables, retention, chrono::Utc::now(), false).await.unwrap();
     let r = engine.query("SELECT count(*) FROM rastup_silver.facts").await.unwrap();

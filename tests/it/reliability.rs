@@ -67,6 +67,36 @@ fn a_backfill_killed_between_its_last_window_and_its_publish_resumes_and_publish
     }
 }
 
+/// A backfill interrupted between its windows may be resumed days later: gc in between
+/// keeps every version an unfinished backfill is writing (its progress is in the run
+/// state), however old, and the resumed backfill publishes all its windows. Without the
+/// grace for young data (`orphan_grace_minutes = 0`) nothing else protects them.
+#[test]
+fn gc_keeps_what_an_interrupted_backfill_wrote_until_it_is_resumed() {
+    let t = payouts_project();
+    let toml = t.path().join("strata.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("orphan_grace_minutes = 60"), "the shipped retention");
+    std::fs::write(&toml, text.replace("orphan_grace_minutes = 60", "orphan_grace_minutes = 0")).unwrap();
+    let rows = count(t.path(), "SELECT count(*) FROM silver.fact_payouts");
+    let before = current_version(t.path(), "silver.fact_payouts");
+    let out =
+        strata_cmd(t.path()).args(BACKFILL).env("STRATA_FAILPOINT", "backfill-window:3").output().unwrap();
+    assert!(!out.status.success(), "the process was killed after three windows");
+    let (code, out, err) = strata(t.path(), &["gc", "--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let items: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        items.iter().all(|i| i["table"] != "rastup_silver.fact_payouts" || i["deletes_dir"] == false),
+        "nothing of fact_payouts deleted: {out}"
+    );
+    let (code, out, err) = strata(t.path(), &BACKFILL);
+    assert_eq!(code, 0, "the backfill resumes and publishes:\n{out}\n{err}");
+    assert!(err.contains("resuming"), "{err}");
+    assert_ne!(current_version(t.path(), "silver.fact_payouts"), before);
+    assert_eq!(count(t.path(), "SELECT count(*) FROM silver.fact_payouts"), rows, "every window's rows");
+}
+
 /// A model whose query keeps both cores busy for minutes in one hash join.
 const HEAVY: &str = "{{ config(materialized='table', schedule='*/5 * * * *') }}\n\
 SELECT count(*) AS n FROM (SELECT value AS a FROM generate_series(1, 400000)) AS x \

@@ -110,9 +110,16 @@ async fn store_suite(state: Arc<dyn RunState>) {
             ("2025-11-06T10:00:00.000Z".into(), "v1".into())
         ]
     );
+    let pair = |m: &str, v: &str| (m.to_string(), v.to_string());
+    assert_eq!(
+        state.backfill_versions().await.unwrap(),
+        [pair("silver.fact_events", "v2"), pair(m, "v1")],
+        "the versions unfinished backfills write (gc keeps them)"
+    );
     state.backfill_clear(bf, m).await.unwrap();
     assert!(state.backfill_done(bf, m).await.unwrap().is_empty());
     assert_eq!(state.backfill_done(bf, "silver.fact_events").await.unwrap().len(), 1, "per model");
+    assert_eq!(state.backfill_versions().await.unwrap(), [pair("silver.fact_events", "v2")]);
 
     // Run history: every record kept as written, oldest first, by model, since, last n.
     let runs = [

@@ -286,6 +286,7 @@ pub async fn plan_gc(
     retention: Retention,
     now: DateTime<Utc>,
     leased: bool,
+    in_flight: &[String],
 ) -> Result<Vec<GcItem>, EngineError> {
     let mut items = Vec::new();
     if tv.layer == Layer::Bronze || !is_identifier(&tv.table) {
@@ -304,9 +305,12 @@ pub async fn plan_gc(
     let name = format!("{}.{}", tv.database, tv.table);
 
     let mut protected = kept.clone();
+    protected.extend(in_flight.iter().cloned());
     let mut doomed = Vec::new();
     for r in &tv.recorded {
-        if kept.contains(&r.version) || (!published.contains(r.version.as_str()) && young(&r.version).await?)
+        let unpublished = !published.contains(r.version.as_str());
+        if kept.contains(&r.version)
+            || (unpublished && (in_flight.contains(&r.version) || young(&r.version).await?))
         {
             protected.insert(r.version.clone());
             protected.extend(backend.dirs_read_by(tv, r).await?);
@@ -420,6 +424,9 @@ pub struct GcTable {
     pub database: String,
     pub table: String,
     pub leased: bool,
+    /// Versions unfinished backfills are writing (`RunState::backfill_versions`): kept
+    /// whatever their age, as a backfill may be resumed days after it was interrupted.
+    pub in_flight: Vec<String>,
 }
 
 /// gc of every table strata manages on this backend: the project's models and every other
@@ -447,7 +454,7 @@ pub async fn gc(
             Ok(None) => continue,
             Err(e) => return Err(stop(planned, e)),
         };
-        let mut items = match plan_gc(backend, &tv, retention, now, t.leased).await {
+        let mut items = match plan_gc(backend, &tv, retention, now, t.leased, &t.in_flight).await {
             Ok(items) => items,
             Err(e) => return Err(stop(planned, e)),
         };

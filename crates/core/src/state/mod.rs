@@ -107,6 +107,9 @@ pub trait RunState: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StateError>;
     /// Forgets a backfill's progress (it was published, or is restarted).
     async fn backfill_clear(&self, backfill: &str, model: &str) -> Result<(), StateError>;
+    /// The versions unfinished backfills are writing, as (model, version): every backfill
+    /// with progress recorded and not yet cleared, running or interrupted.
+    async fn backfill_versions(&self) -> Result<Vec<(String, String)>, StateError>;
     async fn record_run(&self, run: &RunRecord) -> Result<(), StateError>;
     /// Runs finished at or after `since`, of `model` when given, oldest first; with `last`,
     /// only the last that many of each model.

@@ -334,6 +334,18 @@ impl RunState for S3State {
         .await
     }
 
+    /// Every `backfills/<backfill>/<model>.json` listed and read.
+    async fn backfill_versions(&self) -> Result<Vec<(String, String)>, StateError> {
+        let mut out = std::collections::BTreeSet::new();
+        for key in self.list("backfills/", None).await? {
+            let Some(model) = key.rsplit('/').next().and_then(|f| f.strip_suffix(".json")) else { continue };
+            if let Some((b, _)) = self.read::<BackfillWindows>(&key).await? {
+                out.extend(b.done.into_values().map(|v| (model.to_string(), v)));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     async fn backfill_clear(&self, backfill: &str, model: &str) -> Result<(), StateError> {
         self.delete(&format!("backfills/{backfill}/{model}.json")).await
     }

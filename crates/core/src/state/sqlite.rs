@@ -399,6 +399,15 @@ impl RunState for SqliteState {
             .map_err(|e| self.err(e))
     }
 
+    async fn backfill_versions(&self) -> Result<Vec<(String, String)>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT model, version FROM backfill_windows ORDER BY model, version")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     async fn backfill_done(&self, backfill: &str, model: &str) -> Result<Vec<(String, String)>, StateError> {
         let conn = self.conn();
         let mut stmt = conn
