@@ -42,7 +42,7 @@ pub async fn run_all(
     Ok(results)
 }
 
-pub async fn run(
+async fn run(
     project: &Project,
     local: &Project,
     schemas: &BTreeMap<ModelId, SchemaRef>,

@@ -510,7 +510,11 @@ async fn rollback_and_gc_keep_what_readers_read(s: &Subject) {
 /// version and keeps that version's rows of its window; when its window starts before the
 /// published one's (another base generation) it reads its whole window. What it read is
 /// probed by overwriting an object already read: a run that reads by arrival does not see
-/// the change, one that reads its window does.
+/// the change, one that reads its window does. On Athena the source is limited with the
+/// `"$path"` hidden column, the object's full `s3://` URI (Trino's Hive connector,
+/// `HiveColumnHandle.PATH_COLUMN_NAME`; Athena's SELECT reference,
+/// https://docs.aws.amazon.com/athena/latest/ug/select.html, "$path"): the stand-in
+/// executes that predicate over the objects it holds.
 async fn a_near_real_time_run_reads_what_arrived_and_keeps_what_it_read(s: &Subject) {
     s.publish_source().await;
     s.land("a", 1, &rows(1, &[1], 2)).await;

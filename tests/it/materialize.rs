@@ -69,6 +69,18 @@ impl LayeredStore for Memory {
     }
 }
 
+/// The layered plan over what `store` publishes, read as staging reads it.
+async fn plan_on<S: LayeredStore>(
+    store: &S,
+    job: &Job,
+    window: &Partitions,
+    columns: &[(String, String)],
+    written: &[StoredPartition<S::Partition>],
+) -> Result<strata::materialize::layered::Plan<S::Partition>, EngineError> {
+    let current = store.current_layered(job).await?;
+    strata::materialize::layered::plan(store, job, window, current, columns, written).await
+}
+
 fn version(definition: &str, columns: &[&str], parts: &[(&str, u64, &str)]) -> VersionOf<Memory> {
     StoredVersion {
         definition: definition.into(),
@@ -186,7 +198,7 @@ async fn a_window_keeps_its_generation_or_starts_one_and_carries_what_follows_it
     // rows and was not written, 5 was empty.
     let (job, window) = backfill_job(&["4", "5"]);
     let layered = store(Some("3"));
-    let plan = strata::materialize::layered::plan(&layered, &job, &window, &columns, &[]).await.unwrap();
+    let plan = plan_on(&layered, &job, &window, &columns, &[]).await.unwrap();
     assert!(matches!(&plan.base, Base::Current(b) if b == "b"), "{:?}", plan.base);
     assert_eq!(values(&plan.carried), vec!["6"], "what follows the window is carried");
     assert_eq!(plan.emptied, vec![vec!["4".to_string()]]);
@@ -194,9 +206,7 @@ async fn a_window_keeps_its_generation_or_starts_one_and_carries_what_follows_it
     // A past window, before the generation's start: a new generation from what readers see
     // before it (the base's 1, not its 2, which the window replaces), 3..6 carried.
     let (job, window) = backfill_job(&["2"]);
-    let plan = strata::materialize::layered::plan(&layered, &job, &window, &columns, &wrote(&[("2", 7)]))
-        .await
-        .unwrap();
+    let plan = plan_on(&layered, &job, &window, &columns, &wrote(&[("2", 7)])).await.unwrap();
     assert!(matches!(&plan.base, Base::New(p) if values(p) == ["1"]), "{:?}", plan.base);
     assert_eq!(values(&plan.carried), vec!["3", "4", "5", "6"]);
     assert!(plan.emptied.is_empty());
@@ -204,28 +214,18 @@ async fn a_window_keeps_its_generation_or_starts_one_and_carries_what_follows_it
     // A table published whole: every partition before the window starts the generation.
     let whole = store(None);
     let (job, window) = backfill_job(&["5", "6"]);
-    let plan =
-        strata::materialize::layered::plan(&whole, &job, &window, &columns, &wrote(&[("5", 1), ("6", 1)]))
-            .await
-            .unwrap();
+    let plan = plan_on(&whole, &job, &window, &columns, &wrote(&[("5", 1), ("6", 1)])).await.unwrap();
     assert!(matches!(&plan.base, Base::New(p) if values(p) == ["3", "4"]), "{:?}", plan.base);
     assert!(plan.carried.is_empty() && plan.emptied.is_empty());
 
     // Never published: a new, empty generation.
-    let plan =
-        strata::materialize::layered::plan(&Memory::default(), &job, &window, &columns, &wrote(&[("5", 1)]))
-            .await
-            .unwrap();
+    let plan = plan_on(&Memory::default(), &job, &window, &columns, &wrote(&[("5", 1)])).await.unwrap();
     assert!(matches!(&plan.base, Base::New(p) if p.is_empty()));
 
     // Written outside the window, or other columns: refused.
-    let e = strata::materialize::layered::plan(&layered, &job, &window, &columns, &wrote(&[("7", 1)]))
-        .await
-        .unwrap_err();
+    let e = plan_on(&layered, &job, &window, &columns, &wrote(&[("7", 1)])).await.unwrap_err();
     assert!(e.to_string().contains("7"), "{e}");
     let other = version("x", &["v", "extra", "dt"], &[]).columns;
-    let e = strata::materialize::layered::plan(&layered, &job, &window, &other, &wrote(&[("5", 1)]))
-        .await
-        .unwrap_err();
+    let e = plan_on(&layered, &job, &window, &other, &wrote(&[("5", 1)])).await.unwrap_err();
     assert!(e.to_string().contains("extra"), "{e}");
 }

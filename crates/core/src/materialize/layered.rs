@@ -91,19 +91,21 @@ pub struct Plan<H> {
 }
 
 /// Decides the layout of a run's version from what it `written` (with `columns`) for its
-/// `window` and what is published. Refuses partitions outside the window and a change of
+/// `window` and what is published (`current`, as `LayeredStore::current_layered` read it
+/// before the run wrote). Refuses partitions outside the window and a change of
 /// columns (a version replacing some partitions cannot change the schema).
 pub async fn plan<S: LayeredStore + ?Sized>(
     store: &S,
     job: &Job,
     window: &Partitions,
+    current: Option<Current<S::Partition>>,
     columns: &[(String, String)],
     written: &[StoredPartition<S::Partition>],
 ) -> Result<Plan<S::Partition>, EngineError> {
     let partition_by = checks::backfill_select(job)?.partition_by;
     checks::within_window(partition_by, window, written.iter().map(|p| p.values.as_slice()))?;
     let from = window.first().cloned().unwrap_or_default();
-    let Some(current) = store.current_layered(job).await? else {
+    let Some(current) = current else {
         return Ok(Plan { from, base: Base::New(Vec::new()), carried: Vec::new(), emptied: Vec::new() });
     };
     checks::same_columns(&current.columns, columns)?;

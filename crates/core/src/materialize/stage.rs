@@ -4,7 +4,8 @@
 //! backend's [`StagingStore`].
 //!
 //! The sequence: read the swap token (before anything else, so a publish in between makes
-//! this run's publish fail); for a near-real-time run, list the window's source objects and
+//! this run's publish fail); read what is published once (an incremental run: the layout
+//! it plans against and the rows it may keep); for a near-real-time run, list the window's source objects and
 //! decide what to read (`arrivals::decide`); run the SELECT into the version's location;
 //! lend the published rows of the window it keeps; plan the layered layout (an
 //! incremental run); record what the version reflects (when the read was limited to a
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 
 use super::arrivals;
-use super::layered::{self, Base, LayeredStore};
+use super::layered::{self, Base, Current, LayeredStore};
 use super::store::{StoredPartition, VersionOf};
 use crate::engine::{ArrivedSource, EngineError, Job, JobKind, Partitions, Staged, StepStats, SwapToken};
 
@@ -107,6 +108,7 @@ async fn reading<S: StagingStore + ?Sized>(
     job: &Job,
     source: &ArrivedSource,
     window: &Partitions,
+    current: Option<&Current<S::Partition>>,
 ) -> Result<Reading<S::Partition>, EngineError> {
     let Some(listed) = store.source_objects(job, source, window).await? else {
         return Ok(Reading { only: None, lent: Vec::new(), record: None });
@@ -114,10 +116,7 @@ async fn reading<S: StagingStore + ?Sized>(
     // The published version lends its rows of the window when it is of the same base
     // generation and recorded what it reflects.
     let from = window.first().cloned().unwrap_or_default();
-    let lender = store
-        .current_layered(job)
-        .await?
-        .filter(|c| c.layout.as_ref().is_some_and(|l| arrivals::lends_rows(&from, &l.from)));
+    let lender = current.filter(|c| c.layout.as_ref().is_some_and(|l| arrivals::lends_rows(&from, &l.from)));
     let recorded = match &lender {
         Some(c) => store.recorded_objects(job, &c.version).await?,
         None => None,
@@ -125,7 +124,7 @@ async fn reading<S: StagingStore + ?Sized>(
     match arrivals::decide(&listed, recorded.as_ref(), |o| store.can_limit(o)) {
         arrivals::Read::Arrived(new) => {
             let lent = lender
-                .map(|c| c.partitions.into_iter().filter(|p| window.contains(&p.values)).collect())
+                .map(|c| c.partitions.iter().filter(|p| window.contains(&p.values)).cloned().collect())
                 .unwrap_or_default();
             Ok(Reading { only: Some(new), lent, record: Some(listed) })
         }
@@ -154,8 +153,13 @@ pub async fn select<S: StagingStore + ?Sized>(store: &S, job: &Job) -> Result<St
         )));
     };
     let expected = store.token(job).await?;
+    // What is published, read once (after the token, so a publish in between fails ours).
+    let current = match replaces {
+        Some(_) => store.current_layered(job).await?,
+        None => None,
+    };
     let reading = match (&job.arrived, replaces) {
-        (Some(source), Some(window)) => reading(store, job, source, window).await?,
+        (Some(source), Some(window)) => reading(store, job, source, window, current.as_ref()).await?,
         _ => Reading { only: None, lent: Vec::new(), record: None },
     };
     let (mut version, stats) = store.write_select(job, reading.only.as_deref()).await?;
@@ -170,7 +174,7 @@ pub async fn select<S: StagingStore + ?Sized>(store: &S, job: &Job) -> Result<St
         store.record_run(job, version, None).await?;
         return Ok(Staged { job: job.clone(), expected, changed: true, stats, emptied: Vec::new() });
     };
-    let plan = layered::plan(store, job, window, &version.columns, &version.partitions).await?;
+    let plan = layered::plan(store, job, window, current, &version.columns, &version.partitions).await?;
     // The record of what a near-real-time version reflects covers its window; one that
     // carries partitions after it records nothing, so the next run reads its whole window.
     if let Some(listed) = reading.record.filter(|_| plan.carried.is_empty()) {
