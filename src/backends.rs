@@ -3,7 +3,7 @@
 //! and `strata render` hold a `Box<dyn Backend>` or ask here, and never name a backend.
 
 use crate::backend::Backend;
-use crate::config::EngineKind;
+use crate::config::{ConfigError, EngineKind, Settings};
 use crate::engine::{EngineError, Job, JobKind};
 use crate::project::Project;
 use crate::state::Access;
@@ -38,5 +38,30 @@ pub fn statements(project: &Project, job: &Job) -> Result<Vec<String>, String> {
             JobKind::Select { sql, .. } => sql.trim().to_string(),
             JobKind::External { ddl } => ddl.trim().to_string(),
         }]),
+    }
+}
+
+/// The sections of strata.toml the backends own (`[athena]`).
+pub const SECTIONS: &[&str] = &[crate::athena::settings::SECTION];
+
+/// Every backend's check of its own section, and a section no backend owns refused at its
+/// line (a typo such as `[athenna]` would otherwise be ignored): what the command line runs
+/// after the core settings load.
+pub fn check(settings: &Settings) -> Result<(), ConfigError> {
+    let mut problems: Vec<ConfigError> = settings
+        .sections()
+        .filter(|s| !SECTIONS.contains(&s.name()))
+        .map(|s| ConfigError::Invalid {
+            origin: s.origin(),
+            field: "section",
+            value: s.name().to_string(),
+            expected: "a table strata reads: athena, databases, vars, retention, profiles",
+        })
+        .collect();
+    problems.extend(crate::athena::AthenaSettings::check(settings));
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(ConfigError::Many(problems)),
     }
 }

@@ -20,6 +20,7 @@ mod history;
 mod publish;
 pub mod query;
 mod s3;
+pub mod settings;
 pub mod sql;
 mod staging;
 mod store;
@@ -30,6 +31,7 @@ use aws_sdk_glue::types::Table;
 
 use self::glue::{Glue, all_columns};
 use self::query::{QueryConfig, Statements, api_message};
+pub use self::settings::AthenaSettings;
 use crate::config::{Settings, Storage};
 use crate::engine::EngineError;
 use crate::ids::Layer;
@@ -79,10 +81,10 @@ impl Clients {
     /// From the standard AWS chain (environment, profile, SSO, ECS task role), with the
     /// region of `[athena] region` when set and [`retry_config`]. With an endpoint
     /// override (`AWS_ENDPOINT_URL`, e.g. a test server), S3 uses path-style addressing.
-    pub async fn from_chain(settings: &Settings) -> Self {
+    pub async fn from_chain(settings: &Settings, athena: &AthenaSettings) -> Self {
         let mut loader =
             aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry_config());
-        if let Some(region) = &settings.athena.region {
+        if let Some(region) = &athena.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         if let Some(url) = &settings.aws_endpoint_url {
@@ -127,17 +129,18 @@ fn param<'a>(t: &'a Table, key: &str) -> Option<&'a str> {
 impl AthenaEngine {
     /// The engine of `settings`, with AWS clients from the standard chain.
     pub async fn open(settings: &Settings) -> Result<Self, EngineError> {
-        Self::new(Clients::from_chain(settings).await, settings)
+        let athena = AthenaSettings::of(settings).map_err(|e| EngineError::Io(e.to_string()))?;
+        Self::new(Clients::from_chain(settings, &athena).await, settings, &athena)
     }
 
-    pub fn new(clients: Clients, settings: &Settings) -> Result<Self, EngineError> {
+    pub fn new(clients: Clients, settings: &Settings, athena: &AthenaSettings) -> Result<Self, EngineError> {
         if !matches!(settings.storage, Storage::S3 { .. }) {
             return Err(EngineError::Io(format!(
                 "the athena engine needs an s3:// storage root; storage is {}",
                 settings.storage.uri("")
             )));
         }
-        let a = &settings.athena;
+        let a = athena;
         let config = QueryConfig {
             workgroup: a.workgroup.clone().unwrap_or_else(|| "primary".into()),
             catalog: a.catalog.clone().unwrap_or_else(|| "AwsDataCatalog".into()),

@@ -78,6 +78,7 @@ pub fn not_future(
 /// Settings (strata.toml, profile, `STRATA_*`) and the project's models.
 pub fn load(project_dir: &Path, env: &HashMap<String, String>) -> Result<Project, Error> {
     let settings = Settings::load(project_dir, env)?;
+    crate::backends::check(&settings)?;
     Ok(Project::load(settings)?)
 }
 

@@ -221,7 +221,8 @@ pub async fn publish_to(
     files: &[std::path::PathBuf],
     target: &str,
 ) -> Result<usize, String> {
-    let clients = crate::athena::Clients::from_chain(settings).await;
+    let athena = crate::athena::AthenaSettings::of(settings).map_err(|e| e.to_string())?;
+    let clients = crate::athena::Clients::from_chain(settings, &athena).await;
     publish(&clients.s3, dir, files, target).await
 }
 

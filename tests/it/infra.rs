@@ -241,7 +241,7 @@ fn the_templates_name_the_workgroup_databases_and_profile_of_strata_toml() {
     let settings = Settings::load(&repo(), &env)
         .unwrap_or_else(|e| panic!("strata.toml with pipeline.yaml's StrataProfile '{profile}': {e}"));
     assert_eq!(
-        settings.athena.workgroup.as_deref(),
+        strata::athena::AthenaSettings::of(&settings).unwrap().workgroup.as_deref(),
         Some(workgroup.as_str()),
         "[athena] workgroup of strata.toml (profile '{profile}') vs catalog.yaml's WorkGroupName"
     );

@@ -388,6 +388,63 @@ fn errors_name_the_file_line_and_what_to_do() {
     assert_eq!(code, 2);
     assert!(err.contains("engine = 'spark'") && err.contains("env = 'qa'"), "both problems: {err}");
 
+    // A backend's own section ([athena], read by the Athena backend, not the core): a typo
+    // inside it and a section no backend owns are named at their lines, in a profile too.
+    let line = |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let typo = toml.replace("workgroup = \"strata\"", "workgroupp = \"strata\"").replace(
+        "[profiles.staging]",
+        "[profiles.staging.athenna]\nregion = \"eu-west-1\"\n\n[profiles.staging]",
+    );
+    std::fs::write(t.path().join("strata.toml"), &typo).unwrap();
+    let (code, _, err) = strata(t.path(), &["plan"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("strata.toml: line {}: `workgroupp = \"strata\"`", line(&typo, "workgroupp")))
+            && err.contains("unknown field `workgroupp`"),
+        "{err}"
+    );
+    let (code, _, err) = strata_cmd(t.path())
+        .args(["plan"])
+        .env("STRATA_PROFILE", "staging")
+        .output()
+        .map(|o| (o.status.code().unwrap_or(-1), (), String::from_utf8_lossy(&o.stderr).to_string()))
+        .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "strata.toml:{}: section = 'athenna' is not valid",
+            line(&typo, "[profiles.staging.athenna]")
+        )),
+        "{err}"
+    );
+    // The athena engine on a storage root that is not S3: named at the section's line.
+    std::fs::write(
+        t.path().join("strata.toml"),
+        toml.replace("storage = \"s3://rastup-data\"", "storage = \"lake\""),
+    )
+    .unwrap();
+    let (code, _, err) = strata_cmd(t.path())
+        .args(["plan"])
+        .env("STRATA_ENGINE", "athena")
+        .output()
+        .map(|o| (o.status.code().unwrap_or(-1), (), String::from_utf8_lossy(&o.stderr).to_string()))
+        .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("athena.storage = 'file://") && err.contains("Athena reads and writes S3"), "{err}");
+
+    // A profile's section replaces the top-level one as a whole; its storage is the root.
+    let text = format!("{toml}\n[profiles.eu.athena]\nstorage = \"s3://eu-lake/x\"\nworkgroup = \"eu\"\n");
+    let env = std::collections::HashMap::from([
+        ("STRATA_PROFILE".to_string(), "eu".to_string()),
+        ("STRATA_ENGINE".to_string(), "athena".to_string()),
+    ]);
+    let settings =
+        strata::config::Settings::from_toml(t.path(), &t.path().join("strata.toml"), &text, &env).unwrap();
+    assert_eq!(settings.storage.uri("silver"), "s3://eu-lake/x/silver");
+    let athena = strata::athena::AthenaSettings::of(&settings).unwrap();
+    assert_eq!((athena.workgroup.as_deref(), athena.region.as_deref()), (Some("eu"), None));
+    strata::backends::check(&settings).unwrap();
+
     // Models: a nested file is named, a broken model's dependents do not guess other names,
     // a cron out of range says the range.
     let t = TestProject::shipped();

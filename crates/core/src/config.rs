@@ -3,8 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::ids::Layer;
 
@@ -81,8 +85,6 @@ struct RawSettings {
     databases: BTreeMap<String, String>,
     #[serde(default)]
     vars: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    athena: Option<AthenaSettings>,
     max_concurrency: Option<usize>,
 }
 
@@ -106,8 +108,6 @@ struct RawFile {
     databases: BTreeMap<String, String>,
     #[serde(default)]
     vars: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    athena: Option<AthenaSettings>,
     max_concurrency: Option<usize>,
 }
 
@@ -118,18 +118,116 @@ struct RawRetention {
     orphan_grace_minutes: Option<i64>,
 }
 
-/// Athena-specific settings (used by the Athena engine).
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AthenaSettings {
-    /// The lake's S3 root when the engine is athena (`s3://bucket[/prefix]`).
-    pub storage: Option<String>,
-    pub workgroup: Option<String>,
-    pub output_location: Option<String>,
-    pub region: Option<String>,
-    pub catalog: Option<String>,
-    /// A run stops starting statements once its statements scanned this many bytes.
-    pub max_bytes_scanned_per_run: Option<u64>,
+/// The keys of strata.toml the core reads; every other table (`[athena]`) is a backend's
+/// own section, read by that backend with [`Section::read`] (and a name no backend owns is
+/// refused where the backends are known).
+const CORE_KEYS: &[&str] = &[
+    "name",
+    "profile",
+    "retention",
+    "profiles",
+    "engine",
+    "env",
+    "storage",
+    "state_dir",
+    "databases",
+    "vars",
+    "max_concurrency",
+];
+
+/// A backend's own section of strata.toml (`[athena]`), as the invocation's profile leaves
+/// it (a profile's `[profiles.NAME.athena]` replaces the top-level one as a whole). The core
+/// reads one key of it, `storage` (the lake's root when that backend runs); the backend
+/// reads the rest into its own type with [`Section::read`], whose errors carry the file's
+/// line like the core's.
+#[derive(Debug, Clone)]
+pub struct Section {
+    name: String,
+    /// The profile whose section this is, or none for the top-level one.
+    profile: Option<String>,
+    path: PathBuf,
+    text: Arc<str>,
+}
+
+impl Section {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `strata.toml:LINE`, the line of the section's header.
+    pub fn origin(&self) -> String {
+        let line =
+            self.with_value(|key, _| Ok::<_, ConfigError>(line_of(&self.text, key.start))).unwrap_or(1);
+        format!("{}:{line}", self.path.display())
+    }
+
+    /// The section as the backend's type (`#[serde(deny_unknown_fields)]` to refuse typos).
+    pub fn read<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.with_value(|_, value| {
+            let span = value.span();
+            let mut table = DeTable::new();
+            table.insert(Spanned::new(span.clone(), self.name.clone().into()), value.clone());
+            let de = toml::de::Deserializer::from(Spanned::new(span, table));
+            let mut one = BTreeMap::<String, T>::deserialize(de).map_err(|e| ConfigError::Parse {
+                path: self.path.clone(),
+                message: describe_toml_error(&self.text, &e),
+            })?;
+            Ok(one.remove(&self.name).expect("the one key inserted"))
+        })
+    }
+
+    /// The section's `storage = "..."`, when it sets one as a string.
+    fn storage(&self) -> Option<String> {
+        self.with_value(|_, v| {
+            Ok::<_, ConfigError>(
+                v.get_ref().get("storage").and_then(|s| s.get_ref().as_str()).map(String::from),
+            )
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Calls `f` with the span of the section's key (its header) and its value, parsed again
+    /// from the file's text (which parsed once already, when the settings were loaded).
+    fn with_value<R>(
+        &self,
+        f: impl FnOnce(std::ops::Range<usize>, &Spanned<DeValue<'_>>) -> Result<R, ConfigError>,
+    ) -> Result<R, ConfigError> {
+        let root = DeTable::parse(&self.text).map_err(|e| ConfigError::Parse {
+            path: self.path.clone(),
+            message: describe_toml_error(&self.text, &e),
+        })?;
+        let table = match &self.profile {
+            None => Some(root.get_ref()),
+            Some(p) => root
+                .get_ref()
+                .get("profiles")
+                .and_then(|ps| ps.get_ref().as_table())
+                .and_then(|ps| ps.get(p.as_str()))
+                .and_then(|p| p.get_ref().as_table()),
+        };
+        let (key, value) =
+            table.and_then(|t| t.get_key_value(self.name.as_str())).expect("a section found when loading");
+        f(key.span(), value)
+    }
+}
+
+/// The 1-based line of the byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Takes the backend sections (tables under keys the core does not read) out of `table`.
+fn take_sections(table: &mut DeTable<'_>) -> Vec<String> {
+    let names: Vec<String> = table
+        .iter()
+        .filter(|(k, v)| !CORE_KEYS.contains(&k.get_ref().as_ref()) && v.get_ref().is_table())
+        .map(|(k, _)| k.get_ref().to_string())
+        .collect();
+    for name in &names {
+        table.remove(name.as_str());
+    }
+    names
 }
 
 /// Where tables live: a local directory or an S3 prefix.
@@ -163,7 +261,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     databases: BTreeMap<String, String>,
     pub vars: BTreeMap<String, serde_json::Value>,
-    pub athena: AthenaSettings,
+    /// The backends' own sections (`[athena]`), by name.
+    sections: BTreeMap<String, Section>,
     pub max_concurrency: usize,
     pub retention: Retention,
     /// `AWS_ENDPOINT_URL`: every AWS client talks to this endpoint (a test server), and S3
@@ -180,6 +279,16 @@ impl Settings {
     /// The layer whose database is `db`.
     pub fn layer_of(&self, db: &str) -> Option<Layer> {
         Layer::ALL.into_iter().find(|l| self.database(*l) == db)
+    }
+
+    /// The backend section `name` (`[athena]`), as the profile leaves it.
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.get(name)
+    }
+
+    /// Every backend section the file has.
+    pub fn sections(&self) -> impl Iterator<Item = &Section> {
+        self.sections.values()
     }
 
     /// The SQLite file of the local catalog.
@@ -207,7 +316,22 @@ impl Settings {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
         };
-        let file: RawFile = toml::from_str(text).map_err(parse_err)?;
+        // The backends' sections are taken out before the core's keys are read (with their
+        // spans, so an error still names its line).
+        let mut root = DeTable::parse(text).map_err(parse_err)?;
+        let top_sections = take_sections(root.get_mut());
+        let mut profile_sections = BTreeMap::new();
+        if let Some(profiles) = root.get_mut().get_mut("profiles").and_then(|p| match p.get_mut() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        }) {
+            for (name, profile) in profiles.iter_mut() {
+                if let DeValue::Table(t) = profile.get_mut() {
+                    profile_sections.insert(name.get_ref().to_string(), take_sections(t));
+                }
+            }
+        }
+        let file = RawFile::deserialize(toml::de::Deserializer::from(root)).map_err(parse_err)?;
         let base = RawSettings {
             engine: file.engine.clone(),
             env: file.env.clone(),
@@ -215,7 +339,6 @@ impl Settings {
             state_dir: file.state_dir.clone(),
             databases: file.databases.clone(),
             vars: file.vars.clone(),
-            athena: file.athena.clone(),
             max_concurrency: file.max_concurrency,
         };
         let origin = path.display().to_string();
@@ -282,18 +405,45 @@ impl Settings {
                 });
             }
         }
-        let athena = s.athena.clone().unwrap_or_default();
-        let file_storage = match engine {
-            EngineKind::Local => s.storage.clone().or_else(|| Some("lake".into())),
-            EngineKind::Athena => athena.storage.clone(),
+        // A profile's section replaces the top-level one of the same name.
+        let text_arc: Arc<str> = Arc::from(text);
+        let mut sections: BTreeMap<String, Section> = top_sections
+            .into_iter()
+            .map(|name| {
+                let section = Section {
+                    name: name.clone(),
+                    profile: None,
+                    path: path.to_path_buf(),
+                    text: text_arc.clone(),
+                };
+                (name, section)
+            })
+            .collect();
+        if let Some(name) = &profile {
+            for section in profile_sections.remove(name).unwrap_or_default() {
+                let over = Section {
+                    name: section.clone(),
+                    profile: Some(name.clone()),
+                    path: path.to_path_buf(),
+                    text: text_arc.clone(),
+                };
+                sections.insert(section, over);
+            }
+        }
+        // The root: the running backend's section's `storage`, else (the local engine) the
+        // top-level `storage`, `lake` by default.
+        let file_storage = match sections.get(engine.as_str()) {
+            Some(section) => section.storage(),
+            None if engine == EngineKind::Local => s.storage.clone().or_else(|| Some("lake".into())),
+            None => None,
         };
         let (storage, storage_origin) = pick("STRATA_STORAGE", file_storage);
         let Some(storage) = storage else {
             problems.push(ConfigError::Invalid {
                 origin: storage_origin,
-                field: "athena.storage",
+                field: "storage",
                 value: String::new(),
-                expected: "the engine athena needs an S3 root: set [athena] storage = \"s3://bucket/prefix\" or STRATA_STORAGE",
+                expected: "this engine has no storage root: set `storage = \"s3://bucket/prefix\"` in its section of strata.toml ([athena] for athena) or STRATA_STORAGE",
             });
             return Err(ConfigError::all(problems));
         };
@@ -309,14 +459,6 @@ impl Settings {
                 return Err(ConfigError::all(problems));
             }
         };
-        if engine == EngineKind::Athena && !matches!(storage, Storage::S3 { .. }) {
-            problems.push(ConfigError::Invalid {
-                origin: storage_origin,
-                field: "athena.storage",
-                value: storage.uri(""),
-                expected: "an s3://bucket[/prefix] root: Athena reads and writes S3",
-            });
-        }
         if !problems.is_empty() {
             return Err(ConfigError::all(problems));
         }
@@ -337,7 +479,7 @@ impl Settings {
             state_dir,
             databases: s.databases,
             vars,
-            athena,
+            sections,
             max_concurrency: s.max_concurrency.unwrap_or(4).max(1),
             retention: {
                 let r = file.retention.clone().unwrap_or_default();
@@ -359,7 +501,6 @@ fn merge(base: &mut RawSettings, over: RawSettings) {
     base.state_dir = over.state_dir.or(base.state_dir.take());
     base.databases.extend(over.databases);
     base.vars.extend(over.vars);
-    base.athena = over.athena.or(base.athena.take());
     base.max_concurrency = over.max_concurrency.or(base.max_concurrency);
 }
 
@@ -389,7 +530,7 @@ fn parse_storage(project_dir: &Path, s: &str) -> Result<Storage, String> {
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     match e.span() {
         Some(span) => {
-            let line = text[..span.start].matches('\n').count() + 1;
+            let line = line_of(text, span.start);
             let source = text.lines().nth(line - 1).unwrap_or_default().trim();
             format!("line {line}: `{source}`: {}", e.message().trim_end_matches('\n'))
         }
