@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use aws_sdk_glue::types::Partition;
 
-use super::query::api_message;
+use super::query::aws_error;
 use super::store::{at_location, stored_partition};
 use super::*;
 use crate::engine::{
@@ -37,8 +37,7 @@ impl AthenaEngine {
         let mut out = Vec::new();
         let mut pages = self.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| EngineError::Aws(format!("S3 ListObjectsV2 {uri}: {}", api_message(&e))))?;
+            let page = page.map_err(|e| aws_error(format_args!("S3 ListObjectsV2 {uri}"), e))?;
             for o in page.contents() {
                 if let Some(k) = o.key().filter(|k| !k.ends_with('/')) {
                     out.push(format!("s3://{bucket}/{k}"));
@@ -62,19 +61,19 @@ impl AthenaEngine {
                     .body
                     .collect()
                     .await
-                    .map_err(|e| EngineError::Aws(format!("{uri}: {e}")))?
+                    .map_err(|e| EngineError::aws(format!("{uri}: {e}")))?
                     .into_bytes();
                 Ok(serde_json::from_slice::<Vec<String>>(&bytes).ok().map(|v| v.into_iter().collect()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(EngineError::Aws(format!("S3 GetObject {uri}: {}", api_message(&e)))),
+            Err(e) => Err(aws_error(format_args!("S3 GetObject {uri}"), e)),
         }
     }
 
     /// Copies an object into this run's own version directory (never elsewhere).
     async fn copy(&self, from: &str, to: &str) -> Result<(), EngineError> {
         let (Some((src_bucket, src_key)), Some((bucket, key))) = (split_uri(from), split_uri(to)) else {
-            return Err(EngineError::Io(format!("copying {from} to {to}: not s3:// URIs")));
+            return Err(EngineError::io(format!("copying {from} to {to}: not s3:// URIs")));
         };
         self.s3
             .copy_object()
@@ -84,12 +83,12 @@ impl AthenaEngine {
             .send()
             .await
             .map(drop)
-            .map_err(|e| EngineError::Aws(format!("S3 CopyObject {from} to {to}: {}", api_message(&e))))
+            .map_err(|e| aws_error(format_args!("S3 CopyObject {from} to {to}"), e))
     }
 
     async fn put(&self, uri: &str, body: Vec<u8>) -> Result<(), EngineError> {
         let Some((bucket, key)) = split_uri(uri) else {
-            return Err(EngineError::Io(format!("{uri}: not an s3:// URI")));
+            return Err(EngineError::io(format!("{uri}: not an s3:// URI")));
         };
         self.s3
             .put_object()
@@ -100,7 +99,7 @@ impl AthenaEngine {
             .send()
             .await
             .map(drop)
-            .map_err(|e| EngineError::Aws(format!("S3 PutObject {uri}: {}", api_message(&e))))
+            .map_err(|e| aws_error(format_args!("S3 PutObject {uri}"), e))
     }
 }
 

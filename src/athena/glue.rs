@@ -15,6 +15,7 @@ use aws_sdk_glue::types::{
 
 use super::query::api_message;
 use crate::engine::EngineError;
+use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 
 /// Glue's limit on entries of one batch partition call.
 pub const MAX_BATCH: usize = 100;
@@ -25,8 +26,12 @@ pub struct Glue {
     client: Client,
 }
 
-fn aws(what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Aws(format!("Glue {what}: {e}"))
+fn aws<E, R>(what: &str, e: SdkError<E, R>) -> EngineError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    super::query::aws_error(format_args!("Glue {what}"), e)
 }
 
 impl Glue {
@@ -40,7 +45,7 @@ impl Glue {
         match r {
             Ok(out) => Ok(out.table().cloned()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(None),
-            Err(e) => Err(aws(&format!("GetTable {db}.{name}"), api_message(&e))),
+            Err(e) => Err(aws(&format!("GetTable {db}.{name}"), e)),
         }
     }
 
@@ -50,7 +55,7 @@ impl Glue {
         let mut out = Vec::new();
         let mut pages = self.client.get_tables().database_name(db).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws(&format!("GetTables {db}"), api_message(&e)))?;
+            let page = page.map_err(|e| aws(&format!("GetTables {db}"), e))?;
             out.extend(page.table_list().iter().filter(|t| t.name().starts_with(prefix)).cloned());
         }
         Ok(out)
@@ -62,7 +67,7 @@ impl Glue {
         let mut pages =
             self.client.get_partitions().database_name(db).table_name(name).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws(&format!("GetPartitions {db}.{name}"), api_message(&e)))?;
+            let page = page.map_err(|e| aws(&format!("GetPartitions {db}.{name}"), e))?;
             out.extend(page.partitions().iter().cloned());
         }
         Ok(out)
@@ -106,7 +111,7 @@ impl Glue {
                 .set_partition_input_list(Some(inputs.clone()))
                 .send()
                 .await
-                .map_err(|e| aws(&format!("BatchCreatePartition {db}.{name}"), api_message(&e)))?;
+                .map_err(|e| aws(&format!("BatchCreatePartition {db}.{name}"), e))?;
             let exists = |e: &PartitionError| {
                 e.error_detail().and_then(|d| d.error_code()) == Some("AlreadyExistsException")
             };
@@ -124,7 +129,7 @@ impl Glue {
                     .partition_input(input.clone())
                     .send()
                     .await
-                    .map_err(|err| aws(&format!("UpdatePartition {db}.{name}"), api_message(&err)))?;
+                    .map_err(|err| aws(&format!("UpdatePartition {db}.{name}"), err))?;
             }
             if !errors.is_empty() {
                 let detail: Vec<String> = errors
@@ -139,7 +144,7 @@ impl Glue {
                         )
                     })
                     .collect();
-                return Err(EngineError::Aws(format!(
+                return Err(EngineError::aws(format!(
                     "Glue BatchCreatePartition {db}.{name}: {} of {} partitions failed: {}",
                     errors.len(),
                     chunk.len(),
@@ -164,7 +169,7 @@ impl Glue {
                             "publish conflict: {db}.{name} was published by another run meanwhile (it did not exist when this run started); nothing changed"
                         )))
                     }
-                    Err(e) => Err(aws(&format!("CreateTable {db}.{name}"), api_message(&e))),
+                    Err(e) => Err(aws(&format!("CreateTable {db}.{name}"), e)),
                 }
             }
             Some(version) => {
@@ -203,7 +208,7 @@ impl Glue {
                             api_message(&e)
                         )))
                     }
-                    Err(e) => Err(aws(&format!("UpdateTable {db}.{name}"), api_message(&e))),
+                    Err(e) => Err(aws(&format!("UpdateTable {db}.{name}"), e)),
                 }
             }
         }
@@ -225,7 +230,7 @@ impl Glue {
             .send()
             .await
             .map(drop)
-            .map_err(|e| aws(&format!("UpdateTable {db}.{}", table.name()), api_message(&e)))
+            .map_err(|e| aws(&format!("UpdateTable {db}.{}", table.name()), e))
     }
 
     /// The table's archived versions, newest first.
@@ -234,7 +239,7 @@ impl Glue {
         let mut pages =
             self.client.get_table_versions().database_name(db).table_name(name).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws(&format!("GetTableVersions {db}.{name}"), api_message(&e)))?;
+            let page = page.map_err(|e| aws(&format!("GetTableVersions {db}.{name}"), e))?;
             for v in page.table_versions() {
                 if let (Some(id), Some(t)) = (v.version_id(), v.table()) {
                     out.push((id.to_string(), t.clone()));
@@ -256,9 +261,9 @@ impl Glue {
                 .set_version_ids(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws(&format!("BatchDeleteTableVersion {db}.{name}"), api_message(&e)))?;
+                .map_err(|e| aws(&format!("BatchDeleteTableVersion {db}.{name}"), e))?;
             if let Some(e) = out.errors().first() {
-                return Err(EngineError::Aws(format!(
+                return Err(EngineError::aws(format!(
                     "Glue BatchDeleteTableVersion {db}.{name}: version {}: {}",
                     e.version_id().unwrap_or("?"),
                     e.error_detail().and_then(|d| d.error_message()).unwrap_or("failed")
@@ -278,7 +283,7 @@ impl Glue {
             .send()
             .await
             .map(drop)
-            .map_err(|e| aws(&format!("CreateTable {db}.{name}"), api_message(&e)))
+            .map_err(|e| aws(&format!("CreateTable {db}.{name}"), e))
     }
 
     /// Deletes a table (a version table strata made); a missing one is not an error.
@@ -287,7 +292,7 @@ impl Glue {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(()),
-            Err(e) => Err(aws(&format!("DeleteTable {db}.{name}"), api_message(&e))),
+            Err(e) => Err(aws(&format!("DeleteTable {db}.{name}"), e)),
         }
     }
 }

@@ -62,7 +62,7 @@ impl lifecycle::Lifecycle for AthenaEngine {
     ) -> Result<Option<lifecycle::TableVersions>, EngineError> {
         let Some(view) = self.glue.table(db, table).await? else { return Ok(None) };
         let Some(current) = param(&view, P_VERSION) else {
-            return Err(EngineError::Aws(format!(
+            return Err(EngineError::aws(format!(
                 "{db}.{table} exists in Glue but was not published by strata"
             )));
         };
@@ -256,7 +256,7 @@ impl crate::backend::Backend for AthenaEngine {
     /// (`strata_window_end`), unless an operator reset it.
     async fn reconcile(&self, project: &crate::project::Project, now: &str) -> Result<(), EngineError> {
         let state = &*self.state;
-        let state_err = |e: crate::state::StateError| EngineError::Io(e.to_string());
+        let state_err = |e: crate::state::StateError| EngineError::io(e.to_string());
         for id in &project.dag.order {
             let table = &project.models[id].table;
             let Some(t) = self.glue.table(project.database(id), table).await? else { continue };

@@ -129,13 +129,13 @@ fn param<'a>(t: &'a Table, key: &str) -> Option<&'a str> {
 impl AthenaEngine {
     /// The engine of `settings`, with AWS clients from the standard chain.
     pub async fn open(settings: &Settings) -> Result<Self, EngineError> {
-        let athena = AthenaSettings::of(settings).map_err(|e| EngineError::Io(e.to_string()))?;
+        let athena = AthenaSettings::of(settings).map_err(|e| EngineError::io(e.to_string()))?;
         Self::new(Clients::from_chain(settings, &athena).await, settings, &athena)
     }
 
     pub fn new(clients: Clients, settings: &Settings, athena: &AthenaSettings) -> Result<Self, EngineError> {
         if !matches!(settings.storage, Storage::S3 { .. }) {
-            return Err(EngineError::Io(format!(
+            return Err(EngineError::io(format!(
                 "the athena engine needs an s3:// storage root; storage is {}",
                 settings.storage.uri("")
             )));
@@ -217,7 +217,7 @@ impl AthenaEngine {
                 Ok(())
             })
             .await;
-        checked.clone().map_err(EngineError::Aws)
+        checked.clone().map_err(EngineError::aws)
     }
 }
 

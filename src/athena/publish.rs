@@ -26,7 +26,7 @@ impl AthenaEngine {
         }
         let view = self.glue.table(&job.database, &job.table).await?;
         let Some((base, cur_from)) = view.as_ref().and_then(staging::layered) else {
-            return Err(EngineError::Aws(format!("{}: the base table staging made is gone", job.model)));
+            return Err(EngineError::aws(format!("{}: the base table staging made is gone", job.model)));
         };
         if let Some(current) = self.current_version_table(job, view.as_ref()).await? {
             let own = self.glue.partitions(&job.database, current.name()).await?;

@@ -198,6 +198,17 @@ where
     }
 }
 
+/// An AWS call's failure as an [`EngineError::Aws`]: `what` (the call and what it was
+/// on) and AWS's code and message, the SDK error kept as the error's source (so a caller
+/// tells `NoSuchKey` from `AccessDenied` by type: `source().downcast_ref::<SdkError<..>>()`).
+pub fn aws_error<E, R>(what: impl std::fmt::Display, e: SdkError<E, R>) -> EngineError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    EngineError::aws(format!("{what}: {}", api_message(&e))).caused_by(e)
+}
+
 /// Full jitter: a random wait up to `base * 2^attempt`, capped.
 pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
     let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
@@ -348,12 +359,11 @@ impl Statements {
         if let Some(out) = &cfg.output_location {
             req = req.result_configuration(ResultConfiguration::builder().output_location(out).build());
         }
-        let out = req.send().await.map_err(|e| {
-            EngineError::Aws(format!("{}: StartQueryExecution: {}", st.model, api_message(&e)))
-        })?;
+        let out =
+            req.send().await.map_err(|e| aws_error(format_args!("{}: StartQueryExecution", st.model), e))?;
         let id = out.query_execution_id().unwrap_or_default().to_string();
         if id.is_empty() {
-            return Err(EngineError::Aws("StartQueryExecution returned no query id".into()));
+            return Err(EngineError::aws("StartQueryExecution returned no query id"));
         }
         self.inner.in_flight.lock().expect("not poisoned").insert(id.clone());
         Ok(id)
@@ -367,7 +377,7 @@ impl Statements {
             let inner = self.inner.clone();
             tokio::spawn(async move { poll_loop(inner).await });
         }
-        rx.await.unwrap_or_else(|_| Err(EngineError::Aws("the Athena poller stopped".into())))
+        rx.await.unwrap_or_else(|_| Err(EngineError::aws("the Athena poller stopped")))
     }
 
     /// Stops every statement in flight (`StopQueryExecution`) and refuses new ones.
@@ -393,8 +403,7 @@ impl Statements {
         let mut first_page = true;
         let mut pages = self.inner.client.get_query_results().query_execution_id(id).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let out =
-                page.map_err(|e| EngineError::Aws(format!("GetQueryResults {id}: {}", api_message(&e))))?;
+            let out = page.map_err(|e| aws_error(format_args!("GetQueryResults {id}"), e))?;
             let Some(set) = out.result_set() else { break };
             if first_page {
                 columns = set
@@ -490,7 +499,7 @@ async fn poll_loop(inner: Arc<Inner>) {
                     let mut waiting = inner.waiting.lock().expect("not poisoned");
                     for id in chunk {
                         if let Some(tx) = waiting.remove(id) {
-                            let _ = tx.send(Err(EngineError::Aws(message.clone())));
+                            let _ = tx.send(Err(EngineError::aws(message.clone())));
                         }
                     }
                     progressed = true;
@@ -516,7 +525,7 @@ async fn poll_loop(inner: Arc<Inner>) {
                 if *n >= 10 {
                     inner.in_flight.lock().expect("not poisoned").remove(&id);
                     if let Some(tx) = inner.waiting.lock().expect("not poisoned").remove(&id) {
-                        let _ = tx.send(Err(EngineError::Aws(format!(
+                        let _ = tx.send(Err(EngineError::aws(format!(
                             "Athena does not know query {id}: {} ({message})",
                             u.error_code().unwrap_or("unprocessed")
                         ))));

@@ -2,7 +2,7 @@
 //! version directory of a managed table (`lifecycle::VersionDir`, or a plain
 //! sub-directory of the version a run wrote itself).
 
-use super::query::api_message;
+use super::query::aws_error;
 use super::*;
 use crate::config::Storage;
 use crate::engine::{EngineError, Job};
@@ -20,7 +20,7 @@ impl AthenaEngine {
     /// a backfill window's `_parts/<unit>`, or a chunked write's `data` / `_result`.
     pub(super) async fn delete_version_objects(&self, job: &Job, sub: &str) -> Result<u64, EngineError> {
         let dir = VersionDir::checked(job.model.layer, &job.table, &job.version).ok_or_else(|| {
-            EngineError::Io(format!("refusing to delete under {}: not a version directory", job.version))
+            EngineError::io(format!("refusing to delete under {}: not a version directory", job.version))
         })?;
         self.delete_under(&dir, sub).await
     }
@@ -31,7 +31,7 @@ impl AthenaEngine {
     pub(super) async fn delete_under(&self, dir: &VersionDir, sub: &str) -> Result<u64, EngineError> {
         let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !(sub.is_empty() || sub.split('/').all(plain)) {
-            return Err(EngineError::Io(format!(
+            return Err(EngineError::io(format!(
                 "refusing to delete {}/{sub}: not a directory of the version",
                 dir.relative()
             )));
@@ -44,10 +44,14 @@ impl AthenaEngine {
         let (bucket, prefix) = self.s3_key(&relative);
         let mut freed = 0;
         loop {
-            let page =
-                self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).send().await.map_err(|e| {
-                    EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
-                })?;
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(|e| aws_error(format_args!("S3 ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
             let objects: Vec<_> = page
                 .contents()
                 .iter()
@@ -56,7 +60,7 @@ impl AthenaEngine {
                     o.key().map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build())
                 })
                 .collect::<Result<_, _>>()
-                .map_err(|e| EngineError::Aws(e.to_string()))?;
+                .map_err(|e| EngineError::aws(e.to_string()))?;
             if objects.is_empty() {
                 return Ok(freed);
             }
@@ -64,12 +68,17 @@ impl AthenaEngine {
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| EngineError::Aws(e.to_string()))?;
-            let out = self.s3.delete_objects().bucket(&bucket).delete(delete.clone()).send().await.map_err(
-                |e| EngineError::Aws(format!("S3 DeleteObjects s3://{bucket}/{prefix}: {}", api_message(&e))),
-            )?;
+                .map_err(|e| EngineError::aws(e.to_string()))?;
+            let out = self
+                .s3
+                .delete_objects()
+                .bucket(&bucket)
+                .delete(delete.clone())
+                .send()
+                .await
+                .map_err(|e| aws_error(format_args!("S3 DeleteObjects s3://{bucket}/{prefix}"), e))?;
             if let Some(e) = out.errors().first() {
-                return Err(EngineError::Aws(format!(
+                return Err(EngineError::aws(format!(
                     "S3 DeleteObjects {}: {}",
                     e.key().unwrap_or("?"),
                     e.message().unwrap_or("failed")
@@ -90,9 +99,8 @@ impl AthenaEngine {
         let mut newest: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut pages = self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
-            })?;
+            let page =
+                page.map_err(|e| aws_error(format_args!("S3 ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
             for o in page.contents() {
                 let t = o
                     .last_modified()
@@ -114,9 +122,8 @@ impl AthenaEngine {
         let mut pages =
             self.s3.list_objects_v2().bucket(&bucket).prefix(&prefix).delimiter("/").into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                EngineError::Aws(format!("S3 ListObjectsV2 s3://{bucket}/{prefix}: {}", api_message(&e)))
-            })?;
+            let page =
+                page.map_err(|e| aws_error(format_args!("S3 ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
             for p in page.common_prefixes() {
                 if let Some(name) =
                     p.prefix().and_then(|p| p.strip_prefix(&prefix)).map(|p| p.trim_end_matches('/'))

@@ -192,7 +192,7 @@ impl AthenaEngine {
     pub(super) async fn version_table(&self, job: &Job) -> Result<Table, EngineError> {
         let name = sql::version_table(job);
         self.glue.table(&job.database, &name).await?.ok_or_else(|| {
-            EngineError::Aws(format!(
+            EngineError::aws(format!(
                 "{}: Athena reported success but Glue has no table {}.{name}",
                 job.model, job.database
             ))
@@ -208,7 +208,7 @@ impl AthenaEngine {
         let Some(target) = view.and_then(|v| param(v, P_TABLE)) else { return Ok(None) };
         let t = self.glue.table(&job.database, target).await?;
         if t.is_none() {
-            return Err(EngineError::Aws(format!(
+            return Err(EngineError::aws(format!(
                 "{}.{} reads {target}, which is not in Glue",
                 job.database, job.table
             )));

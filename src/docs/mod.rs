@@ -139,7 +139,7 @@ pub async fn gather(
 ) -> Result<SiteDoc, EngineError> {
     let planned = crate::check::schemas(project).await;
     let state = backend.run_state();
-    let state_err = |e: crate::state::StateError| EngineError::Io(e.to_string());
+    let state_err = |e: crate::state::StateError| EngineError::io(e.to_string());
     let mut downstream: BTreeMap<ModelId, Vec<ModelId>> = BTreeMap::new();
     for id in &project.dag.order {
         for up in project.dag.upstream(id) {

@@ -177,7 +177,7 @@ impl From<CatalogError> for crate::engine::EngineError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::Conflict { .. } => Self::Conflict(e.to_string()),
-            e => Self::Catalog(e.to_string()),
+            e => Self::catalog(e.to_string()).caused_by(e),
         }
     }
 }
@@ -208,15 +208,22 @@ impl Catalog {
             })
             .map_err(|e| catalog.err(e))?;
         if !has_base {
-            let add = catalog.writer()?.execute_batch(
-                "ALTER TABLE versions ADD COLUMN base TEXT; ALTER TABLE versions ADD COLUMN hot_from TEXT;",
-            );
-            // Another process may have added them meanwhile.
-            if let Err(e) = add
-                && !e.to_string().contains("duplicate column")
-            {
-                return Err(catalog.err(e));
+            // Checked again under the write lock: another process may have added them since.
+            let mut w = catalog.writer()?;
+            let tx =
+                w.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| catalog.err(e))?;
+            let added: bool = tx
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'base'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| catalog.err(e))?;
+            if !added {
+                tx.execute_batch("ALTER TABLE versions ADD COLUMN base TEXT; ALTER TABLE versions ADD COLUMN hot_from TEXT;")
+                    .map_err(|e| catalog.err(e))?;
             }
+            tx.commit().map_err(|e| catalog.err(e))?;
         }
         Ok(catalog)
     }

@@ -74,7 +74,7 @@ fn writable(root: &Path) -> Result<(), EngineError> {
     let made = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b"strata\n"));
     let _ = std::fs::remove_file(&probe);
     made.map_err(|e| {
-        EngineError::Io(format!(
+        EngineError::io(format!(
             "the lake {} cannot be written: {}: {e} (runs write their versions there; status and query only read it)",
             root.display(),
             probe.display()
@@ -140,7 +140,7 @@ impl LocalEngine {
     /// model runs); to read, nothing is created or written.
     pub fn open(settings: &Settings, access: Access) -> Result<Self, EngineError> {
         let Storage::Local(root) = &settings.storage else {
-            return Err(EngineError::Io(format!(
+            return Err(EngineError::io(format!(
                 "the local engine needs a local storage directory; storage is {}",
                 settings.storage.uri("")
             )));
@@ -154,7 +154,8 @@ impl LocalEngine {
             }
         }
         if access == Access::Write {
-            std::fs::create_dir_all(root).map_err(|e| EngineError::Io(format!("{}: {e}", root.display())))?;
+            std::fs::create_dir_all(root)
+                .map_err(|e| EngineError::io(format!("{}: {e}", root.display())).caused_by(e))?;
         }
         let path = settings.catalog_path();
         let db =
@@ -196,9 +197,9 @@ impl LocalEngine {
                 let mut task = AbortOnDrop(exec.spawn(fut));
                 match (&mut task.0).await {
                     Ok(r) => r,
-                    Err(e) if e.is_cancelled() => Err(EngineError::Io("the query was stopped".into())),
+                    Err(e) if e.is_cancelled() => Err(EngineError::io("the query was stopped")),
                     Err(e) => {
-                        Err(EngineError::Io(format!("internal error: the query panicked (a bug): {e}")))
+                        Err(EngineError::io(format!("internal error: the query panicked (a bug): {e}")))
                     }
                 }
             }
@@ -431,7 +432,7 @@ impl LocalEngine {
         // into the version: windows written in parallel never see each other's files, and a
         // window an interrupted attempt half-wrote is simply written again.
         let part = format!("{dir}/_parts/{}", keep.first().map(|v| v.join("_")).unwrap_or_default());
-        let io = |e: std::io::Error, p: &Path| EngineError::Io(format!("{}: {e}", p.display()));
+        let io = |e: std::io::Error, p: &Path| EngineError::io(format!("{}: {e}", p.display())).caused_by(e);
         let part_path = self.root.join(&part);
         if part_path.exists() {
             std::fs::remove_dir_all(&part_path).map_err(|e| io(e, &part_path))?;
@@ -779,13 +780,14 @@ impl lifecycle::Lifecycle for LocalEngine {
         match newest_write(&path) {
             Ok(t) => Ok(Some(t.into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(EngineError::Io(format!("{}: {e}", path.display()))),
+            Err(e) => Err(EngineError::io(format!("{}: {e}", path.display())).caused_by(e)),
         }
     }
 
     async fn delete_dir(&self, dir: &lifecycle::VersionDir) -> Result<u64, EngineError> {
         let path = self.root.join(dir.relative());
-        let io = |e: std::io::Error| EngineError::Io(format!("deleting {}: {e}", path.display()));
+        let io =
+            |e: std::io::Error| EngineError::io(format!("deleting {}: {e}", path.display())).caused_by(e);
         let bytes = dir_size(&path).map_err(io)?;
         std::fs::remove_dir_all(&path).map_err(io)?;
         Ok(bytes)
@@ -814,7 +816,7 @@ impl LocalEngine {
     /// The directories directly under `<layer>/<table>/`, with their sizes.
     fn version_dirs(&self, layer: Layer, table: &str) -> Result<Vec<lifecycle::StoredDir>, EngineError> {
         let dir = self.root.join(layer.as_str()).join(table);
-        let io = |e: std::io::Error| EngineError::Io(format!("{}: {e}", dir.display()));
+        let io = |e: std::io::Error| EngineError::io(format!("{}: {e}", dir.display())).caused_by(e);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

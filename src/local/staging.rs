@@ -25,8 +25,8 @@ use crate::materialize::store::{StoredPartition, StoredVersion, VersionOf};
 /// objects it reads.
 const ARRIVED: &str = "__arrived";
 
-fn io(at: &Path, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Io(format!("{}: {e}", at.display()))
+fn io(at: &Path, e: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+    EngineError::io(format!("{}: {e}", at.display())).caused_by(e)
 }
 
 impl LocalEngine {

@@ -62,10 +62,10 @@ impl TableStore for LocalEngine {
         // The schema comes from the files written: data columns, then the partition columns.
         let Some(first) = manifest.partitions.first().and_then(|p| p.files.first()) else { return Ok(None) };
         let at = self.root.join(&first.path);
-        let io = |e: &dyn std::fmt::Display| EngineError::Io(format!("{}: {e}", at.display()));
-        let file = std::fs::File::open(&at).map_err(|e| io(&e))?;
+        let file = std::fs::File::open(&at)
+            .map_err(|e| EngineError::io(format!("{}: {e}", at.display())).caused_by(e))?;
         let reader = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| io(&e))?;
+            .map_err(|e| EngineError::io(format!("{}: {e}", at.display())).caused_by(e))?;
         let mut fields: Vec<_> = reader.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(partition_by.iter().map(|p| {
             datafusion::arrow::datatypes::Field::new(p, datafusion::arrow::datatypes::DataType::Utf8, true)

@@ -526,3 +526,48 @@ fn an_athena_failure_carries_its_fields_and_is_reported_at_the_models_line() {
         "{reported}"
     );
 }
+
+/// An AWS failure keeps the SDK's error as its source: a caller tells a denied call from
+/// a missing table by type, not by searching the message (which names the call, the table
+/// and AWS's code for a user).
+#[tokio::test(start_paused = true)]
+async fn an_aws_failure_keeps_the_sdk_error_as_its_source() {
+    use aws_sdk_glue::error::SdkError;
+    use aws_sdk_glue::operation::get_table::GetTableError;
+    let denied = mock!(aws_sdk_glue::Client::get_table).then_error(|| {
+        GetTableError::generic(
+            aws_sdk_glue::error::ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("User is not authorized to perform: glue:GetTable")
+                .build(),
+        )
+    });
+    let glue = Glue::new(client!(aws_sdk_glue, [&denied]));
+    let err = glue.table("rastup_ops", "board").await.expect_err("denied");
+    assert!(matches!(err, EngineError::Aws(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "Glue GetTable rastup_ops.board: AccessDeniedException: User is not authorized to perform: glue:GetTable"
+    );
+    let source = std::error::Error::source(&err).expect("the SDK error is kept");
+    let sdk = source.downcast_ref::<SdkError<GetTableError, aws_sdk_glue::config::http::HttpResponse>>();
+    let code =
+        sdk.and_then(|e| e.as_service_error()).and_then(aws_sdk_glue::error::ProvideErrorMetadata::code);
+    assert_eq!(code, Some("AccessDeniedException"), "{source:?}");
+
+    // The same on the local engine: a storage root that is a file keeps the io::Error.
+    let dir = tempfile::tempdir().unwrap();
+    let t = crate::common::TestProject::shipped();
+    let file = dir.path().join("lake");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let env = std::collections::HashMap::from([(
+        "STRATA_STORAGE".to_string(),
+        file.join("x").display().to_string(),
+    )]);
+    let settings = strata::config::Settings::load(t.path(), &env).unwrap();
+    let err = strata::local::LocalEngine::open(&settings, strata::state::Access::Write)
+        .expect_err("not a directory");
+    let io = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert!(io.is_some(), "{err:?}");
+    assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+}

@@ -456,3 +456,36 @@ async fn local_incremental_versions_record_their_window_and_the_base_takes_what_
     let r = engine.query("SELECT count(*) FROM rastup_silver.facts").await.unwrap();
     assert_eq!(crate::common::rows(&r.batches), [["4".to_string()]]);
 }
+
+/// A catalog written before the layered layout (no `base`, `hot_from` columns) is upgraded
+/// once, under SQLite's write lock, when several processes open it at the same moment: each
+/// opens it, none fails on the other's upgrade, and what it held is still there.
+#[test]
+fn a_catalog_from_before_the_layered_layout_is_upgraded_once_by_concurrent_openers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    drop(strata::local::catalog::Catalog::open(&path).unwrap());
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("ALTER TABLE versions DROP COLUMN base; ALTER TABLE versions DROP COLUMN hot_from;")
+        .unwrap();
+    let columns = |db: &rusqlite::Connection| -> Vec<String> {
+        let mut stmt = db.prepare("SELECT name FROM pragma_table_info('versions') ORDER BY cid").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert!(!columns(&db).contains(&"base".to_string()), "the old layout");
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                strata::local::catalog::Catalog::open(&path).map(drop).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for opener in openers {
+        opener.join().unwrap().unwrap();
+    }
+    let cols = columns(&db);
+    assert_eq!(cols.iter().filter(|c| *c == "base" || *c == "hot_from").count(), 2, "{cols:?}");
+}

@@ -377,7 +377,7 @@ pub async fn delete_planned(
     for item in items.iter_mut() {
         if let Some(dir) = item.dir.as_ref().filter(|_| item.deletes_dir) {
             if live.contains(dir.version()) {
-                return Err(EngineError::Io(format!(
+                return Err(EngineError::io(format!(
                     "refusing to delete {}: it became current or previous",
                     dir.relative()
                 )));

@@ -6,6 +6,7 @@
 //! between `stage` and `publish` leaves only an unreferenced version behind.
 
 use async_trait::async_trait;
+use std::sync::Arc;
 
 pub mod checks;
 pub use checks::{check_emptied, check_row_change};
@@ -273,6 +274,47 @@ impl From<StatementError> for EngineError {
     }
 }
 
+/// What failed below the engine (an AWS call, a file, the local catalog): the message a user
+/// reads (which call, on what, what it said) and the error it came from, kept as the
+/// [`std::error::Error::source`] of the [`EngineError`] (an `aws_sdk_s3` `SdkError`, an
+/// `io::Error`, a SQLite error), so a caller can tell a missing object from a denied one
+/// by type, not by searching the text.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self { message, source: None }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Self::from(message.to_string())
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     /// The SQL or the data is wrong: retrying will not help.
@@ -287,22 +329,49 @@ pub enum EngineError {
     #[error("audit {audit} failed: {detail}")]
     Audit { audit: String, detail: String },
     /// The local catalog failed (its SQLite file).
-    #[error("{0}")]
-    Catalog(String),
+    #[error(transparent)]
+    Catalog(Cause),
     /// Another run published first: the compare-and-swap failed, nothing changed.
     #[error("{0}")]
     Conflict(String),
     /// An AWS call failed in a way retrying did not fix.
-    #[error("{0}")]
-    Aws(String),
-    #[error("{0}")]
-    Io(String),
+    #[error(transparent)]
+    Aws(Cause),
+    /// A file or a storage root (local or S3) is not as strata needs it.
+    #[error(transparent)]
+    Io(Cause),
     /// A query that would change the lake, refused before anything ran (its plan writes
     /// files, defines tables or sets options).
     #[error(
         "strata query runs read-only SQL (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): models create tables, and rollback and gc change them; refused: {0}"
     )]
     NotReadOnly(String),
+}
+
+impl EngineError {
+    /// An AWS call failed: `message` says which, on what, and what AWS said.
+    pub fn aws(message: impl Into<String>) -> Self {
+        Self::Aws(Cause::from(message.into()))
+    }
+
+    /// A file or storage failure.
+    pub fn io(message: impl Into<String>) -> Self {
+        Self::Io(Cause::from(message.into()))
+    }
+
+    /// The local catalog failed.
+    pub fn catalog(message: impl Into<String>) -> Self {
+        Self::Catalog(Cause::from(message.into()))
+    }
+
+    /// The same error with `source` as its [`std::error::Error::source`] (for the kinds
+    /// that carry a [`Cause`]; the others are returned as they are).
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Self::Aws(c) | Self::Io(c) | Self::Catalog(c) = &mut self {
+            c.source = Some(Arc::new(source));
+        }
+        self
+    }
 }
 
 #[async_trait]
