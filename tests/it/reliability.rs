@@ -403,12 +403,11 @@ fn errors_name_the_file_line_and_what_to_do() {
             && err.contains("unknown field `workgroupp`"),
         "{err}"
     );
-    let (code, _, err) = strata_cmd(t.path())
-        .args(["plan"])
-        .env("STRATA_PROFILE", "staging")
-        .output()
-        .map(|o| (o.status.code().unwrap_or(-1), (), String::from_utf8_lossy(&o.stderr).to_string()))
-        .unwrap();
+    let plan_with = |var: &str, value: &str| {
+        let out = strata_cmd(t.path()).args(["plan"]).env(var, value).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = plan_with("STRATA_PROFILE", "staging");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&format!(
@@ -423,12 +422,7 @@ fn errors_name_the_file_line_and_what_to_do() {
         toml.replace("storage = \"s3://rastup-data\"", "storage = \"lake\""),
     )
     .unwrap();
-    let (code, _, err) = strata_cmd(t.path())
-        .args(["plan"])
-        .env("STRATA_ENGINE", "athena")
-        .output()
-        .map(|o| (o.status.code().unwrap_or(-1), (), String::from_utf8_lossy(&o.stderr).to_string()))
-        .unwrap();
+    let (code, err) = plan_with("STRATA_ENGINE", "athena");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("athena.storage = 'file://") && err.contains("Athena reads and writes S3"), "{err}");
 
