@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use super::glue::{all_columns, as_input, view_input};
 use super::query::Statement;
 use super::*;
-use crate::engine::{Engine, EngineError, Job, JobKind, QueryResult, Staged, StepStats, checks};
+use crate::engine::{Engine, EngineError, Job, JobKind, Partitions, QueryResult, Staged, StepStats, checks};
 
 impl AthenaEngine {
     /// The base generation the view of an incremental run reads before its window: the
@@ -90,7 +90,7 @@ impl Engine for AthenaEngine {
         }
     }
 
-    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+    async fn stage_part(&self, job: &Job, keep: &Partitions) -> Result<StepStats, EngineError> {
         let checks::BackfillSelect { partition_by, window, .. } = checks::backfill_select(job)?;
         if keep.len() != 1 {
             return Err(EngineError::Query(
@@ -111,7 +111,7 @@ impl Engine for AthenaEngine {
         Ok(stats)
     }
 
-    async fn seal(&self, job: &Job, replaces: &crate::engine::Partitions) -> Result<Staged, EngineError> {
+    async fn seal(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError> {
         crate::materialize::seal(self, job, replaces).await
     }
 

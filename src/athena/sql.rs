@@ -8,7 +8,7 @@
 //! Invariant: this module builds strings; it never calls AWS.
 
 use crate::config::Storage;
-use crate::engine::{Job, JobKind};
+use crate::engine::{Job, JobKind, Partitions};
 
 /// Athena's limit on partitions written by one CTAS or INSERT.
 pub const MAX_PARTITIONS_PER_STATEMENT: usize = 100;
@@ -77,17 +77,22 @@ pub fn statements(job: &Job, storage: &Storage) -> Result<Vec<String>, String> {
     staging(job, &target, needs_chunks(job))?.render(job, &target)
 }
 
-pub fn part_suffix(keep: &[Vec<String>]) -> String {
-    keep.first().map(|v| v.join("_")).unwrap_or_default().to_lowercase().replace(['-', '/', ' '], "_")
+pub fn part_suffix(keep: &Partitions) -> String {
+    key_suffix(keep.first().map(Vec::as_slice).unwrap_or_default())
+}
+
+/// The suffix of the window table whose first partition is `values`.
+pub fn key_suffix(values: &[String]) -> String {
+    values.join("_").to_lowercase().replace(['-', '/', ' '], "_")
 }
 
 /// A backfill window's table: `<table>__<version>__p<unit>`.
-pub fn part_table(job: &Job, keep: &[Vec<String>]) -> String {
+pub fn part_table(job: &Job, keep: &Partitions) -> String {
     format!("{}__p{}", version_table(job), part_suffix(keep))
 }
 
 /// Where a backfill window writes: `<version location>_parts/<unit>/`.
-pub fn part_location(job: &Job, storage: &Storage, keep: &[Vec<String>]) -> String {
+pub fn part_location(job: &Job, storage: &Storage, keep: &Partitions) -> String {
     format!("{}_parts/{}/", version_location(job, storage), part_suffix(keep))
 }
 
@@ -128,7 +133,7 @@ pub fn version_target(job: &Job, storage: &Storage) -> Target {
 }
 
 /// A backfill window's table.
-pub fn part_target(job: &Job, storage: &Storage, keep: &[Vec<String>]) -> Target {
+pub fn part_target(job: &Job, storage: &Storage, keep: &Partitions) -> Target {
     Target {
         database: job.database.clone(),
         table: part_table(job, keep),

@@ -78,7 +78,7 @@ impl TableStore for AthenaEngine {
                     .partitions(&job.database, part.name())
                     .await?
                     .into_iter()
-                    .filter(|p| sql::part_suffix(&[p.values().to_vec()]) == unit),
+                    .filter(|p| sql::key_suffix(p.values()) == unit),
             );
         }
         Ok(Some(stored(first.clone(), partitions)))

@@ -425,7 +425,7 @@ fn columns_of(schema: &datafusion::arrow::datatypes::Schema) -> Vec<(String, Str
 }
 
 impl LocalEngine {
-    async fn write_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+    async fn write_part(&self, job: &Job, keep: &Partitions) -> Result<StepStats, EngineError> {
         let checks::BackfillSelect { sql, partition_by, compression, window } = checks::backfill_select(job)?;
         let dir = format!("{}/{}/{}", job.model.layer.as_str(), job.table, job.version);
         // Each window is written aside, checked, then its partition directories are moved
@@ -446,7 +446,7 @@ impl LocalEngine {
             window,
             written.manifest.partitions.iter().map(|p| p.values.as_slice()),
         )?;
-        for values in keep {
+        for values in keep.as_slice() {
             let sub: PathBuf = partition_by.iter().zip(values).map(|(c, v)| format!("{c}={v}")).collect();
             let (from, to) = (part_path.join(&sub), self.root.join(&dir).join(&sub));
             if to.exists() {
@@ -552,8 +552,8 @@ fn query_stats(plan: &dyn datafusion::physical_plan::ExecutionPlan, stats: &Read
 
 #[async_trait]
 impl Engine for LocalEngine {
-    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
-        let (job, keep) = (job.clone(), keep.to_vec());
+    async fn stage_part(&self, job: &Job, keep: &Partitions) -> Result<StepStats, EngineError> {
+        let (job, keep) = (job.clone(), keep.clone());
         self.offload(move |e| async move { e.write_part(&job, &keep).await }).await
     }
 

@@ -400,7 +400,7 @@ async fn a_backfill_seals_its_windows_into_one_version(s: &Subject) {
         let mut job = part(rows_v, d);
         job.version = template.version.clone();
         job.run_id = template.run_id.clone();
-        s.engine.stage_part(&job, &[vec![day(d)]]).await.unwrap();
+        s.engine.stage_part(&job, &Partitions::new([vec![day(d)]])).await.unwrap();
     }
     assert!(!s.engine.was_published(&template).await.unwrap());
     template.kind = s.job(9, &[], Some(range.clone())).kind;
@@ -421,7 +421,7 @@ async fn a_backfill_seals_its_windows_into_one_version(s: &Subject) {
         for (d, has_rows) in days {
             let r = if *has_rows { rows(k, &[*d], n) } else { Vec::new() };
             job.kind = s.job(k, &r, Some(window(&[*d]))).kind;
-            s.engine.stage_part(&job, &[vec![day(*d)]]).await.unwrap();
+            s.engine.stage_part(&job, &Partitions::new([vec![day(*d)]])).await.unwrap();
         }
         let all: Vec<u32> = days.iter().map(|(d, _)| *d).collect();
         job.kind = s.job(k, &[], Some(window(&all))).kind;
@@ -910,7 +910,7 @@ impl Engine for Fake {
     }
 
     /// Writes the window's rows under `<version>/_parts`, replacing its kept partitions.
-    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError> {
+    async fn stage_part(&self, job: &Job, keep: &Partitions) -> Result<StepStats, EngineError> {
         let select = checks::backfill_select(job)?;
         let rows = fake_rows(job, &self.0.lock().unwrap(), None)?;
         checks::within_window(

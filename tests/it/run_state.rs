@@ -476,7 +476,7 @@ impl strata::engine::Engine for RivalFirst<'_> {
     async fn stage_part(
         &self,
         job: &strata::engine::Job,
-        keep: &[Vec<String>],
+        keep: &strata::engine::Partitions,
     ) -> Result<strata::engine::StepStats, strata::engine::EngineError> {
         self.inner.stage_part(job, keep).await
     }

@@ -381,7 +381,7 @@ pub trait Engine: Send + Sync {
     /// Writes one window of a multi-window job (a backfill) into the job's version location:
     /// of the partitions the window computes, only those in `keep`, replacing what an
     /// interrupted earlier attempt wrote for them. Records nothing in the catalog.
-    async fn stage_part(&self, job: &Job, keep: &[Vec<String>]) -> Result<StepStats, EngineError>;
+    async fn stage_part(&self, job: &Job, keep: &Partitions) -> Result<StepStats, EngineError>;
     /// Turns everything `stage_part` wrote for the job's version into one staged version:
     /// the partitions in `replaces` come from it, all others from the current version.
     async fn seal(&self, job: &Job, replaces: &Partitions) -> Result<Staged, EngineError>;
