@@ -155,7 +155,10 @@ pub async fn the_run_checks_refuse_what_may_not_be_published(engine: &dyn Engine
     // Backfills write SELECT models only.
     let mut ddl = job(4, vec![]);
     ddl.kind = JobKind::External { ddl: "CREATE EXTERNAL TABLE x (a string) LOCATION 's3://b/x/'".into() };
-    let err = engine.stage_part(&ddl, &strata::engine::Partitions::new([vec!["0".into()]])).await.expect_err("not a SELECT");
+    let err = engine
+        .stage_part(&ddl, &strata::engine::Partitions::new([vec!["0".into()]]))
+        .await
+        .expect_err("not a SELECT");
     assert!(err.to_string().contains("a backfill writes SELECT models only"), "{err}");
     assert_eq!(read(engine).await.unwrap().unwrap().0, 1, "version 1 is still the one readers see");
 }
