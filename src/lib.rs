@@ -5,8 +5,8 @@
 //! `strata::runner` and the rest name the same modules inside and outside this crate.
 
 pub use strata_core::{
-    backend, backfill, clock, config, engine, ids, lifecycle, materialize, planner, project, render, runner,
-    schedule, scheduler, state, window,
+    backend, backfill, changes, clock, config, engine, fingerprint, ids, lifecycle, materialize, planner,
+    project, render, runner, schedule, scheduler, state, window,
 };
 
 pub mod athena;

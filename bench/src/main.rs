@@ -588,7 +588,7 @@ impl Engine for SimAthena {
             emptied: Vec::new(),
         })
     }
-    async fn stage_part(&self, _: &Job, _: &[Vec<String>]) -> Result<StepStats, EngineError> {
+    async fn stage_part(&self, _: &Job, _: &strata::engine::Partitions) -> Result<StepStats, EngineError> {
         Err(EngineError::Query("not simulated".into()))
     }
     async fn seal(&self, _: &Job, _: &strata::engine::Partitions) -> Result<Staged, EngineError> {

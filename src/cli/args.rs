@@ -163,8 +163,14 @@ pub enum Command {
     },
     /// Show the DAG: each model's dependencies, schedule and materialization; and check,
     /// without reading data, that every model's SQL plans against its upstream tables and
-    /// produces the columns its partitions and audits name.
-    Plan { selectors: Vec<String> },
+    /// produces the columns its partitions and audits name. Then what changed since what is
+    /// published: new, removed, logic, config, upstream and columns, breaking or not, and
+    /// the models downstream (`state:modified` selects the changed models).
+    Plan {
+        selectors: Vec<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Each table's current version, when and by which run it was published, rows, bytes,
     /// and the versions kept for rollback.
     Status {

@@ -103,7 +103,7 @@ pub(super) async fn execute(
         Command::Render { model, engine, at, from } => render(&ctx, &model, engine, at, from),
         Command::Test { selectors, engine } => test(&ctx, &selectors, engine).await,
         Command::Docs { out, publish } => docs(&ctx, out, publish).await,
-        Command::Plan { selectors } => plan(&ctx, &selectors).await,
+        Command::Plan { selectors, format } => plan(&ctx, &selectors, format).await,
         Command::Status { selectors, format } => status(&ctx, &selectors, format).await,
         Command::Rollback { model, to } => rollback(&ctx, &model, to).await,
         Command::Gc { dry_run, format } => gc(&ctx, dry_run, format).await,
@@ -162,7 +162,7 @@ async fn run(
     let project = load(ctx.dir, ctx.env)?;
     // A range is recomputed from all its objects, near-real-time models included.
     let flags = ctx.flags(allow_empty_window, from.is_some());
-    let models = selected(&project, selectors)?;
+    let models = super::resolve::selected_at_state(&project, selectors).await?;
     let backend = backend(&project).await?;
     let stop = stop_on_signals();
     let plan: Vec<runner::Planned> = models
@@ -260,7 +260,7 @@ async fn backfill(ctx: &Ctx<'_>, selectors: &[String], a: BackfillArgs) -> Resul
         )));
     }
     let project = load(ctx.dir, ctx.env)?;
-    let mut models = selected(&project, selectors)?;
+    let mut models = super::resolve::selected_at_state(&project, selectors).await?;
     if a.downstream {
         let mut all = std::collections::BTreeSet::new();
         for id in &models {
@@ -373,10 +373,28 @@ async fn docs(ctx: &Ctx<'_>, out: Option<std::path::PathBuf>, publish: Option<St
     Ok(EXIT_OK)
 }
 
-async fn plan(ctx: &Ctx<'_>, selectors: &[String]) -> Result<u8, Error> {
+async fn plan(ctx: &Ctx<'_>, selectors: &[String], format: OutputFormat) -> Result<u8, Error> {
     let project = load(ctx.dir, ctx.env)?;
-    let models = selected(&project, selectors)?;
-    print::print_plan(&project, &models);
+    // What is published is read once: for `state:modified` and for the changes shown. A
+    // backend that cannot be read (no credentials) leaves the changes out, said so.
+    let changes = match super::resolve::changes(&project).await {
+        Ok(c) => Ok(c),
+        Err(e) if crate::project::needs_state(selectors) => return Err(e),
+        Err(e) => Err(e.to_string()),
+    };
+    let models = match &changes {
+        Ok(c) => crate::project::select_in(&project, selectors, Some(&super::resolve::modified(c)))
+            .map_err(|e| Error::usage(anyhow::Error::msg(e)))?,
+        Err(_) => selected(&project, selectors)?,
+    };
+    let shown: Result<Vec<_>, String> = changes.map(|c| {
+        c.into_iter()
+            .filter(|c| {
+                c.change == crate::changes::Change::Removed || models.iter().any(|m| m.to_string() == c.model)
+            })
+            .collect()
+    });
+    print::print_plan(&project, &models, &shown, format)?;
     let problems = crate::check::check(&project, &models).await;
     if problems.is_empty() {
         return Ok(EXIT_OK);

@@ -62,7 +62,46 @@ fn print_runs(runs: &[ModelRun]) {
     }
 }
 
-pub fn print_plan(project: &Project, selected: &[ModelId]) {
+pub fn print_plan(
+    project: &Project,
+    selected: &[ModelId],
+    changes: &Result<Vec<crate::changes::ModelChange>, String>,
+    format: OutputFormat,
+) -> Result<(), Error> {
+    if format == OutputFormat::Json {
+        #[derive(serde::Serialize)]
+        struct PlanModel {
+            model: String,
+            materialized: &'static str,
+            schedule: Option<String>,
+            window: &'static str,
+            lookback: u32,
+            partitioned_by: Vec<String>,
+            depends_on: Vec<String>,
+        }
+        let models: Vec<PlanModel> = selected
+            .iter()
+            .map(|id| {
+                let (m, c) = (&project.models[id], &project.models[id].config);
+                PlanModel {
+                    model: id.to_string(),
+                    materialized: c.materialized.as_str(),
+                    schedule: c.schedule.as_ref().map(ToString::to_string),
+                    window: c.grain.as_str(),
+                    lookback: c.lookback,
+                    partitioned_by: c.partitioned_by.clone(),
+                    depends_on: m.deps.iter().map(|d| d.target.to_string()).collect(),
+                }
+            })
+            .collect();
+        let (changes, error) = match changes {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e)),
+        };
+        let out = serde_json::json!({ "models": models, "changes": changes, "changes_error": error });
+        println!("{}", serde_json::to_string_pretty(&out).expect("the plan serializes"));
+        return Ok(());
+    }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(["model", "materialized", "schedule", "window", "partitioned by", "depends on"]);
@@ -79,6 +118,31 @@ pub fn print_plan(project: &Project, selected: &[ModelId]) {
         ]);
     }
     println!("{t}");
+    match changes {
+        Err(e) => println!("changes since what is published: not known ({e})"),
+        Ok(c) if c.is_empty() => println!("changes since what is published: none"),
+        Ok(c) => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(["changed", "what", "breaking", "downstream", "fingerprint"]);
+            for change in c {
+                t.add_row([
+                    change.model.clone(),
+                    change.describe(),
+                    if change.breaking { "BREAKING".into() } else { "no".into() },
+                    change.downstream.join(", "),
+                    match (&change.published_fingerprint, &change.fingerprint) {
+                        (Some(a), Some(b)) if a != b => format!("{a} -> {b}"),
+                        (_, Some(b)) => b.clone(),
+                        (Some(a), None) => a.clone(),
+                        (None, None) => String::new(),
+                    },
+                ]);
+            }
+            println!("changes since what is published:\n{t}");
+        }
+    }
+    Ok(())
 }
 
 /// One table's line of `strata status`: the same fields on every engine (a field the

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Error;
 use crate::backend::Backend;
+use crate::changes::ModelChange;
 use crate::clock::{Clock, parse_instant};
 use crate::config::Settings;
 use crate::ids::ModelId;
@@ -113,6 +114,45 @@ pub async fn backend_for(project: &Project, access: Access) -> Result<Box<dyn Ba
 /// The models dbt-style selectors name, in DAG order.
 pub fn selected(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, Error> {
     select(project, selectors).map_err(|e| Error::usage(anyhow::Error::msg(e)))
+}
+
+/// The project's changes against what its backend has published (opened to read): each
+/// model's fingerprint and planned columns against the published version's.
+pub async fn changes(project: &Project) -> Result<Vec<ModelChange>, Error> {
+    let backend = backend_for(project, Access::Read).await?;
+    let (fingerprints, _) = crate::project::fingerprints(project);
+    let columns = crate::check::schemas(project)
+        .await
+        .into_iter()
+        .map(|(id, s)| {
+            (
+                id,
+                s.fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), crate::changes::sql_type(f.data_type())))
+                    .collect(),
+            )
+        })
+        .collect();
+    let (published, orphans) = crate::changes::published(project, &*backend).await?;
+    Ok(crate::changes::classify(project, &fingerprints, &columns, &published, &orphans))
+}
+
+/// The models `state:modified` selects among `changes`: new, changed themselves (not only
+/// upstream), or published with no fingerprint to compare with.
+pub fn modified(changes: &[ModelChange]) -> std::collections::BTreeSet<ModelId> {
+    changes.iter().filter(|c| c.is_direct()).filter_map(|c| ModelId::parse(&c.model)).collect()
+}
+
+/// The selected models, `state:modified` among the selectors compared with what is
+/// published.
+pub async fn selected_at_state(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, Error> {
+    if !crate::project::needs_state(selectors) {
+        return selected(project, selectors);
+    }
+    let changes = changes(project).await?;
+    crate::project::select_in(project, selectors, Some(&modified(&changes)))
+        .map_err(|e| Error::usage(anyhow::Error::msg(e)))
 }
 
 /// The one model `name` selects.

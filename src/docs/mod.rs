@@ -164,7 +164,10 @@ pub async fn gather(
                 planned
                     .get(id)
                     .map(|s| {
-                        s.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect()
+                        s.fields()
+                            .iter()
+                            .map(|f| (f.name().clone(), crate::changes::sql_type(f.data_type())))
+                            .collect()
                     })
                     .unwrap_or_default(),
                 false,

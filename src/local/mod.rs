@@ -800,7 +800,9 @@ impl lifecycle::Lifecycle for LocalEngine {
     ) -> Result<Option<Vec<(String, String)>>, EngineError> {
         let Some(v) = self.catalog.current(db, table)? else { return Ok(None) };
         let schema = schema_from_bytes(&v.schema).map_err(query_err)?;
-        Ok(Some(columns_of(&schema)))
+        let named =
+            schema.fields().iter().map(|f| (f.name().clone(), crate::changes::sql_type(f.data_type())));
+        Ok(Some(named.collect()))
     }
 
     async fn forget(

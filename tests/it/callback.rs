@@ -24,6 +24,7 @@ fn run(model: &str, outcome: Outcome) -> ModelRun {
         outcome,
         stats: StepStats { rows: 10, bytes_read: 1000, bytes_written: 500, ..StepStats::default() },
         elapsed: std::time::Duration::from_millis(1500),
+        fingerprint: None,
     }
 }
 

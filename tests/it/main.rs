@@ -5,6 +5,7 @@ mod athena_faults;
 mod athena_scale;
 mod bronze;
 mod callback;
+mod changes;
 mod cli;
 mod common;
 mod conformance;

@@ -31,6 +31,7 @@ fn record(model: &str, run: &str, finished: &str, outcome: &str) -> RunRecord {
         error: (outcome == "FAILED").then(|| "boom".to_string()),
         task: "task-a".into(),
         finished_at: finished.into(),
+        fingerprint: None,
     }
 }
 

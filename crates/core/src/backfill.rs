@@ -86,6 +86,7 @@ impl ModelBackfill {
             outcome: self.outcome.clone(),
             stats: self.stats,
             elapsed: self.elapsed,
+            fingerprint: crate::project::fingerprints(project).0.remove(&self.model),
         }
     }
 }

@@ -7,9 +7,11 @@
 
 pub mod backend;
 pub mod backfill;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod fingerprint;
 pub mod ids;
 pub mod lifecycle;
 pub mod materialize;

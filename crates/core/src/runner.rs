@@ -62,6 +62,9 @@ pub struct ModelRun {
     pub outcome: Outcome,
     pub stats: StepStats,
     pub elapsed: Duration,
+    /// The model's fingerprint when it ran (recorded with the run: which SQL and config
+    /// computed the version it published).
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 /// The window a model runs over.
@@ -200,6 +203,7 @@ pub async fn run_planned(
     use futures::stream::FuturesUnordered;
 
     let run_id = new_id("r", clock.now());
+    let fingerprints = crate::project::fingerprints(project).0;
     let in_plan: BTreeMap<&ModelId, &Planned> = plan.iter().map(|p| (&p.id, p)).collect();
     let mut finished: BTreeMap<ModelId, ModelRun> = BTreeMap::new();
     let mut started: std::collections::BTreeSet<ModelId> = Default::default();
@@ -229,6 +233,7 @@ pub async fn run_planned(
                 None
             };
             let run_id = run_id.clone();
+            let fingerprint = fingerprints.get(&p.id).cloned();
             running.push(async move {
                 let started_at = Instant::now();
                 let done = |outcome, stats| ModelRun {
@@ -238,6 +243,7 @@ pub async fn run_planned(
                     outcome,
                     stats,
                     elapsed: started_at.elapsed(),
+                    fingerprint: fingerprint.clone(),
                 };
                 let run = match skip {
                     Some(why) => done(Outcome::Skipped(why), StepStats::default()),
@@ -315,6 +321,7 @@ impl ModelRun {
             error,
             task: task.to_string(),
             finished_at: crate::clock::stamp(finished_at),
+            fingerprint: self.fingerprint.clone(),
         }
     }
 }

@@ -76,7 +76,7 @@ pub fn same_columns(published: &[(String, String)], staged: &[(String, String)])
         diffs.push("the same columns in another order".into());
     }
     Err(EngineError::Query(format!(
-        "the result's columns differ from the published table's ({}); a run that replaces some partitions cannot change the schema (drop the table's versions or rename the model)",
+        "the result's columns differ from the published table's ({}); a run that replaces some partitions cannot change the schema; `strata plan` shows the change against what is published and whether it breaks the history",
         diffs.join(", ")
     )))
 }

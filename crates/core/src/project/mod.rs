@@ -5,6 +5,7 @@
 
 mod check;
 mod dag;
+mod fingerprint;
 mod model;
 mod select;
 
@@ -14,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dag::Dag;
+pub use fingerprint::{canonical_window, fingerprints, stored_config};
 pub use model::{Audit, Dep, Materialization, Model, ModelConfig, line_of, locate, source_line, sql_error};
-pub use select::select;
+pub use select::{needs_state, select, select_in};
 
 use crate::config::{EngineKind, Settings};
 use crate::ids::{Layer, ModelId};

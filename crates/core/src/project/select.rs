@@ -1,13 +1,30 @@
 //! dbt-style selection: `silver.*`, `+gold.mart_city_daily`, `ops.payout_backlog+`,
-//! `silver`, a bare model name, and `tag:name`.
+//! `silver`, a bare model name, `tag:name`, and `state:modified` (the models that differ
+//! from what is published, see `changes`; `state:modified+` adds their downstream).
 
 use std::collections::BTreeSet;
 
 use super::{Model, Project};
 use crate::ids::ModelId;
 
+/// Whether a selector compares with what is published (`state:...`): the caller must then
+/// say which models changed, with [`select_in`].
+pub fn needs_state(selectors: &[String]) -> bool {
+    selectors.iter().any(|s| s.contains("state:"))
+}
+
 /// The models `selectors` choose (all models when empty), in DAG order.
 pub fn select(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, String> {
+    select_in(project, selectors, None)
+}
+
+/// The same, with `modified`: the models `state:modified` selects (new or changed since
+/// what is published).
+pub fn select_in(
+    project: &Project,
+    selectors: &[String],
+    modified: Option<&BTreeSet<ModelId>>,
+) -> Result<Vec<ModelId>, String> {
     if selectors.is_empty() {
         return Ok(project.dag.order.clone());
     }
@@ -15,6 +32,26 @@ pub fn select(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>, S
     for raw in selectors.iter().flat_map(|s| s.split([',', ' '])).filter(|s| !s.is_empty()) {
         let (up, rest) = raw.strip_prefix('+').map_or((false, raw), |r| (true, r));
         let (down, core) = rest.strip_suffix('+').map_or((false, rest), |r| (true, r));
+        if let Some(state) = core.strip_prefix("state:") {
+            if state != "modified" {
+                return Err(format!("selector '{raw}': the state selector is state:modified"));
+            }
+            let Some(modified) = modified else {
+                return Err(format!(
+                    "selector '{raw}' compares with what is published: this command does not read it"
+                ));
+            };
+            for id in modified {
+                chosen.insert(id.clone());
+                if up {
+                    chosen.extend(project.dag.with_ancestors(id));
+                }
+                if down {
+                    chosen.extend(project.dag.with_descendants(id));
+                }
+            }
+            continue;
+        }
         let base: Vec<&ModelId> =
             project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
         if base.is_empty() {

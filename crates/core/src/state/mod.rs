@@ -72,6 +72,10 @@ pub struct RunRecord {
     /// The ECS task, Step Functions execution or host that ran it.
     pub task: String,
     pub finished_at: String,
+    /// The model's fingerprint when it ran: which SQL and config computed `version`
+    /// (absent from records written before fingerprints were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 /// The run-state store of a deployment.
