@@ -92,6 +92,30 @@ fn plan_says_what_changed(cli: Cli<'_>, t: &TestProject) {
         "{c}"
     );
     edit(t, payouts, "AS DOUBLE) AS amount_cents", "AS BIGINT) AS amount_cents");
+    // A column moved: breaking (a run that replaces only its window keeps the published
+    // columns in their order, `engine::checks::same_columns`), nothing added or removed.
+    let moved = "    json_extract_scalar(e.payload, '$.provider_ref') AS provider_ref,\n";
+    edit(t, payouts, moved, "");
+    edit(
+        t,
+        payouts,
+        "    json_extract_scalar(e.payload, '$.reason') AS failure_reason,\n",
+        &format!("    json_extract_scalar(e.payload, '$.reason') AS failure_reason,\n{moved}"),
+    );
+    let (_, changes) = plan(cli, t, &["silver.fact_payouts"]);
+    let c = change(&changes, "silver.fact_payouts");
+    assert_eq!(
+        (&c["change"]["columns_in_order"], &c["breaking"]),
+        (&Value::Bool(false), &Value::Bool(true)),
+        "{c}"
+    );
+    assert_eq!(
+        c["change"]["columns"],
+        serde_json::json!([{"name": "method", "was": null, "now": "string"}]),
+        "{c}"
+    );
+    edit(t, payouts, moved, "");
+    edit(t, payouts, "AS BIGINT) AS amount_cents,\n", &format!("AS BIGINT) AS amount_cents,\n{moved}"));
     edit(t, payouts, "    json_extract_scalar(e.payload, '$.method') AS method,\n", "");
     edit(t, payouts, "SELECT DISTINCT\n", "-- reformatted\nSELECT   DISTINCT\n\n");
     let (_, changes) = plan(cli, t, &[]);

@@ -213,9 +213,13 @@ fn modified(
     published: &Published,
     planned: Option<&Vec<(String, String)>>,
 ) -> Option<Change> {
-    let partition_by = &project.models[id].config.partitioned_by;
+    // Partition columns, published or now, are compared by the config.
+    let mut partition_by = project.models[id].config.partitioned_by.clone();
+    if let Some(was) = was.settings.get("partitioned_by") {
+        partition_by.extend(was.split(',').filter(|p| !p.is_empty()).map(String::from));
+    }
     let (columns, columns_in_order) = match (&published.columns, planned) {
-        (Some(p), Some(n)) => column_changes(p, n, partition_by),
+        (Some(p), Some(n)) => column_changes(p, n, &partition_by),
         _ => (Vec::new(), true),
     };
     if was.id == now.id && columns.is_empty() && columns_in_order {
@@ -255,7 +259,7 @@ fn breaking(change: &Change) -> bool {
 }
 
 /// The data columns' changes (partition columns are compared by the config), and whether
-/// the published data columns are still first, in their order.
+/// the columns kept are in their published order, before any column added.
 fn column_changes(
     published: &[(String, String)],
     planned: &[(String, String)],
@@ -283,11 +287,13 @@ fn column_changes(
             changes.push(ColumnChange { name: name.clone(), was: None, now: Some(ty.clone()) });
         }
     }
-    let kept: Vec<&String> =
+    // In order: the columns kept are in their published order, and come before any added.
+    let kept_now: Vec<&String> =
         now.iter().map(|(n, _)| n).filter(|n| was.iter().any(|(w, _)| w == *n)).collect();
-    let in_order = now.len() >= was.len()
-        && was.iter().zip(now.iter()).all(|((w, _), (n, _))| w == n)
-        && kept.len() == was.len();
+    let kept_was: Vec<&String> =
+        was.iter().map(|(n, _)| n).filter(|n| now.iter().any(|(w, _)| w == *n)).collect();
+    let in_order =
+        kept_now == kept_was && now.iter().take(kept_now.len()).all(|(n, _)| kept_was.contains(&n));
     (changes, in_order)
 }
 
