@@ -410,18 +410,24 @@ async fn status(ctx: &Ctx<'_>, selectors: &[String], format: OutputFormat) -> Re
     let retention = project.settings.retention;
     let now = crate::clock::stamp(ctx.clock.now());
     let day_ago = crate::clock::stamp(ctx.clock.now() - Duration::days(1));
+    let (fingerprints, _) = crate::project::fingerprints(&project);
     let mut rows = Vec::new();
     for id in &models {
         let (db, table) = (project.database(id), &project.models[id].table);
         let mut row =
             print::StatusRow { model: id.to_string(), table: format!("{db}.{table}"), ..Default::default() };
         if let Some(s) = lifecycle::status(&*backend, id.layer, db, table, retention).await? {
-            row.version = Some(s.current.version);
+            row.version = Some(s.current.version.clone());
             row.published_at = Some(s.current.published_at);
             row.by_run = Some(s.current.by);
             row.rows = s.rows;
             row.bytes = s.bytes;
             row.kept_versions = s.kept.len();
+            // Which SQL and config computed it, and whether the model differs now.
+            if let Some(f) = crate::changes::published_fingerprint(&*state, id, &s.current.version).await? {
+                row.modified = fingerprints.get(id).is_some_and(|now| now.id != f.id);
+                row.fingerprint = Some(f.short().to_string());
+            }
         }
         let model = id.to_string();
         row.data_up_to = state.model(&model).await?.and_then(|m| m.last_at);

@@ -164,6 +164,10 @@ pub struct StatusRow {
     pub runs_24h: usize,
     pub cost_24h_usd: f64,
     pub lease: Option<String>,
+    /// The fingerprint (short) the current version was computed with, if its run recorded
+    /// one, and whether the model's fingerprint differs now (see `strata plan`).
+    pub fingerprint: Option<String>,
+    pub modified: bool,
 }
 
 pub fn print_status(rows: &[StatusRow], format: OutputFormat) -> Result<(), Error> {
@@ -185,6 +189,7 @@ pub fn print_status(rows: &[StatusRow], format: OutputFormat) -> Result<(), Erro
         "runs 24h",
         "cost 24h USD",
         "running on",
+        "fingerprint",
     ];
     let cells = |r: &StatusRow, human: bool| {
         let opt =
@@ -212,6 +217,10 @@ pub fn print_status(rows: &[StatusRow], format: OutputFormat) -> Result<(), Erro
             r.runs_24h.to_string(),
             format!("{:.4}", r.cost_24h_usd),
             opt(&r.lease),
+            match (&r.fingerprint, r.modified) {
+                (Some(f), true) if human => format!("{f} (model changed since)"),
+                (f, _) => opt(f),
+            },
         ]
     };
     match format {

@@ -72,6 +72,13 @@ fn plan_says_what_changed(cli: Cli<'_>, t: &TestProject) {
     assert_ne!(c["fingerprint"], c["published_fingerprint"], "{c}");
     let (models, changes) = plan(cli, t, &["state:modified+"]);
     assert_eq!(models, ["silver.fact_payouts", "gold.mart_city_daily", "ops.payout_backlog"]);
+    // status names the fingerprint the current version was computed with, and that the
+    // model differs from it now.
+    let (code, out, err) = cli(t.path(), &["status", "silver.fact_payouts", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["fingerprint"], c["published_fingerprint"], "{status}");
+    assert_eq!(status[0]["modified"], true, "{status}");
     let mart = change(&changes, "gold.mart_city_daily");
     assert_eq!(
         (&mart["change"]["logic"], &mart["change"]["upstream"], &mart["breaking"]),

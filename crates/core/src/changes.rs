@@ -357,6 +357,25 @@ pub fn sql_type(dt: &datafusion::arrow::datatypes::DataType) -> String {
     }
 }
 
+/// The fingerprint the run that published `version` of `model` recorded: looked for among
+/// its last runs, then in all of them (a version rolled back to may be old).
+pub async fn published_fingerprint(
+    state: &dyn crate::state::RunState,
+    model: &ModelId,
+    version: &str,
+) -> Result<Option<Fingerprint>, crate::state::StateError> {
+    let model = model.to_string();
+    let mut runs = state.runs(Some(&model), None, Some(50)).await?;
+    if !runs.iter().any(|r| r.version.as_deref() == Some(version)) {
+        runs = state.runs(Some(&model), None, None).await?;
+    }
+    Ok(runs
+        .iter()
+        .rev()
+        .find(|r| r.version.as_deref() == Some(version) && r.fingerprint.is_some())
+        .and_then(|r| r.fingerprint.clone()))
+}
+
 /// What the backend has published for each model of the project, and the tables of the
 /// project's databases strata published that no model writes (`db.table`).
 pub async fn published(
@@ -369,18 +388,8 @@ pub async fn published(
         let (db, table) = (project.database(id), &project.models[id].table);
         let Some(tv) = backend.table_versions(id.layer, db, table).await? else { continue };
         let version = tv.current.version.clone();
-        let model = id.to_string();
         let state_err = |e: crate::state::StateError| EngineError::io(e.to_string()).caused_by(e);
-        // The run that published the current version: among the last runs, else in all.
-        let mut runs = state.runs(Some(&model), None, Some(50)).await.map_err(state_err)?;
-        if !runs.iter().any(|r| r.version.as_deref() == Some(&version)) {
-            runs = state.runs(Some(&model), None, None).await.map_err(state_err)?;
-        }
-        let fingerprint = runs
-            .iter()
-            .rev()
-            .find(|r| r.version.as_deref() == Some(&version) && r.fingerprint.is_some())
-            .and_then(|r| r.fingerprint.clone());
+        let fingerprint = published_fingerprint(&*state, id, &version).await.map_err(state_err)?;
         let columns = backend.published_columns(db, table).await?;
         out.insert(id.clone(), Published { version, fingerprint, columns });
     }
