@@ -74,6 +74,10 @@ pub struct ModelDoc {
     /// Recent runs, oldest first.
     pub runs: Vec<RunRecord>,
     pub path: String,
+    /// The fingerprint (short) the current version was computed with, if its run recorded
+    /// one, and the model's now.
+    pub fingerprint: Option<String>,
+    pub fingerprint_now: Option<String>,
 }
 
 /// The whole site's content.
@@ -140,6 +144,7 @@ pub async fn gather(
     let planned = crate::check::schemas(project).await;
     let state = backend.run_state();
     let state_err = |e: crate::state::StateError| EngineError::io(e.to_string());
+    let (fingerprints, _) = crate::project::fingerprints(project);
     let mut downstream: BTreeMap<ModelId, Vec<ModelId>> = BTreeMap::new();
     for id in &project.dag.order {
         for up in project.dag.upstream(id) {
@@ -181,6 +186,13 @@ pub async fn gather(
             .map(|t| t.with_timezone(&Utc));
         let runs = state.runs(Some(&key), None, Some(RECENT_RUNS)).await.map_err(state_err)?;
         let health = health(project, id, last, status.is_some(), runs.last(), now);
+        let fingerprint = match &status {
+            Some(st) => crate::changes::published_fingerprint(&*state, id, &st.current.version)
+                .await
+                .map_err(state_err)?
+                .map(|f| f.short().to_string()),
+            None => None,
+        };
         models.push(ModelDoc {
             id: id.clone(),
             table: format!("{db}.{}", m.table),
@@ -206,6 +218,8 @@ pub async fn gather(
             health,
             runs,
             path: m.path.display().to_string(),
+            fingerprint,
+            fingerprint_now: fingerprints.get(id).map(|f| f.short().to_string()),
         });
     }
     Ok(SiteDoc {

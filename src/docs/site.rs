@@ -140,7 +140,7 @@ fn model_page(site: &SiteDoc, m: &ModelDoc) -> String {
     for r in m.runs.iter().rev() {
         let _ = write!(
             runs,
-            "<tr><td>{}</td><td>{} / {}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.6}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{} / {}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.6}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.finished_at),
             escape(&r.window_start),
             escape(&r.window_end),
@@ -150,7 +150,8 @@ fn model_page(site: &SiteDoc, m: &ModelDoc) -> String {
             crate::engine::human_bytes(r.bytes_scanned),
             r.millis as f64 / 1000.0,
             r.cost_usd,
-            escape(&r.task)
+            escape(&r.task),
+            escape(r.fingerprint.as_ref().map_or("-", |f| f.short()))
         );
     }
     let charts = if m.runs.is_empty() {
@@ -177,6 +178,20 @@ fn model_page(site: &SiteDoc, m: &ModelDoc) -> String {
         ("freshness lag", m.lag.map(human_lag).unwrap_or_else(|| "-".into())),
         ("current version", escape(m.current_version.as_deref().unwrap_or("never published"))),
         ("published at", escape(m.published_at.as_deref().unwrap_or("-"))),
+        (
+            "fingerprint",
+            match (&m.fingerprint, &m.fingerprint_now) {
+                (Some(f), Some(now)) if f != now => {
+                    format!(
+                        "{} (the model differs now: {}; see <code>strata plan</code>)",
+                        escape(f),
+                        escape(now)
+                    )
+                }
+                (Some(f), _) => escape(f),
+                (None, _) => "-".into(),
+            },
+        ),
         ("file", escape(&m.path)),
     ]
     .iter()
@@ -208,7 +223,7 @@ fn model_page(site: &SiteDoc, m: &ModelDoc) -> String {
 <section class="deps"><div><h2>Upstream</h2>{up}</div><div><h2>Downstream</h2>{down}</div></section>
 <section><h2>Audits</h2>{audits}</section>
 <section><h2>Recent runs</h2><div class="charts">{charts}</div>
-<table id="runs"><thead><tr><th>finished</th><th>window</th><th>outcome</th><th>rows</th><th>scanned</th><th>seconds</th><th>cost USD</th><th>task</th></tr></thead><tbody>{runs}</tbody></table></section>
+<table id="runs"><thead><tr><th>finished</th><th>window</th><th>outcome</th><th>rows</th><th>scanned</th><th>seconds</th><th>cost USD</th><th>task</th><th>fingerprint</th></tr></thead><tbody>{runs}</tbody></table></section>
 <section><h2>Versions kept</h2>{versions}</section>
 <section><h2>SQL</h2><details open><summary>local engine</summary><pre><code>{local}</code></pre></details><details><summary>Athena</summary><pre><code>{athena}</code></pre></details></section></main>"#,
         header = header(site, "../"),

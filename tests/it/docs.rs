@@ -204,6 +204,14 @@ async fn on_athena_the_site_reads_glue_and_the_shared_run_history() {
     assert!(page.contains("<td>leg_id</td><td>string</td>"), "Glue's column types");
     assert!(page.contains("<td class=\"ok\">published</td>"), "the tick's run, from the shared history");
     assert!(page.contains("figure class=\"chart\""));
+    // The fingerprint the published version was computed with, as status says, on the page
+    // and on the run that published it.
+    let (code, out, err) = standin.strata(t.path(), &["status", "silver.fact_payouts", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let fingerprint = status[0]["fingerprint"].as_str().expect("the tick recorded a fingerprint");
+    assert!(page.contains(&format!("<tr><th>fingerprint</th><td>{fingerprint}</td></tr>")), "{fingerprint}");
+    assert!(page.matches(&format!("<td>{fingerprint}</td>")).count() >= 2, "and on its run");
     let index = std::fs::read_to_string(site.join("index.html")).unwrap();
     assert!(index.contains("engine athena"));
     assert_eq!(index.matches("<a class=\"node ").count(), t.project().models.len());
