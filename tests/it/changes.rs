@@ -171,3 +171,49 @@ async fn plan_says_what_changed_since_what_is_published_on_athena() {
     let cli = |dir: &Path, args: &[&str]| standin.strata(dir, args);
     tokio::task::block_in_place(|| plan_says_what_changed(&cli, &t));
 }
+
+/// A token of SQL text: a word, a quoted literal or identifier (whose inside may hold
+/// spaces, dashes and doubled quotes, all of which count), or punctuation.
+fn token() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[a-z_][a-z0-9_]{0,6}",
+        "[ a-z-]{0,6}".prop_map(|s| format!("'{}'", s.replace('\'', "''"))),
+        "[ a-z-]{0,6}".prop_map(|s| format!("\"{s}\"")),
+        prop_oneof![Just(","), Just("("), Just(")"), Just("="), Just("*")].prop_map(String::from),
+    ]
+}
+
+/// What a reformatting may put between tokens: whitespace, a line comment, a block comment.
+fn gap() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[ \t\n]{1,3}",
+        "[ a-z]{0,8}".prop_map(|c| format!(" -- {c}\n")),
+        "[ a-z]{0,8}".prop_map(|c| format!(" /* {c} */ ")),
+    ]
+}
+
+proptest::proptest! {
+    /// Reformatting (whitespace and comments between tokens) never changes a model's logic
+    /// fingerprint; a change inside a quoted literal always does.
+    #[test]
+    fn reformatting_keeps_the_logic_fingerprint_and_a_literal_change_does_not(
+        tokens in proptest::collection::vec(token(), 1..12),
+        gaps in proptest::collection::vec(gap(), 12),
+    ) {
+        use strata::fingerprint::normalized;
+        let plain = tokens.join(" ");
+        let mut reformatted = String::from("\n  ");
+        for (t, g) in tokens.iter().zip(&gaps) {
+            reformatted.push_str(t);
+            reformatted.push_str(g);
+        }
+        proptest::prop_assert_eq!(normalized(&plain), normalized(&reformatted));
+        if let Some(i) = tokens.iter().position(|t| t.starts_with('\'')) {
+            let mut changed = tokens.clone();
+            changed[i] = format!("'x{}", &tokens[i][1..]);
+            proptest::prop_assert_ne!(normalized(&plain), normalized(&changed.join(" ")));
+        }
+    }
+}
