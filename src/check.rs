@@ -18,45 +18,34 @@ use crate::ids::{Layer, ModelId};
 use crate::project::{Audit, Diagnostic, Materialization, Model, Project, locate, source_line, sql_error};
 use crate::window::{Grain, Window};
 
-/// Problems of the `selected` models (their upstream models are planned too, to know
-/// their schemas).
-pub async fn check(project: &Project, selected: &[ModelId]) -> Vec<Diagnostic> {
+/// The output schema of every model that plans (Bronze from its DDL, every other model by
+/// planning its SQL against its upstream schemas), without reading data.
+pub async fn schemas(project: &Project) -> BTreeMap<ModelId, SchemaRef> {
+    plan_all(project).await.1
+}
+
+/// Each model's problems (a model downstream of one that does not plan is not planned:
+/// its upstream's error says it), and the schema of every model that plans, from one
+/// planning of every model.
+pub async fn plan_all(
+    project: &Project,
+) -> (BTreeMap<ModelId, Vec<Diagnostic>>, BTreeMap<ModelId, SchemaRef>) {
     let ctx = session(project);
-    let mut out = Vec::new();
+    let mut problems = BTreeMap::new();
     let mut schemas: BTreeMap<ModelId, SchemaRef> = BTreeMap::new();
     for id in &project.dag.order {
-        let model = &project.models[id];
         // Downstream of a model with problems there is nothing to learn: its own error says it.
         if project.dag.upstream(id).iter().any(|u| !schemas.contains_key(u)) {
             continue;
         }
-        let (diags, schema) = check_model(project, &ctx, id, model).await;
-        if selected.contains(id) {
-            out.extend(diags);
-        }
+        let (diags, schema) = check_model(project, &ctx, id, &project.models[id]).await;
+        problems.insert(id.clone(), diags);
         if let Some(schema) = schema {
             register(project, &ctx, id, schema.clone());
             schemas.insert(id.clone(), schema);
         }
     }
-    out
-}
-
-/// The output schema of every model that plans (Bronze from its DDL, every other model by
-/// planning its SQL against its upstream schemas), without reading data.
-pub async fn schemas(project: &Project) -> BTreeMap<ModelId, SchemaRef> {
-    let ctx = session(project);
-    let mut schemas: BTreeMap<ModelId, SchemaRef> = BTreeMap::new();
-    for id in &project.dag.order {
-        if project.dag.upstream(id).iter().any(|u| !schemas.contains_key(u)) {
-            continue;
-        }
-        if let (_, Some(schema)) = check_model(project, &ctx, id, &project.models[id]).await {
-            register(project, &ctx, id, schema.clone());
-            schemas.insert(id.clone(), schema);
-        }
-    }
-    schemas
+    (problems, schemas)
 }
 
 fn session(project: &Project) -> SessionContext {

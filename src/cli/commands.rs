@@ -375,9 +375,11 @@ async fn docs(ctx: &Ctx<'_>, out: Option<std::path::PathBuf>, publish: Option<St
 
 async fn plan(ctx: &Ctx<'_>, selectors: &[String], format: OutputFormat) -> Result<u8, Error> {
     let project = load(ctx.dir, ctx.env)?;
-    // What is published is read once: for `state:modified` and for the changes shown. A
+    // Every model is planned once (its problems, and the columns the changes compare), and
+    // what is published is read once (for `state:modified` and the changes shown). A
     // backend that cannot be read (no credentials) leaves the changes out, said so.
-    let changes = match super::resolve::changes(&project).await {
+    let (mut problems, schemas) = crate::check::plan_all(&project).await;
+    let changes = match super::resolve::changes(&project, &schemas).await {
         Ok(c) => Ok(c),
         Err(e) if crate::project::needs_state(selectors) => return Err(e),
         Err(e) => Err(e.to_string()),
@@ -395,7 +397,7 @@ async fn plan(ctx: &Ctx<'_>, selectors: &[String], format: OutputFormat) -> Resu
             .collect()
     });
     print::print_plan(&project, &models, &shown, format)?;
-    let problems = crate::check::check(&project, &models).await;
+    let problems: Vec<_> = models.iter().flat_map(|id| problems.remove(id).unwrap_or_default()).collect();
     if problems.is_empty() {
         return Ok(EXIT_OK);
     }

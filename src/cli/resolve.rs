@@ -117,21 +117,20 @@ pub fn selected(project: &Project, selectors: &[String]) -> Result<Vec<ModelId>,
 }
 
 /// The project's changes against what its backend has published (opened to read): each
-/// model's fingerprint and planned columns against the published version's.
-pub async fn changes(project: &Project) -> Result<Vec<ModelChange>, Error> {
+/// model's fingerprint and columns (as `schemas` plans them) against the published
+/// version's.
+pub async fn changes(
+    project: &Project,
+    schemas: &std::collections::BTreeMap<ModelId, datafusion::arrow::datatypes::SchemaRef>,
+) -> Result<Vec<ModelChange>, Error> {
     let backend = backend_for(project, Access::Read).await?;
     let (fingerprints, _) = crate::project::fingerprints(project);
-    let columns = crate::check::schemas(project)
-        .await
-        .into_iter()
+    let columns = schemas
+        .iter()
         .map(|(id, s)| {
-            (
-                id,
-                s.fields()
-                    .iter()
-                    .map(|f| (f.name().clone(), crate::changes::sql_type(f.data_type())))
-                    .collect(),
-            )
+            let named =
+                s.fields().iter().map(|f| (f.name().clone(), crate::changes::sql_type(f.data_type())));
+            (id.clone(), named.collect())
         })
         .collect();
     let (published, orphans) = crate::changes::published(project, &*backend).await?;
@@ -150,7 +149,7 @@ pub async fn selected_at_state(project: &Project, selectors: &[String]) -> Resul
     if !crate::project::needs_state(selectors) {
         return selected(project, selectors);
     }
-    let changes = changes(project).await?;
+    let changes = changes(project, &crate::check::schemas(project).await).await?;
     crate::project::select_in(project, selectors, Some(&modified(&changes)))
         .map_err(|e| Error::usage(anyhow::Error::msg(e)))
 }

@@ -70,6 +70,8 @@ pub struct ModelBackfill {
     pub outcome: Outcome,
     pub stats: StepStats,
     pub elapsed: std::time::Duration,
+    /// The model's fingerprint when the backfill ran it (recorded with its run).
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 impl ModelBackfill {
@@ -86,7 +88,7 @@ impl ModelBackfill {
             outcome: self.outcome.clone(),
             stats: self.stats,
             elapsed: self.elapsed,
-            fingerprint: crate::project::fingerprints(project).0.remove(&self.model),
+            fingerprint: self.fingerprint.clone(),
         }
     }
 }
@@ -154,6 +156,7 @@ pub async fn run(
     let run_id = new_id("backfill-", now);
     let mut out = Vec::new();
     let mut failed: BTreeSet<ModelId> = BTreeSet::new();
+    let fingerprints = crate::project::fingerprints(project).0;
     for model in &spec.models {
         let started = std::time::Instant::now();
         let r = if let Some(up) = project.dag.upstream(model).iter().find(|u| failed.contains(*u)) {
@@ -165,10 +168,12 @@ pub async fn run(
                 outcome: Outcome::Skipped(format!("upstream {up} failed")),
                 stats: StepStats::default(),
                 elapsed: std::time::Duration::ZERO,
+                fingerprint: None,
             }
         } else {
             let mut r = one(project, engine, &*state, clock, spec, &id, &run_id, model, stop, progress).await;
             r.elapsed = started.elapsed();
+            r.fingerprint = fingerprints.get(model).cloned();
             r
         };
         if !matches!(r.outcome, Outcome::Published(_)) {
@@ -208,6 +213,7 @@ async fn one(
         outcome: Outcome::Unchanged,
         stats: StepStats::default(),
         elapsed: std::time::Duration::ZERO,
+        fingerprint: None,
     };
     let fail = |mut r: ModelBackfill, e: String| {
         r.outcome = Outcome::Failed(e);

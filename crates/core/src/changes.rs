@@ -172,11 +172,12 @@ pub fn classify(
         };
         let Some(change) = change else { continue };
         let breaking = breaking(&change);
+        let below = project.dag.with_descendants(id);
         let downstream = project
             .dag
             .order
             .iter()
-            .filter(|d| *d != id && project.dag.with_ancestors(d).contains(id))
+            .filter(|d| *d != id && below.contains(*d))
             .map(ToString::to_string)
             .collect();
         out.push(ModelChange {

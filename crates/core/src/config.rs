@@ -147,6 +147,9 @@ pub struct Section {
     profile: Option<String>,
     path: PathBuf,
     text: Arc<str>,
+    /// The line of its header, and its `storage = "..."` when it sets one as a string.
+    line: usize,
+    storage: Option<String>,
 }
 
 impl Section {
@@ -156,14 +159,12 @@ impl Section {
 
     /// `strata.toml:LINE`, the line of the section's header.
     pub fn origin(&self) -> String {
-        let line =
-            self.with_value(|key, _| Ok::<_, ConfigError>(line_of(&self.text, key.start))).unwrap_or(1);
-        format!("{}:{line}", self.path.display())
+        format!("{}:{}", self.path.display(), self.line)
     }
 
     /// The section as the backend's type (`#[serde(deny_unknown_fields)]` to refuse typos).
     pub fn read<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        self.with_value(|_, value| {
+        self.with_value(|value| {
             let span = value.span();
             let mut table = DeTable::new();
             table.insert(Spanned::new(span.clone(), self.name.clone().into()), value.clone());
@@ -176,22 +177,11 @@ impl Section {
         })
     }
 
-    /// The section's `storage = "..."`, when it sets one as a string.
-    fn storage(&self) -> Option<String> {
-        self.with_value(|_, v| {
-            Ok::<_, ConfigError>(
-                v.get_ref().get("storage").and_then(|s| s.get_ref().as_str()).map(String::from),
-            )
-        })
-        .ok()
-        .flatten()
-    }
-
-    /// Calls `f` with the span of the section's key (its header) and its value, parsed again
-    /// from the file's text (which parsed once already, when the settings were loaded).
+    /// Calls `f` with the section's value, parsed again from the file's text (a parsed
+    /// value borrows the text it was parsed from; the settings keep the text).
     fn with_value<R>(
         &self,
-        f: impl FnOnce(std::ops::Range<usize>, &Spanned<DeValue<'_>>) -> Result<R, ConfigError>,
+        f: impl FnOnce(&Spanned<DeValue<'_>>) -> Result<R, ConfigError>,
     ) -> Result<R, ConfigError> {
         let root = DeTable::parse(&self.text).map_err(|e| ConfigError::Parse {
             path: self.path.clone(),
@@ -206,9 +196,7 @@ impl Section {
                 .and_then(|ps| ps.get(p.as_str()))
                 .and_then(|p| p.get_ref().as_table()),
         };
-        let (key, value) =
-            table.and_then(|t| t.get_key_value(self.name.as_str())).expect("a section found when loading");
-        f(key.span(), value)
+        f(table.and_then(|t| t.get(self.name.as_str())).expect("a section found when loading"))
     }
 }
 
@@ -217,17 +205,30 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Takes the backend sections (tables under keys the core does not read) out of `table`.
-fn take_sections(table: &mut DeTable<'_>) -> Vec<String> {
-    let names: Vec<String> = table
+/// Takes the backend sections (tables under keys the core does not read) out of `table`,
+/// the top level's or `profile`'s, of the file at `path` whose text is `text`.
+fn take_sections(
+    table: &mut DeTable<'_>,
+    profile: Option<&str>,
+    path: &Path,
+    text: &Arc<str>,
+) -> Vec<Section> {
+    let sections: Vec<Section> = table
         .iter()
         .filter(|(k, v)| !CORE_KEYS.contains(&k.get_ref().as_ref()) && v.get_ref().is_table())
-        .map(|(k, _)| k.get_ref().to_string())
+        .map(|(k, v)| Section {
+            name: k.get_ref().to_string(),
+            profile: profile.map(String::from),
+            path: path.to_path_buf(),
+            text: text.clone(),
+            line: line_of(text, k.span().start),
+            storage: v.get_ref().get("storage").and_then(|s| s.get_ref().as_str()).map(String::from),
+        })
         .collect();
-    for name in &names {
-        table.remove(name.as_str());
+    for section in &sections {
+        table.remove(section.name.as_str());
     }
-    names
+    sections
 }
 
 /// Where tables live: a local directory or an S3 prefix.
@@ -319,7 +320,8 @@ impl Settings {
         // The backends' sections are taken out before the core's keys are read (with their
         // spans, so an error still names its line).
         let mut root = DeTable::parse(text).map_err(parse_err)?;
-        let top_sections = take_sections(root.get_mut());
+        let shared: Arc<str> = Arc::from(text);
+        let top_sections = take_sections(root.get_mut(), None, path, &shared);
         let mut profile_sections = BTreeMap::new();
         if let Some(profiles) = root.get_mut().get_mut("profiles").and_then(|p| match p.get_mut() {
             DeValue::Table(t) => Some(t),
@@ -327,7 +329,9 @@ impl Settings {
         }) {
             for (name, profile) in profiles.iter_mut() {
                 if let DeValue::Table(t) = profile.get_mut() {
-                    profile_sections.insert(name.get_ref().to_string(), take_sections(t));
+                    let name = name.get_ref().to_string();
+                    let taken = take_sections(t, Some(&name), path, &shared);
+                    profile_sections.insert(name, taken);
                 }
             }
         }
@@ -406,34 +410,17 @@ impl Settings {
             }
         }
         // A profile's section replaces the top-level one of the same name.
-        let text_arc: Arc<str> = Arc::from(text);
-        let mut sections: BTreeMap<String, Section> = top_sections
-            .into_iter()
-            .map(|name| {
-                let section = Section {
-                    name: name.clone(),
-                    profile: None,
-                    path: path.to_path_buf(),
-                    text: text_arc.clone(),
-                };
-                (name, section)
-            })
-            .collect();
+        let mut sections: BTreeMap<String, Section> =
+            top_sections.into_iter().map(|section| (section.name.clone(), section)).collect();
         if let Some(name) = &profile {
             for section in profile_sections.remove(name).unwrap_or_default() {
-                let over = Section {
-                    name: section.clone(),
-                    profile: Some(name.clone()),
-                    path: path.to_path_buf(),
-                    text: text_arc.clone(),
-                };
-                sections.insert(section, over);
+                sections.insert(section.name.clone(), section);
             }
         }
         // The root: the running backend's section's `storage`, else (the local engine) the
         // top-level `storage`, `lake` by default.
         let file_storage = match sections.get(engine.as_str()) {
-            Some(section) => section.storage(),
+            Some(section) => section.storage.clone(),
             None if engine == EngineKind::Local => s.storage.clone().or_else(|| Some("lake".into())),
             None => None,
         };

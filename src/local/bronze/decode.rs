@@ -12,9 +12,10 @@ use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::arrow::error::ArrowError;
 
 use super::builders::{ColBuilder, Kind};
-use super::convert::{hive_type, push_compact_json};
+use super::convert::push_compact_json;
 use super::json::{JResult, Lit, Scanner};
 use super::openx::{self, LineOutcome, Notes, Options, canonical_unquoted, java_trim};
+use crate::changes::sql_type;
 use crate::local::functions;
 
 /// How a line read.
@@ -483,7 +484,7 @@ fn scalar(b: &mut ColBuilder, text: &str, notes: &mut Notes, path: Path<'_>) {
         b.push_valid();
     } else {
         b.append_null();
-        notes.nulled.push(format!("column {path}: cannot read {text:?} as {}", hive_type(&b.data_type)));
+        notes.nulled.push(format!("column {path}: cannot read {text:?} as {}", sql_type(&b.data_type)));
     }
 }
 

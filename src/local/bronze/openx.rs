@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use datafusion::arrow::datatypes::DataType;
 
 use super::builders::{ColBuilder, Kind};
-use super::convert::hive_type;
 use super::decode::{MAX_JSON_DEPTH, too_deep};
 use super::javatime;
+use crate::changes::sql_type;
 
 /// The SerDe properties the reader honours (`OpenXJsonOptions.java:123-160`).
 #[derive(Debug, Clone)]
@@ -891,9 +891,10 @@ pub(crate) fn decode_value(
         b.append_null();
         return Ok(());
     };
-    let type_name = hive_type(&b.data_type);
+    // Named only when a value does not fit (a type name is a string to build).
+    let data_type = b.data_type.clone();
     let unparsed = |notes: &mut Notes| {
-        notes.nulled.push(format!("column {path}: cannot read {} as {type_name}", show(v)))
+        notes.nulled.push(format!("column {path}: cannot read {} as {}", show(v), sql_type(&data_type)))
     };
     match (&mut b.kind, v) {
         (Kind::Utf8 { offsets, data }, v) => {
@@ -970,7 +971,13 @@ pub(crate) fn decode_value(
             Kind::Int { .. } | Kind::Float(_) | Kind::Decimal { .. } | Kind::Date(_) | Kind::Timestamp(_),
             other,
         ) => {
-            invalid(b, o, notes, path, format!("{} can not be coerced to {type_name}", show(other)))?;
+            invalid(
+                b,
+                o,
+                notes,
+                path,
+                format!("{} can not be coerced to {}", show(other), sql_type(&data_type)),
+            )?;
         }
         (Kind::List { offsets, child, .. }, v) => {
             if matches!(v, JValue::Str(s, _) if s.is_empty()) {

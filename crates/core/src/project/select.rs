@@ -32,7 +32,7 @@ pub fn select_in(
     for raw in selectors.iter().flat_map(|s| s.split([',', ' '])).filter(|s| !s.is_empty()) {
         let (up, rest) = raw.strip_prefix('+').map_or((false, raw), |r| (true, r));
         let (down, core) = rest.strip_suffix('+').map_or((false, rest), |r| (true, r));
-        if let Some(state) = core.strip_prefix("state:") {
+        let base: Vec<&ModelId> = if let Some(state) = core.strip_prefix("state:") {
             if state != "modified" {
                 return Err(format!("selector '{raw}': the state selector is state:modified"));
             }
@@ -41,31 +41,15 @@ pub fn select_in(
                     "selector '{raw}' compares with what is published: this command does not read it"
                 ));
             };
-            for id in modified {
-                chosen.insert(id.clone());
-                if up {
-                    chosen.extend(project.dag.with_ancestors(id));
-                }
-                if down {
-                    chosen.extend(project.dag.with_descendants(id));
-                }
+            modified.iter().collect()
+        } else {
+            let base: Vec<&ModelId> =
+                project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
+            if base.is_empty() {
+                return Err(no_match(project, raw, core));
             }
-            continue;
-        }
-        let base: Vec<&ModelId> =
-            project.models.values().filter(|m| matches(m, core)).map(|m| &m.id).collect();
-        if base.is_empty() {
-            let names: Vec<String> = project.models.keys().map(ToString::to_string).collect();
-            let best = names
-                .iter()
-                .map(|n| (strsim::jaro_winkler(n, core), n))
-                .filter(|(s, _)| *s > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            return Err(match best {
-                Some((_, n)) => format!("selector '{raw}' matches no model; did you mean '{n}'?"),
-                None => format!("selector '{raw}' matches no model; models are: {}", names.join(", ")),
-            });
-        }
+            base
+        };
         for id in base {
             chosen.insert(id.clone());
             if up {
@@ -77,6 +61,20 @@ pub fn select_in(
         }
     }
     Ok(project.dag.order.iter().filter(|id| chosen.contains(*id)).cloned().collect())
+}
+
+/// Why `raw` selects nothing: the closest model name, or all of them.
+fn no_match(project: &Project, raw: &str, core: &str) -> String {
+    let names: Vec<String> = project.models.keys().map(ToString::to_string).collect();
+    let best = names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(n, core), n))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, n)) => format!("selector '{raw}' matches no model; did you mean '{n}'?"),
+        None => format!("selector '{raw}' matches no model; models are: {}", names.join(", ")),
+    }
 }
 
 fn matches(model: &Model, pattern: &str) -> bool {
